@@ -1,0 +1,22 @@
+"""Shared fixtures. Tests never touch the real user folders and never reach the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Offscreen unless a test opts into a real X server (see tests/test_window_xvfb.py).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every studio folder (config, data, models, logs) at a fresh temporary folder."""
+    home = tmp_path_factory.mktemp("snowai-home")
+    monkeypatch.setenv("SNOWAI_HOME", str(home))
+    for var in ("SNOWAI_CONFIG_DIR", "SNOWAI_DATA_DIR", "SNOWAI_MODELS_DIR", "SNOWAI_LOG_DIR", "SNOWAI_SETTINGS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
