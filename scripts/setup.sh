@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install SnowAI Studio into ./.venv (system libraries on Debian/Ubuntu, then Python packages).
+#   bash scripts/setup.sh          the studio
+#   bash scripts/setup.sh --test   the studio and what the tests need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+with_test=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_test=1; extras="[test]" ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+# System libraries: PortAudio for sound, the X/xcb libraries Qt needs for a window, Xvfb for tests.
+apt_packages=(libportaudio2 libegl1 libgl1 libfontconfig1 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
+  libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-xinerama0 libxcb-cursor0
+  libxcb-shape0 libxcb-randr0 libxcb-xfixes0 libxcb-xkb1 libsndfile1)
+if [ "$with_test" = 1 ]; then apt_packages+=(xvfb xauth); fi
+if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "Installing system packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  echo "Not a Debian/Ubuntu system: make sure PortAudio and Qt's xcb libraries are installed." >&2
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; raise SystemExit(sys.version_info < (3, 11))'; then
+  echo "SnowAI Studio needs Python 3.11 or newer ($python is $("$python" --version 2>&1))." >&2
+  exit 1
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "SnowAI Studio is installed in .venv (run .venv/bin/snowai-studio)."

@@ -1,0 +1,3 @@
+from snowai_studio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Start the studio's window: logging, QApplication, theme, notifications, main window."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from workers.logs import setup_logging
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def display_problem() -> str | None:
+    """A sentence when no screen can be opened (instead of Qt aborting the process)."""
+    if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM"):
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            return (
+                "No display was found (DISPLAY and WAYLAND_DISPLAY are unset). Start SnowAI Studio from a "
+                "desktop session, or use the command-line tools: snowai-studio --help."
+            )
+    return None
+
+
+def create_window(settings: Settings | None = None, extras: dict | None = None):
+    """Build the context and the main window (the QApplication must exist)."""
+    from workers.models.store import ModelStore
+
+    from snowai_studio.docks import StudioContext
+    from snowai_studio.main_window import MainWindow
+    from snowai_studio.notifications import NotificationManager
+
+    settings = settings or Settings.load()
+    notifications = NotificationManager()
+    notifications.install_hooks()
+    for warning in settings.load_warnings:
+        notifications.warning(warning, "settings")
+    try:
+        store = ModelStore(settings.models_dir())
+    except Exception as exc:
+        from workers.errors import describe_exception
+
+        notifications.error(describe_exception(exc, "The model store could not be opened"), "models")
+        store = None
+    context = StudioContext(settings=settings, notifications=notifications, model_store=store, extras=extras or {})
+    return MainWindow(context)
+
+
+def run_gui(argv: list[str] | None = None) -> int:
+    problem = display_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    log_path = setup_logging()
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from snowai_studio import theme
+    from workers import base, paths
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    app.setApplicationName("SnowAI Studio")
+    app.setOrganizationName("SnowAI")
+    app.setDesktopFileName("snowai-studio")
+    icon = paths.resources_dir() / "icons" / "snowai.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    settings = Settings.load()
+    theme.apply_theme(app, settings.theme)
+    window = create_window(settings)
+    window.show()
+    log.info("SnowAI Studio started (log: %s)", log_path)
+    code = app.exec()
+    base.shutdown_all()
+    window.notifications.uninstall_hooks()
+    return int(code)

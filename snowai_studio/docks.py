@@ -1,0 +1,72 @@
+"""The dock registry: every tool adds its dock here, in one place.
+
+A tool registers a :class:`DockSpec` whose factory builds the dock's widget from the
+:class:`StudioContext` (settings, model store, notifications). The main window creates every
+registered dock, adds it to the View menu, and saves/restores its place with the window state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
+if TYPE_CHECKING:
+    from snowai_studio.notifications import NotificationManager
+    from workers.settings import Settings
+
+
+@dataclass
+class StudioContext:
+    """What a dock may use: never a model directly, only workers built from these."""
+
+    settings: Settings
+    notifications: NotificationManager
+    model_store: Any = None
+    #: Extra injectables (camera/microphone factories in tests, for example).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DockSpec:
+    #: Stable id; also the QDockWidget objectName used by saveState/restoreState.
+    id: str
+    title: str
+    factory: Callable[[StudioContext], QWidget]
+    area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
+    #: Tab the dock with the previous dock of the same area.
+    tabbed: bool = True
+    visible: bool = True
+    shortcut: str = ""
+
+
+_REGISTRY: list[DockSpec] = []
+
+
+def register_dock(spec: DockSpec) -> DockSpec:
+    """Add (or replace, by id) a dock specification."""
+    for i, existing in enumerate(_REGISTRY):
+        if existing.id == spec.id:
+            _REGISTRY[i] = spec
+            return spec
+    _REGISTRY.append(spec)
+    return spec
+
+
+def registered_docks() -> list[DockSpec]:
+    _register_builtin_docks()
+    return list(_REGISTRY)
+
+
+_builtin_done = False
+
+
+def _register_builtin_docks() -> None:
+    """The studio's own docks. Each tool adds one line here when it lands."""
+    global _builtin_done
+    if _builtin_done:
+        return
+    _builtin_done = True

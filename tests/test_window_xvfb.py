@@ -1,0 +1,81 @@
+"""The real window on a real X server (xcb), not only the offscreen platform."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.xvfb
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def x_display():
+    """The DISPLAY of xvfb-run, or a private Xvfb started here; skipped if neither exists."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if not xvfb:
+        pytest.skip("no X server: run the tests under xvfb-run (scripts/test.sh does)")
+    for number in range(91, 120):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+    proc = subprocess.Popen(
+        [xvfb, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f":{number}"
+    proc.terminate()
+    proc.wait(5)
+
+
+def _image(path: Path) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path))
+    assert img is not None, f"{path} is not a readable image"
+    return img
+
+
+def test_real_window_opens_with_menus_status_and_dialogs(x_display: str, tmp_path: Path, isolated_home) -> None:
+    env = dict(os.environ, DISPLAY=x_display, QT_QPA_PLATFORM="xcb")
+    env.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "xvfb_window.py"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    report_path = tmp_path / "report.json"
+    assert report_path.exists(), f"no report; stderr:\n{proc.stderr[-3000:]}"
+    report = json.loads(report_path.read_text())
+    assert proc.returncode == 0, json.dumps(report, indent=2) + proc.stderr[-3000:]
+    assert report["platform"] == "xcb"
+    assert report["title"] == "SnowAI Studio"
+    assert report["menus"] == ["File", "View", "Tools", "Help"]
+    assert report["status"][0].startswith("Compute: ")
+    assert "notifications" in report["docks"]
+    assert report["live_workers_after_close"] == []
+    for name in ("main", "devices", "models"):
+        img = _image(tmp_path / f"{name}.png")
+        assert img.shape[0] >= 600 and img.shape[1] >= 800
+        assert img.std() > 10, f"{name}.png looks blank"
+    target = os.environ.get("SNOWAI_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        for name in ("main", "devices", "models"):
+            shutil.copy(tmp_path / f"{name}.png", Path(target) / f"{name}.png")
