@@ -80,9 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from snowai_studio.app import run_gui
 
         return run_gui([])
-    from workers.logs import setup_logging
+    from workers.logs import QUIET, setup_logging
 
-    setup_logging(console_level=logging.INFO if args.verbose else logging.ERROR)
+    # Commands print their own sentences; tracebacks go to the log file unless --verbose.
+    setup_logging(console_level=logging.INFO if args.verbose else QUIET)
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:

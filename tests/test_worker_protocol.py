@@ -277,3 +277,16 @@ def test_shutdown_all_joins_every_thread(qtbot) -> None:
     assert time.monotonic() - t0 < 1.0
     assert all(not w.thread_running for w in workers)
     assert base.live_workers() == []
+
+
+def test_many_signal_emissions_do_not_corrupt_the_interpreter(qtbot) -> None:
+    """PySide6 6.12.0 released True/False/None once per emission and aborted Python 3.11."""
+    import sys
+
+    w = base.Worker()
+    before = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(20_000):
+        w.result_ready.emit()
+        w.progress.emit(1, 2)
+    after = sys.getrefcount(None), sys.getrefcount(True)
+    assert after[0] >= before[0] - 100 and after[1] >= before[1] - 100
