@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         self.docks: dict[str, QDockWidget] = {}
         self.compute_info: compute.ComputeInfo | None = None
+        self.device_report: Any = None
         self._closing = False
 
         self.overview = OverviewPage(context, self)
@@ -153,7 +154,7 @@ class MainWindow(QMainWindow):
         self.probe_worker.job_finished.connect(self._on_probe_done)
         self.probe_worker.start()
         self._compute_job = self.probe_worker.submit(lambda ctx: compute.probe())
-        self._devices_job = self.probe_worker.submit(lambda ctx: _devices_summary())
+        self._devices_job = self.probe_worker.submit(lambda ctx: _scan_devices())
 
     @Slot(int, object)
     def _on_probe_done(self, job_id: int, result: Any) -> None:
@@ -163,7 +164,10 @@ class MainWindow(QMainWindow):
             self.compute_label.setToolTip(result.details())
             self.overview.set_compute(result)
         elif job_id == self._devices_job:
-            summary = str(result)
+            from workers.media.devices import devices_summary
+
+            self.device_report = result
+            summary = devices_summary(result)
             self.devices_label.setText(summary)
             self.overview.set_devices_summary(summary)
 
@@ -207,10 +211,11 @@ class MainWindow(QMainWindow):
     def open_devices(self) -> None:
         from snowai_studio.dialogs.devices_dialog import DevicesDialog
 
-        dialog = DevicesDialog(self.settings, self, **self.context.extras.get("devices_dialog", {}))
+        options = {"devices": self.device_report, **self.context.extras.get("devices_dialog", {})}
+        dialog = DevicesDialog(self.settings, self, **options)
         if dialog.exec():
             self._save_settings()
-            self._devices_job = self.probe_worker.submit(lambda ctx: _devices_summary())
+            self._devices_job = self.probe_worker.submit(lambda ctx: _scan_devices())
 
     @Slot()
     def open_model_manager(self) -> None:
@@ -298,10 +303,10 @@ class MainWindow(QMainWindow):
         event.accept()
 
 
-def _devices_summary() -> str:
-    from workers.media.devices import devices_summary
+def _scan_devices() -> Any:
+    from workers.media.devices import scan_devices
 
-    return devices_summary()
+    return scan_devices()
 
 
 def _reopen_store(store: Any, settings: Any) -> Any:

@@ -110,18 +110,21 @@ class VideoView(QWidget):
         y = (self.height() - size.height()) // 2
         return QRect(x, y, size.width(), size.height())
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:
         return QSize(480, 270)
 
     # ---- painting ----------------------------------------------------------------------------------
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: QPaintEvent) -> None:
         self.paints += 1
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(20, 20, 24))
         if self._image is None:
             painter.setPen(QColor(200, 200, 200))
-            painter.drawText(self.rect().adjusted(12, 12, -12, -12),
-                             int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap), self._placeholder)
+            painter.drawText(
+                self.rect().adjusted(12, 12, -12, -12),
+                int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap),
+                self._placeholder,
+            )
         else:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             painter.drawImage(self.target_rect(), self._image)

@@ -1,0 +1,253 @@
+"""Qt workers for media devices: a camera loop, a microphone loop and a speaker test.
+
+Each worker builds its device from a factory on its own thread (so a webcam or a PortAudio stream
+is opened, read and released by one thread), publishes the newest result through the one-item
+mailbox of :class:`~workers.base.Worker` (``result_ready`` then ``take_result``) and forwards
+every item to subscriber workers' :meth:`~workers.base.Worker.push`, whose bounded queues drop
+the oldest item when a model falls behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from PySide6.QtCore import Signal
+
+from workers.base import JobContext, Worker
+from workers.media.audio import AudioSink, AudioSource, iter_blocks, peak_dbfs, rms_dbfs, test_tone
+from workers.media.camera import FrameSource
+from workers.queues import StreamItem, StreamResult
+
+log = logging.getLogger(__name__)
+
+
+class Subscriber(Protocol):
+    """Anything that takes stream items: a :class:`Worker` (its ``push``) or a test double."""
+
+    def push(self, item: StreamItem) -> int: ...
+
+
+class _SourceWorker(Worker):
+    """A source loop that forwards its items to subscribers."""
+
+    #: End of the stream (a video file without looping, a sound file played as a microphone).
+    ended = Signal()
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__()
+        if name:
+            self.name = name
+        self._subscribers: list[Subscriber] = []
+        self._sub_lock = threading.Lock()
+        self.forwarded = 0
+
+    def add_subscriber(self, target: Subscriber) -> None:
+        """Send every item to ``target.push`` too (callable from any thread)."""
+        with self._sub_lock:
+            if target not in self._subscribers:
+                self._subscribers.append(target)
+
+    def remove_subscriber(self, target: Subscriber) -> None:
+        with self._sub_lock:
+            if target in self._subscribers:
+                self._subscribers.remove(target)
+
+    def _forward(self, item: StreamItem) -> None:
+        with self._sub_lock:
+            targets = list(self._subscribers)
+        for target in targets:
+            try:
+                target.push(item)
+            except Exception as exc:
+                self.report(exc, f"{self.name}: a consumer refused a frame")
+        self.forwarded += len(targets)
+
+    def start(self, *, loop: bool = True) -> None:
+        super().start(loop=loop)
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {}
+
+    def _maybe_emit_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stats < self.stats_interval:
+            return
+        self._last_stats = now
+        snap = self.timer.snapshot()
+        snap["dropped"] = self.latest.overwritten
+        snap["queued"] = 0
+        snap.update(self.extra_stats())
+        self.stats.emit(snap)
+
+
+class CameraWorker(_SourceWorker):
+    """Reads frames from a :class:`FrameSource` in a loop.
+
+    ``source_factory`` is called on the worker's thread; ``load`` opens the source and ``unload``
+    releases it. The newest frame waits in the mailbox for the preview (a ``StreamResult`` whose
+    payload is the BGR frame); every frame also goes to the subscribers. ``stats`` carries the
+    measured fps, the size and how many preview frames were skipped. A source that fails mid
+    stream gives one ``error`` sentence, is released, and the loop ends (state ``ended``).
+    """
+
+    name = "Camera"
+    #: The source is open: emits its :class:`~workers.media.camera.FrameInfo`.
+    opened = Signal(object)
+
+    def __init__(self, source_factory: Callable[[], FrameSource], name: str | None = None) -> None:
+        super().__init__(name)
+        self._factory = source_factory
+        self.source: FrameSource | None = None
+        self.frames = 0
+
+    def load(self) -> None:
+        source = self._factory()
+        source.open()
+        self.source = source
+        self.opened.emit(source.info)
+
+    def unload(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        source, self.source = self.source, None
+        if source is not None:
+            source.close()
+
+    def step(self) -> bool:
+        if self.source is None:
+            return False
+        try:
+            item = self.source.read()
+        except BaseException:
+            self._release()  # free the device now; the base class reports the error
+            raise
+        if item is None:
+            log.info("%s: end of stream after %d frames", self.name, self.frames)
+            self.ended.emit()
+            return False
+        self.frames += 1
+        self.timer.add_item()
+        self.publish(StreamResult(item.payload, item.timestamp, item.seq, meta=item.meta))
+        self._forward(item)
+        return True
+
+    def extra_stats(self) -> dict[str, Any]:
+        info = self.source.info if self.source is not None else None
+        out: dict[str, Any] = {"frames": self.frames}
+        if info is not None:
+            out.update(width=info.width, height=info.height, source_fps=info.fps)
+        return out
+
+
+class MicrophoneWorker(_SourceWorker):
+    """Reads blocks from an :class:`AudioSource` and publishes their level.
+
+    The mailbox holds a ``StreamResult`` whose payload is the block's RMS level in dBFS (with
+    ``meta["peak_dbfs"]``); blocks go to subscribers when ``forward`` is true.
+    """
+
+    name = "Microphone"
+    opened = Signal(int, int)  # sample rate, channels
+
+    def __init__(
+        self,
+        source_factory: Callable[[], AudioSource],
+        name: str | None = None,
+        *,
+        forward: bool = True,
+        read_timeout: float = 0.05,
+    ) -> None:
+        super().__init__(name)
+        self._factory = source_factory
+        self.forward = forward
+        self.read_timeout = read_timeout
+        self.source: AudioSource | None = None
+        self.blocks = 0
+        self.level_dbfs = -120.0
+
+    def load(self) -> None:
+        source = self._factory()
+        source.open()
+        self.source = source
+        self.opened.emit(int(source.samplerate), int(source.channels))
+
+    def unload(self) -> None:
+        source, self.source = self.source, None
+        if source is not None:
+            source.close()
+
+    def step(self) -> bool:
+        if self.source is None:
+            return False
+        try:
+            item = self.source.read(self.read_timeout)
+        except BaseException:
+            self.unload()
+            raise
+        if item is None:
+            if self.source.ended:
+                self.ended.emit()
+                return False
+            return True
+        self.blocks += 1
+        self.level_dbfs = rms_dbfs(item.payload)
+        self.timer.add_item()
+        self.publish(
+            StreamResult(self.level_dbfs, item.timestamp, item.seq, meta={"peak_dbfs": peak_dbfs(item.payload)})
+        )
+        if self.forward:
+            self._forward(item)
+        return True
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {"blocks": self.blocks, "level_dbfs": round(self.level_dbfs, 1)}
+
+
+class TonePlayer(Worker):
+    """Plays a test tone on an output, as a job (``job_finished`` / ``job_failed`` when done).
+
+    Start it once with :meth:`start`, then call :meth:`play` as often as needed; each call may
+    name another output.
+    """
+
+    name = "Speaker test"
+
+    def __init__(self, output_factory: Callable[[], AudioSink] | None = None, *, blocksize: int = 1024) -> None:
+        super().__init__()
+        self._factory = output_factory
+        self.blocksize = blocksize
+
+    def play(
+        self, seconds: float = 1.0, freq: float = 440.0, output_factory: Callable[[], AudioSink] | None = None
+    ) -> int:
+        factory = output_factory or self._factory
+        if factory is None:
+            raise ValueError("no audio output to play the test tone on")
+
+        def job(ctx: JobContext) -> int:
+            return self._play(ctx, factory, seconds, freq)
+
+        return self.submit(job)
+
+    def _play(self, ctx: JobContext, factory: Callable[[], AudioSink], seconds: float, freq: float) -> int:
+        sink = factory()
+        sink.open()
+        written = 0
+        try:
+            rate = int(sink.samplerate or 48000)
+            tone = test_tone(rate, seconds, freq, channels=int(sink.channels or 1))
+            for block in iter_blocks(tone, self.blocksize, pad=False):
+                ctx.check()
+                sink.write(block)
+                written += len(block)
+            while not sink.drain(0.05):
+                ctx.check()
+        finally:
+            sink.close()
+        log.info("Played a %.0f Hz test tone (%d frames)", freq, written)
+        return written
