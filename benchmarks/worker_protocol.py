@@ -23,10 +23,10 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from PySide6.QtCore import QCoreApplication  # noqa: E402
+from PySide6.QtCore import QCoreApplication
 
-from workers import base  # noqa: E402
-from workers.queues import StreamItem  # noqa: E402
+from workers import base
+from workers.queues import StreamItem
 
 
 class NoOp(base.Worker):

@@ -26,9 +26,8 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from workers.media.devices import devices_summary
-
     from workers import compute, paths
+    from workers.media.devices import devices_summary
     from workers.settings import Settings
 
     settings = Settings.load()

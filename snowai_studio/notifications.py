@@ -104,9 +104,7 @@ class NotificationManager(QObject):
         sys.excepthook = self._old_excepthook
         threading.excepthook = self._old_threading_hook
 
-    def _excepthook(
-        self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
-    ) -> None:
+    def _excepthook(self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         if issubclass(exc_type, KeyboardInterrupt):
             self._old_excepthook(exc_type, exc, tb)
             return

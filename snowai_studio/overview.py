@@ -148,9 +148,7 @@ class OverviewPage(QScrollArea):
     def _show_folders(self) -> None:
         store = self.context.model_store
         store_root = getattr(store, "root", paths.models_dir())
-        self.folders_value.setText(
-            f"Models: {store_root}<br>Settings: {paths.config_dir()}<br>Logs: {paths.log_dir()}"
-        )
+        self.folders_value.setText(f"Models: {store_root}<br>Settings: {paths.config_dir()}<br>Logs: {paths.log_dir()}")
 
     def _open_store(self) -> None:
         root = getattr(self.context.model_store, "root", paths.models_dir())

@@ -78,7 +78,9 @@ def test_a_broken_dock_is_reported_and_the_window_still_opens(make_window, extra
     w = make_window()
     assert "broken-tool" not in w.docks
     qtbot.waitUntil(
-        lambda: any("Broken tool" in n.message and "model folder is missing" in n.message for n in w.notifications.items),
+        lambda: any(
+            "Broken tool" in n.message and "model folder is missing" in n.message for n in w.notifications.items
+        ),
         timeout=3000,
     )
     assert w.isVisible()
@@ -86,7 +88,7 @@ def test_a_broken_dock_is_reported_and_the_window_still_opens(make_window, extra
 
 def test_layout_and_geometry_are_saved_and_restored(make_window, qtbot) -> None:
     w = make_window()
-    w.resize(1000, 700)
+    w.resize(720, 520)  # the offscreen screen is 800x600; restoreGeometry keeps windows on screen
     dock = w.docks["notifications"]
     w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
     dock.hide()
@@ -95,7 +97,7 @@ def test_layout_and_geometry_are_saved_and_restored(make_window, qtbot) -> None:
     w2 = make_window()
     assert w2.dockWidgetArea(w2.docks["notifications"]) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert not w2.docks["notifications"].isVisible()
-    assert (w2.width(), w2.height()) == (1000, 700)
+    assert (w2.width(), w2.height()) == (720, 520)
     w2.reset_layout()
     assert w2.docks["notifications"].isVisible()
     assert w2.dockWidgetArea(w2.docks["notifications"]) == Qt.DockWidgetArea.BottomDockWidgetArea

@@ -17,12 +17,12 @@ from pathlib import Path
 
 os.environ["QT_QPA_PLATFORM"] = "xcb"
 
-from PySide6.QtCore import QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QDialog  # noqa: E402
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QDialog
 
-from snowai_studio import theme  # noqa: E402
-from snowai_studio.app import create_window  # noqa: E402
-from workers import base  # noqa: E402
+from snowai_studio import theme
+from snowai_studio.app import create_window
+from workers import base
 
 
 def main(out: Path) -> int:

@@ -1,0 +1,213 @@
+"""``snowai-studio models ...``: list, download, import, verify and remove models from a terminal.
+
+The studio's command line adds this with :func:`add_parser` and calls :func:`run`; it can also be
+run alone as ``python -m workers.models.cli``. Failures print one sentence and return a non-zero
+exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from workers.errors import Cancelled, UserError, describe_exception
+from workers.models.manifest import TOOLS, load_manifest
+from workers.models.store import SIZE_ONLY_NOTE, ModelStore, Status, human_size
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``models`` command (with its sub-commands) to an argparse sub-parser set."""
+    parser = subparsers.add_parser("models", help="manage the models in the local store")
+    _fill(parser)
+
+
+def _fill(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=None, help="model store folder (default: from settings)")
+    parser.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="models_command", metavar="COMMAND")
+    p = sub.add_parser("list", help="show every known model with its size and status")
+    p.add_argument("--tool", choices=TOOLS, help="only the models of one tool")
+    p = sub.add_parser("download", help="download a model (the only command that uses the network)")
+    p.add_argument("model_id", metavar="ID")
+    p = sub.add_parser("import", help="import your own model file or folder")
+    p.add_argument("path", type=Path, metavar="PATH")
+    p.add_argument("--tool", required=True, choices=TOOLS)
+    p.add_argument("--name", default=None)
+    p = sub.add_parser("verify", help="re-check the checksums of one or every installed model")
+    p.add_argument("model_id", nargs="?", metavar="ID")
+    p = sub.add_parser("remove", help="delete a model from the store")
+    p.add_argument("model_id", metavar="ID")
+    parser.set_defaults(func=run)
+
+
+def _store(args: argparse.Namespace) -> ModelStore:
+    root = getattr(args, "store", None)
+    if root is None:
+        from workers.settings import Settings
+
+        root = Settings.load().models_dir()
+    manifest_path = getattr(args, "manifest", None)
+    manifest = load_manifest(manifest_path) if manifest_path else None
+    return ModelStore(root, manifest)
+
+
+class ProgressBar:
+    """A one-line text progress bar, redrawn at most ten times a second."""
+
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.width = width
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < 0.1:
+            return
+        self._last = now
+        frac = done / total if total else 0.0
+        filled = int(frac * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {frac * 100:5.1f}% {human_size(done)}/{human_size(total)}")
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Carry out a parsed ``models`` command; returns the process exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    command = getattr(args, "models_command", None)
+    if not command:
+        err.write("Choose a models command: list, download, import, verify or remove.\n")
+        return EXIT_USAGE
+    try:
+        store = _store(args)
+        return _COMMANDS[command](store, args, out, err)
+    except Cancelled:
+        err.write("Cancelled.\n")
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        err.write("\nCancelled; run the same command again to resume.\n")
+        return EXIT_CANCELLED
+    except UserError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_FAILED
+    except Exception as exc:
+        log.exception("models %s failed", command)
+        err.write(describe_exception(exc, f"models {command}") + "\n")
+        return EXIT_FAILED
+
+
+def _cmd_list(store: ModelStore, args: argparse.Namespace, out: TextIO, _err: TextIO) -> int:
+    rows = [("ID", "TOOL", "SIZE", "STATUS")]
+    footnote = False
+    for st in store.states():
+        if args.tool and st.model.tool != args.tool:
+            continue
+        status = st.status.value
+        if st.model.size_only:
+            status += "*"
+            footnote = True
+        if st.status is Status.SHIPPED_MISSING and st.pip_hint:
+            status += f" ({st.pip_hint})"
+        label = st.model.id + (" [yours]" if st.model.user else "")
+        rows.append((label, st.model.tool, human_size(st.model.size), status))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        out.write(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n")
+    usage = store.disk_usage()
+    out.write(f"\nStore: {store.root} ({human_size(usage.total)} used). Nothing is downloaded unless you ask.\n")
+    if footnote:
+        out.write(f"* has a file that {SIZE_ONLY_NOTE}.\n")
+    return EXIT_OK
+
+
+def _cmd_download(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from workers.models.download import download_model  # the network code loads only here
+
+    model = store.get(args.model_id)
+    bar = ProgressBar(model.id, err)
+    try:
+        state = download_model(store, model.id, progress=bar)
+    finally:
+        bar.close()
+    out.write(f"{model.name}: {state.message}\n")
+    if model.size_only:
+        out.write(f"Note: a file of this model {SIZE_ONLY_NOTE}.\n")
+    return EXIT_OK if state.usable else EXIT_FAILED
+
+
+def _cmd_import(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    bar = ProgressBar("import", err)
+    try:
+        model = store.import_file(args.path, args.tool, args.name, progress=bar)
+    finally:
+        bar.close()
+    out.write(f"Imported {model.name} as {model.id} ({model.kind}) into {store.model_dir(model.id)}.\n")
+    return EXIT_OK
+
+
+def _cmd_verify(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.model_id:
+        ids = [store.get(args.model_id).id]
+    else:
+        ids = [st.model.id for st in store.states() if st.usable]
+        if not ids:
+            out.write("No model is installed, so there is nothing to verify.\n")
+            return EXIT_OK
+    failed = False
+    for model_id in ids:
+        bar = ProgressBar(f"verify {model_id}", err)
+        try:
+            report = store.verify(model_id, progress=bar)
+        finally:
+            bar.close()
+        out.write(report.summary() + "\n")
+        failed = failed or not report.ok
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _cmd_remove(store: ModelStore, args: argparse.Namespace, out: TextIO, _err: TextIO) -> int:
+    model = store.get(args.model_id)
+    freed = store.remove(model.id)
+    out.write(f"Removed {model.name} ({human_size(freed)} freed).\n")
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "list": _cmd_list,
+    "download": _cmd_download,
+    "import": _cmd_import,
+    "verify": _cmd_verify,
+    "remove": _cmd_remove,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="snowai-models", description="Manage SnowAI Studio's models.")
+    _fill(parser)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
