@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QStyle,
@@ -138,7 +139,8 @@ class NotificationLogHandler(logging.Handler):
             if record.exc_info:
                 details = logging.Formatter().formatException(record.exc_info)
             level = LEVELS.get(record.levelno, "error" if record.levelno > logging.ERROR else "info")
-            self._manager.post(Notification(level, message, _source_of(record.name), details, record.created))
+            source = getattr(record, "source", None) or _source_of(record.name)
+            self._manager.post(Notification(level, message, source, details, record.created))
         except Exception:  # a broken notification must never break logging
             self.handleError(record)
 
@@ -164,8 +166,9 @@ class NotificationPanel(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
         self.tree.setWordWrap(False)
-        self.tree.setColumnWidth(0, 70)
-        self.tree.setColumnWidth(1, 110)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.summary = QLabel()
         clear = QPushButton("Clear")
         clear.clicked.connect(self.clear)

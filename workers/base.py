@@ -262,25 +262,24 @@ class Worker(QObject):
         self.state = state
         self.state_changed.emit(state)
 
-    def _emit_error(self, message: str) -> None:
+    def _emit_error(self, message: str, exc: BaseException | None = None) -> None:
         now = time.monotonic()
         last = self._recent_errors.get(message)
         self._recent_errors[message] = now
         if last is not None and now - last < self.repeat_error_after:
             return
-        log.error("%s", message)
+        with_trace = exc if exc is not None and not isinstance(exc, UserError | Cancelled) else None
+        log.error("%s", message, exc_info=with_trace, extra={"source": self.name})
         self.error.emit(message)
 
     def _emit_warning(self, message: str) -> None:
-        log.warning("%s", message)
+        log.warning("%s", message, extra={"source": self.name})
         self.warning.emit(message)
 
     def report(self, exc: BaseException, what: str = "") -> str:
-        """Log an exception (with traceback) and emit it as a readable ``error``."""
+        """Log an exception (with its traceback) and emit it as a readable ``error``."""
         message = describe_exception(exc, what or self.name)
-        if not isinstance(exc, UserError | Cancelled):
-            log.exception("%s", message, exc_info=exc)
-        self._emit_error(message)
+        self._emit_error(message, exc)  # the traceback goes to the log file; the panel shows the sentence
         return message
 
     @Slot()

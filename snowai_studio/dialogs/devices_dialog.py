@@ -95,6 +95,7 @@ class DevicesDialog(QDialog):
         self.setWindowTitle("Devices")
         self.settings = settings
         self.camera_factory: CameraFactory = camera_factory or default_camera_factory
+        self._custom_camera_factory = camera_factory is not None
         self.microphone_factory: MicrophoneFactory = microphone_factory or default_microphone_factory
         self.output_factory: OutputFactory = output_factory or default_output_factory
         self.report = devices if devices is not None else scan_devices()
@@ -339,6 +340,13 @@ class DevicesDialog(QDialog):
         if not self._started:
             return
         spec, (w, h), fps = self.camera_spec(), self.camera_size(), self.camera_fps()
+        if self._camera_missing(spec):
+            # Opening it would only fail: say so here instead of raising an error.
+            self.preview.clear()
+            self.preview.set_overlay("")
+            self.preview.set_placeholder("Camera not connected")
+            self.camera_status.setText("Choose the test pattern or a video file to see a preview.")
+            return
         factory = self.camera_factory
 
         def make_source() -> FrameSource:
@@ -356,6 +364,13 @@ class DevicesDialog(QDialog):
         self.preview.set_placeholder("Opening the camera…")
         self.camera_status.setText("")
         worker.start(loop=True)
+
+    def _camera_missing(self, spec: str) -> bool:
+        """An index camera that the scan did not find (a saved choice from another session)."""
+        if self._custom_camera_factory:
+            return False
+        parsed = parse_camera_spec(spec) if spec else None
+        return isinstance(parsed, int) and all(str(cam.spec) != str(parsed) for cam in self.report.cameras)
 
     @Slot()
     def restart_microphone(self) -> None:
