@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from workers.logs import setup_logging
 from workers.settings import Settings
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,26 @@ def create_window(settings: Settings | None = None, extras: dict | None = None):
     return MainWindow(context)
 
 
+def _close_on_signals(app: QApplication) -> None:
+    """Ctrl+C in the terminal or a logout's SIGTERM closes the window the normal way
+    (workers stopped, devices released, layout saved) instead of killing the process."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(signum: int, _frame: object) -> None:
+        log.info("signal %d: closing the studio", signum)
+        app.closeAllWindows()
+        app.quit()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, close)
+    # Python runs signal handlers only between bytecodes: wake the interpreter a few times a second.
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+
 def run_gui(argv: list[str] | None = None) -> int:
     problem = display_problem()
     if problem:
@@ -69,6 +93,7 @@ def run_gui(argv: list[str] | None = None) -> int:
     theme.apply_theme(app, settings.theme)
     window = create_window(settings)
     window.show()
+    _close_on_signals(app)
     log.info("SnowAI Studio started (log: %s)", log_path)
     code = app.exec()
     base.shutdown_all()

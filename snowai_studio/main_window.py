@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         dock.setObjectName("dock.notifications")
         dock.setWidget(self.notification_panel)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        self.resizeDocks([dock], [170], Qt.Orientation.Vertical)
         self.docks["notifications"] = dock
         self.notifications.notified.connect(self._on_notification)
 

@@ -38,7 +38,7 @@ def dark_palette() -> QPalette:
         QPalette.ColorRole.HighlightedText: QColor(255, 255, 255),
         QPalette.ColorRole.Light: QColor(60, 63, 69),
         QPalette.ColorRole.Midlight: QColor(52, 55, 60),
-        QPalette.ColorRole.Mid: QColor(40, 42, 46),
+        QPalette.ColorRole.Mid: QColor(66, 69, 75),
         QPalette.ColorRole.Dark: QColor(20, 21, 23),
         QPalette.ColorRole.Shadow: QColor(0, 0, 0),
     }

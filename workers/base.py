@@ -284,6 +284,7 @@ class Worker(QObject):
 
     @Slot()
     def _on_started(self) -> None:
+        threading.current_thread().name = self.name  # readable thread names in the log
         self._set_state("loading")
         try:
             self.load()
