@@ -177,3 +177,22 @@ def test_settings_dialog_changes_theme_and_store(make_window, qtbot, tmp_path, m
     saved = Settings.load()
     assert saved.theme == "dark" and saved.models_dir() == store_dir
     assert w.context.model_store.root == store_dir
+
+
+def test_window_starts_without_portaudio_and_says_so(make_window, qtbot, monkeypatch) -> None:
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+
+    def no_portaudio(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_portaudio)
+    w = make_window()
+    qtbot.waitUntil(lambda: "PortAudio is not installed" in w.devices_label.text(), timeout=20000)
+    assert "PortAudio is not installed" in w.overview.devices_value.text()
+    assert w.isVisible()
