@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_server import FileServer
 
 # Offscreen unless a test opts into a real X server (see tests/test_window_xvfb.py).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -20,3 +22,11 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
+
+
+@pytest.fixture
+def server() -> Iterator[FileServer]:
+    """A local HTTP file server on 127.0.0.1 (tests/model_server.py), stopped after the test."""
+    srv = FileServer().start()
+    yield srv
+    srv.stop()

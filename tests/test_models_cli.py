@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_models_download import FileServer
+from model_server import FileServer, serve_tiny_model
 
 from workers.models import cli
 from workers.settings import Settings
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -30,37 +24,9 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def server() -> Iterator[FileServer]:
-    srv = FileServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
 def local_manifest(server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, bytes]:
     """A manifest whose one model is served by the local server as a Hugging Face file."""
-    data = b"\x08\x07" + bytes(range(256)) * 200
-    server.add("/test/tiny/resolve/main/tiny.onnx", data)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    path = tmp_path / "models.toml"
-    path.write_text(
-        f"""
-[[model]]
-id = "tiny"
-tool = "matting"
-name = "Tiny test model"
-licence = "MIT"
-kind = "onnx"
-
-[[model.file]]
-name = "tiny.onnx"
-size = {len(data)}
-sha256 = "{sha(data)}"
-sources = [{{ hf_repo = "test/tiny", hf_filename = "tiny.onnx" }}]
-""",
-        encoding="utf-8",
-    )
-    return path, data
+    return serve_tiny_model(server, tmp_path, monkeypatch)
 
 
 def test_list_shows_every_model(tmp_path: Path) -> None:

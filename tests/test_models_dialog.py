@@ -2,54 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_server import TINY_PATH, FileServer, serve_tiny_model
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
-from test_models_download import FileServer
 
 from snowai_studio.dialogs.models_dialog import ModelManagerDialog
 from workers.models.manifest import TOOL_NAMES, load_manifest
 from workers.models.store import ModelStore, Status
 
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def server() -> Iterator[FileServer]:
-    srv = FileServer().start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def tiny_store(server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModelStore, bytes]:
-    data = b"\x08\x07" + bytes(range(256)) * 400
-    server.add("/test/tiny/resolve/main/tiny.onnx", data)
-    monkeypatch.setenv("HF_ENDPOINT", server.url)
-    path = tmp_path / "models.toml"
-    path.write_text(
-        f"""
-[[model]]
-id = "tiny"
-tool = "matting"
-name = "Tiny test model"
-description = "A few bytes that look like ONNX."
-licence = "MIT"
-kind = "onnx"
-
-[[model.file]]
-name = "tiny.onnx"
-size = {len(data)}
-sha256 = "{sha(data)}"
-sources = [{{ hf_repo = "test/tiny", hf_filename = "tiny.onnx" }}]
-
+BROKEN_MODEL = f"""
 [[model]]
 id = "broken"
 tool = "assistant"
@@ -62,9 +28,13 @@ name = "broken.onnx"
 size = 10
 sha256 = "{"0" * 64}"
 sources = [{{ hf_repo = "test/broken", hf_filename = "broken.onnx" }}]
-""",
-        encoding="utf-8",
-    )
+"""
+
+
+@pytest.fixture
+def tiny_store(server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModelStore, bytes]:
+    """The served model ``tiny`` and a model ``broken`` that the server does not have."""
+    path, data = serve_tiny_model(server, tmp_path, monkeypatch, extra_toml=BROKEN_MODEL)
     return ModelStore(tmp_path / "store", load_manifest(path)), data
 
 
@@ -128,7 +98,7 @@ def test_download_through_the_dialog(
     assert dlg.rows()["tiny"].text(3) == "Installed"
     assert "Tiny test model: Installed" in dlg.message.text()
     assert progress and progress[-1][0] == progress[-1][1]
-    assert server.sent["/test/tiny/resolve/main/tiny.onnx"] == len(data)
+    assert server.sent[TINY_PATH] == len(data)
     # Verify runs as a job too.
     dlg.select("tiny")
     assert dlg.verify_button.isEnabled()
@@ -159,15 +129,15 @@ def test_cancel_a_download(
 ) -> None:
     store, _ = tiny_store
     big = b"\x08\x07" + bytes(4_000_000)
-    server.add("/test/tiny/resolve/main/tiny.onnx", big)
+    server.add(TINY_PATH, big)
     server.chunk_delay = 0.005
     dlg = open_dialog(qtbot, dialog_for, store)
     dlg.download("tiny")
-    qtbot.waitUntil(lambda: server.sent.get("/test/tiny/resolve/main/tiny.onnx", 0) > 0, timeout=10_000)
+    qtbot.waitUntil(lambda: server.sent.get(TINY_PATH, 0) > 0, timeout=10_000)
     assert dlg.cancel_button.isVisible()
     qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, dlg)
-    assert server.sent["/test/tiny/resolve/main/tiny.onnx"] < len(big)
+    assert server.sent[TINY_PATH] < len(big)
     assert "cancelled" in dlg.message.text()
     assert "resume" in dlg.message.text()
     assert not (store.root / "tiny" / "tiny.onnx").exists()

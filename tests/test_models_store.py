@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 import struct
@@ -10,15 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from model_server import sha
 
 from workers.errors import UserError
 from workers.models.manifest import parse_manifest
 from workers.models.store import ModelStore, Status, sniff_file, summarize
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
 
 ONNX_BYTES = b"\x08\x07\x12\x07pytorch" + bytes(range(200))
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -358,6 +358,43 @@ def _resolve(device: AudioDevice | str | int | None, kind: str) -> AudioDevice |
     return find_device(device, kind)
 
 
+def _start_stream(
+    kind: str,
+    device: AudioDevice | str | int | None,
+    samplerate: int | None,
+    blocksize: int,
+    channels: int,
+    callback: Callable[..., None],
+) -> tuple[Any, int]:
+    """Open and start a float32 ``InputStream`` (kind ``"input"``) or ``OutputStream`` (``"output"``).
+
+    The rate is ``samplerate``, else the device's default rate. Returns the running stream and the
+    rate it actually runs at; any failure is a :class:`UserError` naming the device.
+    """
+    sd = load_sounddevice()
+    dev = _resolve(device, kind)
+    rate = samplerate or (int(dev.default_samplerate) if dev else None)
+    try:
+        if rate is None:
+            info = sd.query_devices(kind=kind)
+            rate = int(info["default_samplerate"])
+        stream_class = sd.InputStream if kind == "input" else sd.OutputStream
+        stream = stream_class(
+            samplerate=rate,
+            blocksize=blocksize,
+            device=dev.index if dev else None,
+            channels=channels,
+            dtype="float32",
+            callback=callback,
+        )
+        stream.start()
+    except UserError:
+        raise
+    except Exception as exc:
+        raise _open_error(exc, dev or device, kind) from exc
+    return stream, int(getattr(stream, "samplerate", rate) or rate)
+
+
 # ---- real devices -----------------------------------------------------------------------------------
 
 
@@ -404,28 +441,9 @@ class AudioInput(_ContextMixin):
     def open(self) -> None:
         if self._stream is not None:
             return
-        sd = load_sounddevice()
-        dev = _resolve(self.device, "input")
-        rate = self.requested_samplerate or (int(dev.default_samplerate) if dev else None)
-        try:
-            if rate is None:
-                info = sd.query_devices(kind="input")
-                rate = int(info["default_samplerate"])
-            stream = sd.InputStream(
-                samplerate=rate,
-                blocksize=self.blocksize,
-                device=dev.index if dev else None,
-                channels=self.channels,
-                dtype="float32",
-                callback=self._callback,
-            )
-            stream.start()
-        except UserError:
-            raise
-        except Exception as exc:
-            raise _open_error(exc, dev or self.device, "input") from exc
-        self._stream = stream
-        self.samplerate = int(getattr(stream, "samplerate", rate) or rate)
+        self._stream, self.samplerate = _start_stream(
+            "input", self.device, self.requested_samplerate, self.blocksize, self.channels, self._callback
+        )
         log.info(
             "Opened %s at %d Hz, %d channel(s), blocks of %d",
             self.label,
@@ -507,28 +525,9 @@ class AudioOutput(_ContextMixin):
     def open(self) -> None:
         if self._stream is not None:
             return
-        sd = load_sounddevice()
-        dev = _resolve(self.device, "output")
-        rate = self.requested_samplerate or (int(dev.default_samplerate) if dev else None)
-        try:
-            if rate is None:
-                info = sd.query_devices(kind="output")
-                rate = int(info["default_samplerate"])
-            stream = sd.OutputStream(
-                samplerate=rate,
-                blocksize=self.blocksize,
-                device=dev.index if dev else None,
-                channels=self.channels,
-                dtype="float32",
-                callback=self._callback,
-            )
-            stream.start()
-        except UserError:
-            raise
-        except Exception as exc:
-            raise _open_error(exc, dev or self.device, "output") from exc
-        self._stream = stream
-        self.samplerate = int(getattr(stream, "samplerate", rate) or rate)
+        self._stream, self.samplerate = _start_stream(
+            "output", self.device, self.requested_samplerate, self.blocksize, self.channels, self._callback
+        )
         log.info("Opened %s at %d Hz, %d channel(s)", self.label, self.samplerate, self.channels)
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:

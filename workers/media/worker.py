@@ -66,6 +66,17 @@ class _SourceWorker(Worker):
                 self.report(exc, f"{self.name}: a consumer refused a frame")
         self.forwarded += len(targets)
 
+    def _read_or_release(self, read: Callable[..., StreamItem | None], *args: Any) -> StreamItem | None:
+        """Return ``read(*args)``; if it raises, release the device now (``unload``) and re-raise.
+
+        The base class then reports the error and ends the loop.
+        """
+        try:
+            return read(*args)
+        except BaseException:
+            self.unload()
+            raise
+
     def start(self, *, loop: bool = True) -> None:
         super().start(loop=loop)
 
@@ -111,9 +122,6 @@ class CameraWorker(_SourceWorker):
         self.opened.emit(source.info)
 
     def unload(self) -> None:
-        self._release()
-
-    def _release(self) -> None:
         source, self.source = self.source, None
         if source is not None:
             source.close()
@@ -121,11 +129,7 @@ class CameraWorker(_SourceWorker):
     def step(self) -> bool:
         if self.source is None:
             return False
-        try:
-            item = self.source.read()
-        except BaseException:
-            self._release()  # free the device now; the base class reports the error
-            raise
+        item = self._read_or_release(self.source.read)
         if item is None:
             log.info("%s: end of stream after %d frames", self.name, self.frames)
             self.ended.emit()
@@ -184,11 +188,7 @@ class MicrophoneWorker(_SourceWorker):
     def step(self) -> bool:
         if self.source is None:
             return False
-        try:
-            item = self.source.read(self.read_timeout)
-        except BaseException:
-            self.unload()
-            raise
+        item = self._read_or_release(self.source.read, self.read_timeout)
         if item is None:
             if self.source.ended:
                 self.ended.emit()
