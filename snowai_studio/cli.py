@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 #: Each subcommand module offers ``add_parser(subparsers)``, which sets ``func`` (args -> exit code).
 SUBCOMMAND_MODULES: list[str] = [
     "workers.models.cli",
+    "workers.matting.cli",
 ]
 
 

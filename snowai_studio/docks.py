@@ -70,3 +70,6 @@ def _register_builtin_docks() -> None:
     if _builtin_done:
         return
     _builtin_done = True
+    from snowai_studio.matting import create_dock as matting_dock
+
+    register_dock(DockSpec("matting", "Background removal", matting_dock, area=Qt.DockWidgetArea.RightDockWidgetArea))

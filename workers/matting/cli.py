@@ -1,0 +1,180 @@
+"""``snowai-studio remove-bg INPUT... -o OUTDIR``: background removal from a terminal.
+
+Inputs are files, folders (their images) and glob patterns. A progress bar is drawn on stderr;
+files that could not be read are skipped, listed with the reason, and make the exit code 1 (every
+other file is still done). Failures print one sentence, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from workers.errors import Cancelled, UserError, describe_exception
+from workers.matting.options import DEFAULT_MODEL, MattingOptions
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+FORMATS = ("png", "webp", "jpg")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``remove-bg`` command to an argparse sub-parser set."""
+    parser = subparsers.add_parser(
+        "remove-bg",
+        help="remove the background of images (files, folders, globs)",
+        description="Remove the background of images and save cutouts (PNG/WebP with alpha) or composites.",
+    )
+    _fill(parser)
+
+
+def _fill(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("-o", "--output", dest="outdir", type=Path, required=True, metavar="OUTDIR")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="NAME|PATH",
+        help=f"a model id (default {DEFAULT_MODEL}), a model you imported, or an .onnx file",
+    )
+    parser.add_argument("--alpha-matting", action="store_true", help="refine soft edges (hair) with alpha matting")
+    parser.add_argument("--foreground-threshold", type=int, default=240, help=argparse.SUPPRESS)
+    parser.add_argument("--background-threshold", type=int, default=10, help=argparse.SUPPRESS)
+    parser.add_argument("--erode-size", type=int, default=10, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--bg",
+        default="transparent",
+        metavar="transparent|COLOR|blur|IMAGE",
+        help="what goes behind the subject: transparent (default), a colour (#00ff00, green), blur, blur:51 "
+        "or an image",
+    )
+    parser.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="output format (default png)")
+    parser.add_argument("--post-process", action="store_true", help="smooth the mask's edges")
+    parser.add_argument("--mask-only", action="store_true", help="save the mask itself (white subject on black)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    parser.add_argument("--store", type=Path, default=None, help="model store folder (default: from settings)")
+    parser.set_defaults(func=run)
+
+
+class BatchProgressBar:
+    """``remove-bg [#####-----] 3/10`` on one line of stderr, redrawn at most ten times a second."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self._last = 0.0
+        self._drawn = False
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if 0 < done < total and now - self._last < 0.1:
+                return
+            self._last = now
+            frac = done / total if total else 1.0
+            filled = int(frac * self.width)
+            self.stream.write(f"\rremove-bg [{'#' * filled}{'-' * (self.width - filled)}] {done}/{total}")
+            self.stream.flush()
+            self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from workers.models.store import ModelStore
+
+    root = getattr(args, "store", None)
+    if root is None:
+        from workers.settings import Settings
+
+        root = Settings.load().models_dir()
+    return ModelStore(root)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Carry out a parsed ``remove-bg`` command; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        return _run(args, out, err)
+    except (Cancelled, KeyboardInterrupt):
+        err.write("\nCancelled; the images saved so far are kept.\n")
+        return EXIT_CANCELLED
+    except UserError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_FAILED
+    except Exception as exc:
+        log.exception("remove-bg failed")
+        err.write(describe_exception(exc, "remove-bg") + "\n")
+        return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from workers.matting.batch import expand_inputs, run_batch
+    from workers.matting.compose import parse_background
+    from workers.matting.options import coerce_option
+
+    background = parse_background(args.bg)
+    files, unmatched = expand_inputs(list(args.inputs))
+    if not files:
+        err.write(f"No image was found in {', '.join(unmatched) or 'the inputs'}.\n")
+        return EXIT_FAILED
+    options = MattingOptions(
+        model=coerce_option("model", args.model),
+        alpha_matting=args.alpha_matting,
+        foreground_threshold=coerce_option("foreground_threshold", args.foreground_threshold),
+        background_threshold=coerce_option("background_threshold", args.background_threshold),
+        erode_size=coerce_option("erode_size", args.erode_size),
+        post_process=args.post_process,
+        mask_only=args.mask_only,
+    )
+    from workers.matting.engine import MattingEngine  # the model runtime loads only here
+
+    engine = MattingEngine(_store(args), options, device=args.device)
+    engine.load()
+    bar = BatchProgressBar(err)
+    try:
+        report = run_batch(engine, files, args.outdir, background=background, fmt=args.fmt, progress=bar)
+    finally:
+        bar.close()
+        engine.close()
+    saved = len(report.done)
+    out.write(f"Saved {saved} image{'s' if saved != 1 else ''} to {args.outdir} (model: {engine.model_label}).\n")
+    skipped = [(str(path), reason) for path, reason in report.failed]
+    skipped += [(text, "no image matched this input.") for text in unmatched]
+    if not skipped:
+        return EXIT_OK
+    err.write("Skipped:\n")
+    for name, reason in skipped:
+        err.write(f"  {name}: {reason}\n")
+    n = len(skipped)
+    err.write(
+        f"{n} input{'s' if n != 1 else ''} could not be read; "
+        f"{'every other image was' if saved else 'no image was'} saved.\n"
+    )
+    return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="snowai-remove-bg", description="Remove the background of images.")
+    _fill(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,572 @@
+"""The background-removal engine: rembg model sessions with a fast numpy/OpenCV pipeline around them.
+
+rembg loads the model (its session classes own the onnxruntime ``InferenceSession``); this engine
+does the pre- and post-processing itself, on numpy arrays in BGR order, without PIL round trips:
+one OpenCV resize straight to the model's input size, the same normalisation as rembg's session
+(scaled by the image's own maximum, then mean/std) in float32, one ``run`` of the inner session,
+and one OpenCV resize of the mask back to the image. The masks equal rembg's own
+``remove(..., only_mask=True)`` on the same model up to resampling differences.
+
+Model files are resolved through the :class:`~workers.models.store.ModelStore`, never downloaded:
+rembg's home folder (``U2NET_HOME``) is pointed, under a lock, at the folder that already holds
+the file while its session is created, and a session is only created when rembg is certain to
+find the file there.
+
+rembg and onnxruntime are imported when the first session is built (on the caller's thread, which
+is the worker's thread), never at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from workers.errors import UserError
+from workers.matting.compose import cutout
+from workers.matting.options import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODEL_SPECS,
+    MattingOptions,
+    ModelChoice,
+    ModelSpec,
+    available_models,
+    coerce_option,
+    spec_for,
+)
+from workers.models.store import ModelStore, sniff_file
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MattingEngine", "ModelChoice", "available_models", "physical_cores", "post_process_mask"]
+
+#: rembg reads its home folder from the environment; one session is created at a time.
+_HOME_LOCK = threading.Lock()
+_HOME_VARS = ("U2NET_HOME", "REMBG_HOME")
+#: How many model sessions an engine keeps loaded (least recently used ones are dropped).
+MAX_CACHED_SESSIONS = 4
+#: Accelerated onnxruntime providers in order of preference (each used only when installed).
+_ACCELERATORS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider")
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (hyper-threads do not speed up convolutions)."""
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False)
+    except Exception:  # psutil missing or unable to read the CPU topology
+        cores = None
+    return max(1, int(cores or os.cpu_count() or 1))
+
+
+@dataclass
+class _Target:
+    """A model resolved to a file, before its session exists."""
+
+    key: str
+    label: str
+    path: Path
+    spec: ModelSpec | None  # None for the user's own models and plain paths
+
+
+@dataclass
+class _Loaded:
+    """A built session and how to feed it."""
+
+    target: _Target
+    session: Any  # rembg BaseSession
+    session_name: str
+    input_name: str
+    output_name: str
+    size: tuple[int, int]  # (height, width) fed to the model
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    sigmoid: bool
+    input_dtype: Any = np.float32
+    blob: np.ndarray = field(default_factory=lambda: np.zeros((1, 3, 1, 1), np.float32))
+
+
+@contextlib.contextmanager
+def _rembg_home(folder: Path):
+    """Point rembg's home at ``folder`` for the duration (process-wide, so under a lock)."""
+    with _HOME_LOCK:
+        saved = {name: os.environ.get(name) for name in _HOME_VARS}
+        os.environ["U2NET_HOME"] = str(folder)
+        os.environ.pop("REMBG_HOME", None)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _dims(shape: Any) -> list[int | None]:
+    return [d if isinstance(d, int) and d > 0 else None for d in (shape or [])]
+
+
+def _shape_text(shape: Any) -> str:
+    return "x".join(str(d) if isinstance(d, int) else "?" for d in (shape or [])) or "unknown"
+
+
+def post_process_mask(mask: np.ndarray) -> np.ndarray:
+    """rembg's mask post-processing, in OpenCV: a morphological opening with a radius-1 disc,
+    a Gaussian blur (sigma 2), then a hard threshold at 127. Smooths jagged, noisy edges."""
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cross)
+    blurred = cv2.GaussianBlur(opened.astype(np.float32), (17, 17), 2.0, borderType=cv2.BORDER_REFLECT)
+    return np.where(blurred < 127, 0, 255).astype(np.uint8)
+
+
+class MattingEngine:
+    """Background removal on BGR uint8 images: ``predict_mask`` gives the alpha, ``process`` the cutout."""
+
+    name = "Background removal"
+
+    def __init__(
+        self,
+        store: ModelStore,
+        options: MattingOptions | None = None,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+    ) -> None:
+        self.store = store
+        self.options = options.copy() if options is not None else MattingOptions()
+        self.device = (device or "auto").lower()
+        if self.device not in ("auto", "cpu", "cuda", "gpu"):
+            raise UserError(f"Unknown compute device {device!r}; choose auto, cpu or cuda.")
+        self.threads = int(threads) if threads else physical_cores()
+        #: Whether onnxruntime's idle threads spin (None: onnxruntime's default).
+        self.spin: bool | None = False
+        self._sessions: OrderedDict[str, _Loaded] = OrderedDict()
+        self._targets: dict[str, _Target] = {}
+        self._lock = threading.RLock()
+        self._ort: Any = None
+        #: Milliseconds spent in each stage of the last image: "pre", "model", "post", "matting".
+        self.timings: dict[str, float] = {}
+
+    # ---- Engine protocol -------------------------------------------------------------------
+    def load(self) -> None:
+        """Build (or reuse) the session of the current model. Raises UserError sentences."""
+        self._current()
+
+    def set_param(self, name: str, value: Any) -> None:
+        """Change one :class:`MattingOptions` field live; a new model is loaded on next use."""
+        value = coerce_option(name, value)
+        # One attribute store: safe from any thread, and never waits for an image in progress.
+        setattr(self.options, name, value)
+
+    def process(self, bgr: np.ndarray) -> np.ndarray:
+        """The BGRA cutout of a BGR image, or the mask as a 3-channel image when ``mask_only``."""
+        alpha, foreground = self.predict(bgr)
+        if self.options.mask_only:
+            return cv2.cvtColor(alpha, cv2.COLOR_GRAY2BGR)
+        return cutout(foreground if foreground is not None else _bgr(bgr), alpha)
+
+    def close(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+            self._targets.clear()
+
+    # ---- masks -----------------------------------------------------------------------------
+    def predict_mask(self, bgr: np.ndarray) -> np.ndarray:
+        """HxW uint8 alpha for a BGR uint8 image: the model, then post-processing and alpha matting
+        as the options ask."""
+        return self.predict(bgr)[0]
+
+    def predict(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The alpha and, when alpha matting ran, the foreground colours it estimated (BGR), else None."""
+        image = _bgr(bgr)
+        with self._lock:
+            opts = self.options.copy()
+            loaded = self._current()
+            mask = self._infer(loaded, image)
+        t0 = time.perf_counter()
+        if opts.post_process:
+            mask = post_process_mask(mask)
+        t1 = time.perf_counter()
+        self.timings["post"] += (t1 - t0) * 1000
+        foreground = None
+        if opts.alpha_matting:
+            mask, foreground = self._alpha_matting(image, mask, opts)
+            self.timings["matting"] = (time.perf_counter() - t1) * 1000
+        return mask, foreground
+
+    def raw_mask(self, bgr: np.ndarray) -> np.ndarray:
+        """The model's mask alone (no post-processing, no alpha matting)."""
+        with self._lock:
+            return self._infer(self._current(), _bgr(bgr))
+
+    # ---- information -----------------------------------------------------------------------
+    @property
+    def providers(self) -> list[str]:
+        """The onnxruntime providers of the current session (or the ones it would ask for)."""
+        loaded = (
+            self._sessions.get(self._targets[self.options.model].key) if self.options.model in self._targets else None
+        )
+        if loaded is not None:
+            with contextlib.suppress(Exception):
+                return list(loaded.session.inner_session.get_providers())
+        return [p if isinstance(p, str) else p[0] for p in self._providers()]
+
+    @property
+    def model_label(self) -> str:
+        """A readable name of the current model."""
+        model = self.options.model
+        target = self._targets.get(model)
+        if target is not None:
+            return target.label
+        spec = spec_for(model)
+        with contextlib.suppress(UserError):
+            return self.store.get(spec.manifest_id if spec else model).name
+        return Path(model).name if model.lower().endswith(".onnx") else model
+
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(height, width) the current model is fed, once loaded."""
+        target = self._targets.get(self.options.model)
+        loaded = self._sessions.get(target.key) if target else None
+        return loaded.size if loaded else None
+
+    def session(self) -> Any:
+        """The rembg session object of the current model (loading it if needed)."""
+        with self._lock:
+            return self._current().session
+
+    # ---- resolution ------------------------------------------------------------------------
+    def _resolve(self, model: str) -> _Target:
+        """Turn a model id, user-import id or path into a file on disk, or a UserError sentence."""
+        spec = spec_for(model)
+        if spec is not None:
+            if spec.manifest_id not in self.store.manifest:
+                raise UserError(f"The model {model} is not in the studio's model list.")
+            path = self.store.path_of(spec.manifest_id)  # UserError: not installed, download it
+            return _Target(spec.key, self.store.get(spec.manifest_id).name, Path(path), spec)
+        known = {m.id: m for m in self.store.models()}
+        if model in known:
+            entry = known[model]
+            if entry.tool != "matting":
+                raise UserError(f"{entry.name} is a model for another tool, not a background-removal model.")
+            path = Path(self.store.path_of(entry.id))
+            if path.is_dir():
+                onnx_files = sorted(path.rglob("*.onnx"))
+                if len(onnx_files) != 1:
+                    raise UserError(f"{entry.name} should hold exactly one .onnx file; it holds {len(onnx_files)}.")
+                path = onnx_files[0]
+            return _Target(entry.id, entry.name, path, None)
+        path = Path(model).expanduser()
+        looks_like_path = path.suffix.lower() == ".onnx" or os.sep in model or "/" in model or path.exists()
+        if not looks_like_path:
+            names = ", ".join(MODEL_SPECS)
+            raise UserError(
+                f"There is no background-removal model called {model!r}; choose one of {names}, "
+                "a model you imported in Models, or the path of an .onnx file."
+            )
+        if not path.is_file():
+            raise UserError(f"The model file {path} does not exist.")
+        if path.suffix.lower() != ".onnx":
+            raise UserError(f"{path.name} is not an ONNX model file; choose a file ending in .onnx.")
+        path = path.resolve()
+        return _Target(str(path), path.name, path, None)
+
+    def _current(self) -> _Loaded:
+        model = self.options.model
+        target = self._targets.get(model)
+        if target is None:
+            target = self._resolve(model)
+        loaded = self._sessions.get(target.key)
+        if loaded is None:
+            loaded = self._build(target)
+            self._sessions[target.key] = loaded
+            while len(self._sessions) > MAX_CACHED_SESSIONS:
+                dropped, _ = self._sessions.popitem(last=False)
+                log.info("dropped the session of %s", dropped)
+        else:
+            self._sessions.move_to_end(target.key)
+        self._targets[model] = target
+        return loaded
+
+    # ---- sessions --------------------------------------------------------------------------
+    def _runtime(self) -> Any:
+        if self._ort is None:
+            import onnxruntime as ort
+
+            self._ort = ort
+        return self._ort
+
+    def _providers(self) -> list[Any]:
+        ort = self._runtime()
+        if self.device == "cpu":
+            return ["CPUExecutionProvider"]
+        available = set(ort.get_available_providers())
+        chosen: list[Any] = []
+        for name in _ACCELERATORS:
+            if name not in available:
+                continue
+            if name == "TensorrtExecutionProvider":
+                cache = self.store.root / ".tensorrt-cache"
+                with contextlib.suppress(OSError):
+                    cache.mkdir(parents=True, exist_ok=True)
+                chosen.append((name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
+            else:
+                chosen.append(name)
+        if self.device in ("cuda", "gpu") and not chosen:
+            log.warning("a GPU was asked for but onnxruntime offers none here; using the CPU")
+        return [*chosen, "CPUExecutionProvider"]
+
+    def _session_options(self) -> Any:
+        ort = self._runtime()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        if self.spin is not None:
+            # Idle intra-op threads spinning between images take the cores our own pre- and
+            # post-processing needs; they sleep instead unless asked otherwise.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
+        return opts
+
+    def _build(self, target: _Target) -> _Loaded:
+        path = target.path
+        if not path.is_file():
+            raise UserError(f"The model file of {target.label} is missing ({path}).")
+        sniff_file(path)  # an image renamed .onnx, or anything that is not ONNX: a sentence
+        from rembg.session_factory import new_session
+        from rembg.sessions import sessions as rembg_sessions
+
+        named = None
+        if target.spec is not None:
+            cls = rembg_sessions.get(target.spec.key)
+            if cls is not None and path.name == f"{target.spec.key}.onnx":
+                named = target.spec.key
+        started = time.perf_counter()
+        with _rembg_home(path.parent), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                if named is not None:
+                    # rembg looks for <home>/<name>.onnx; make sure it finds this very file, so that
+                    # it never decides to download.
+                    found = rembg_sessions[named].resolve_existing(f"{named}.onnx")
+                    if found is None or not os.path.samefile(found, path):
+                        named = None
+                if named is not None:
+                    session = new_session(named, sess_opts=self._session_options(), providers=self._providers())
+                else:
+                    session = new_session(
+                        "u2net_custom",
+                        sess_opts=self._session_options(),
+                        providers=self._providers(),
+                        model_path=str(path),
+                    )
+            except UserError:
+                raise
+            except MemoryError:
+                raise UserError(f"Not enough memory to load {target.label}; choose a smaller model.") from None
+            except Exception as exc:
+                log.info("could not load %s: %s", path, exc)
+                raise UserError(
+                    f"{target.label} could not be loaded: the file is damaged, truncated or not an ONNX model."
+                ) from None
+        for w in caught:
+            log.warning("%s: %s", target.label, w.message)
+        loaded = self._describe(target, session, named)
+        log.info(
+            "loaded %s (%s, %dx%d) in %.0f ms on %s",
+            target.label,
+            loaded.session_name,
+            loaded.size[1],
+            loaded.size[0],
+            (time.perf_counter() - started) * 1000,
+            ", ".join(session.inner_session.get_providers()),
+        )
+        return loaded
+
+    def _describe(self, target: _Target, session: Any, named: str | None) -> _Loaded:
+        """Check the model's input and output and pick its preprocessing."""
+        inner = session.inner_session
+        inputs = inner.get_inputs()
+        outputs = inner.get_outputs()
+        what = f"{target.label} is not a background-removal model"
+        if not inputs or not outputs:
+            raise UserError(f"{what}: it has no input or no output.")
+        first = inputs[0]
+        dims = _dims(first.shape)
+        if len(dims) != 4 or dims[1] not in (3, None) or (dims[0] not in (1, None)):
+            raise UserError(
+                f"{what}: it takes input of shape {_shape_text(first.shape)} "
+                "where an image of shape 1x3xHxW is expected."
+            )
+        dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+        if first.type not in dtypes:
+            raise UserError(f"{what}: it takes {first.type} input where floating-point pixels are expected.")
+        out_dims = _dims(outputs[0].shape)
+        if outputs[0].shape and (
+            len(out_dims) not in (2, 3, 4) or (len(out_dims) == 4 and out_dims[1] not in (1, None))
+        ):
+            raise UserError(f"{what}: its output of shape {_shape_text(outputs[0].shape)} is not a one-channel mask.")
+        height, width = dims[2], dims[3]
+        spec = target.spec
+        if spec is not None:
+            if (height not in (None, spec.size)) or (width not in (None, spec.size)):
+                raise UserError(
+                    f"{target.label} takes {width}x{height} images, not {spec.size}x{spec.size}: "
+                    "the file is not the model it is named after; download it again in Models."
+                )
+            size = (spec.size, spec.size)
+            mean, std, sigmoid = spec.mean, spec.std, spec.sigmoid
+            session_name = named or spec.key
+        else:
+            size = (height or 320, width or 320)
+            if size == (1024, 1024):
+                # IS-Net-like input: rembg's dis_custom preprocessing (mean 0.5, std 1).
+                session_name, mean, std = "dis_custom", (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)
+                session = _as_session_class(session, "dis_custom")
+            else:
+                session_name, mean, std = "u2net_custom", IMAGENET_MEAN, IMAGENET_STD
+            sigmoid = False
+        dtype = dtypes[first.type]
+        blob = np.zeros((1, 3, size[0], size[1]), dtype)
+        return _Loaded(
+            target, session, session_name, first.name, outputs[0].name, size, mean, std, sigmoid, dtype, blob
+        )
+
+    # ---- the fast path ---------------------------------------------------------------------
+    def _infer(self, loaded: _Loaded, image: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        h0, w0 = image.shape[:2]
+        mh, mw = loaded.size
+        small = _resize_to(image, mw, mh)
+        # rembg scales by the image's own maximum, then applies mean/std: x / top / std - mean / std.
+        top = max(float(small.max()), 1e-6)
+        blob = loaded.blob
+        for c in range(3):  # model channels are RGB; the image is BGR
+            scale = 1.0 / (top * loaded.std[c])
+            np.multiply(small[:, :, 2 - c], blob.dtype.type(scale), out=blob[0, c], casting="unsafe")
+            blob[0, c] -= blob.dtype.type(loaded.mean[c] / loaded.std[c])
+        t1 = time.perf_counter()
+        try:
+            outs = loaded.session.inner_session.run([loaded.output_name], {loaded.input_name: blob})
+        except Exception as exc:
+            log.info("inference failed on %s: %s", loaded.target.label, exc)
+            raise UserError(
+                f"{loaded.target.label} failed on this image; the model file may not be a background-removal model."
+            ) from None
+        t2 = time.perf_counter()
+        pred = np.asarray(outs[0], dtype=np.float32)
+        while pred.ndim > 2 and pred.shape[0] == 1:
+            pred = pred[0]
+        if pred.ndim != 2:
+            raise UserError(f"{loaded.target.label} gave no one-channel mask (output shape {pred.shape}).")
+        if loaded.sigmoid:
+            with np.errstate(over="ignore"):
+                pred = 1.0 / (1.0 + np.exp(-pred))
+        lo, hi = float(pred.min()), float(pred.max())
+        span = hi - lo
+        if not np.isfinite(span) or span <= 0:
+            small_mask = np.zeros(pred.shape, np.uint8)
+        else:
+            # rembg: (pred - min) / (max - min) * 255, truncated to uint8.
+            scaled = (pred - lo) * np.float32(255.0 / span)
+            small_mask = np.clip(scaled, 0, 255).astype(np.uint8)
+        ph, pw = small_mask.shape
+        if (ph, pw) == (h0, w0):
+            mask = small_mask
+        else:
+            grow = w0 >= pw and h0 >= ph
+            mask = cv2.resize(small_mask, (w0, h0), interpolation=cv2.INTER_LINEAR if grow else cv2.INTER_AREA)
+        t3 = time.perf_counter()
+        self.timings = {"pre": (t1 - t0) * 1000, "model": (t2 - t1) * 1000, "post": (t3 - t2) * 1000}
+        return mask
+
+    def _alpha_matting(
+        self, image: np.ndarray, mask: np.ndarray, opts: MattingOptions
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """rembg's closed-form alpha matting (pymatting) on the trimap the mask gives."""
+        from PIL import Image
+        from rembg.bg import alpha_matting_cutout
+
+        rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        try:
+            rgba = np.asarray(
+                alpha_matting_cutout(
+                    rgb,
+                    Image.fromarray(mask),
+                    opts.foreground_threshold,
+                    opts.background_threshold,
+                    opts.erode_size,
+                )
+            )
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            # No unknown region or no sure foreground/background: the plain mask is the answer.
+            log.info("alpha matting skipped: %s", exc)
+            return mask, None
+        alpha = np.ascontiguousarray(rgba[..., 3])
+        foreground = cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_RGB2BGR)
+        return alpha, foreground
+
+
+def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize to the model's input size, fast and without aliasing.
+
+    Shrinking: Gaussian halvings while the image is four times the target or more, one gentle linear
+    step to twice the target, then OpenCV's exact 2x2 area average (its fast integer path).
+    Enlarging: linear interpolation.
+    """
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    if w < width or h < height:
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    while w >= 4 * width and h >= 4 * height:
+        image = cv2.pyrDown(image)
+        h, w = image.shape[:2]
+    if (w, h) != (2 * width, 2 * height):
+        image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _as_session_class(session: Any, name: str) -> Any:
+    """The same loaded model as an instance of another rembg session class (no reload)."""
+    from rembg.sessions import sessions as rembg_sessions
+
+    cls = rembg_sessions.get(name)
+    if cls is None or isinstance(session, cls):
+        return session
+    other = cls.__new__(cls)
+    other.__dict__.update(session.__dict__)
+    other.model_name = name
+    return other
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    """A contiguous HxWx3 uint8 view of a BGR, BGRA or greyscale image."""
+    if not isinstance(image, np.ndarray) or image.size == 0:
+        raise UserError("There is no image to remove the background from.")
+    if image.dtype != np.uint8:
+        raise UserError("The image must have 8-bit samples.")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image if image.flags.c_contiguous else np.ascontiguousarray(image)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[..., :3])
+    if image.ndim == 3 and image.shape[2] == 1:
+        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2BGR)
+    raise UserError(f"An image of shape {image.shape} cannot be processed; a colour image is expected.")

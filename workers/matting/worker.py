@@ -1,0 +1,324 @@
+"""The Qt worker of background removal: one engine on its own thread, for jobs and a live stream.
+
+:class:`MattingWorker` builds a :class:`~workers.matting.engine.MattingEngine` in :meth:`load` (on
+its thread: rembg and onnxruntime are imported there, never on the UI thread) and then serves
+
+- jobs, each returning a job id whose result arrives through ``job_finished``: :meth:`remove`
+  (one image, a :class:`~workers.matting.options.MaskResult`), :meth:`batch` (a folder of images, a
+  :class:`~workers.matting.batch.BatchReport`) and :meth:`video` (a video file, the output
+  :class:`~pathlib.Path`), with ``progress`` and prompt cancellation;
+- a live stream: camera frames pushed by a :class:`~workers.media.worker.CameraWorker` come out
+  with their background replaced (``take_result`` gives a :class:`~workers.queues.StreamResult`
+  whose payload is the composited BGR frame); a slow model drops stale frames instead of queueing
+  them. The composited stream can be recorded to an MP4.
+
+Parameters change live through :meth:`~workers.base.Worker.set_param`: ``"background"`` (a
+:class:`~workers.matting.compose.Background` or its text form) and every
+:class:`~workers.matting.options.MattingOptions` field, ``"model"`` included (a model switch keeps
+the worker running).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import Signal
+
+from workers.base import JobContext, Worker
+from workers.errors import UserError
+from workers.matting.compose import Background, blend, checkerboard, composite, parse_background
+from workers.matting.options import MaskResult, MattingOptions, coerce_option
+from workers.queues import StreamItem, StreamResult
+
+if TYPE_CHECKING:
+    from workers.matting.batch import BatchReport
+    from workers.matting.imageio import LoadedImage
+    from workers.matting.video import VideoRecorder
+    from workers.models.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class MattingWorker(Worker):
+    """Background removal on its own thread: images, batches, videos and a live camera stream."""
+
+    name = "Background removal"
+    #: Live frames waiting for the model: the newest one only, so latency stays one frame.
+    queue_size = 1
+    #: A recording was finished and saved: its path.
+    recording_saved = Signal(str)
+
+    def __init__(
+        self,
+        store: ModelStore,
+        options: MattingOptions | None = None,
+        *,
+        device: str = "auto",
+        engine_factory: Callable[[ModelStore, MattingOptions, str], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.options = options.copy() if options is not None else MattingOptions()
+        self.device = device
+        self.background = Background()
+        self.engine: Any = None
+        self._engine_factory = engine_factory
+        self._checker: np.ndarray | None = None
+        self._rec_lock = threading.Lock()
+        self._recorder: VideoRecorder | None = None
+        self._record_path: Path | None = None  # asked for; opened at the next frame (its size)
+        #: Live frames processed so far (the rest were dropped as stale: see ``dropped``).
+        self.processed = 0
+
+    # ---- lifecycle (worker thread) ----------------------------------------------------------------
+    def load(self) -> None:
+        factory = self._engine_factory or _default_engine
+        engine = factory(self.store, self.options.copy(), self.device)
+        engine.load()
+        self.engine = engine
+        log.info("Background removal ready: %s", self._model_label())
+
+    def unload(self) -> None:
+        path = self._finish_recording()
+        if path is not None:
+            self.recording_saved.emit(str(path))
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.close()
+
+    def _engine(self) -> Any:
+        if self.engine is None:
+            raise UserError("Background removal is not ready yet; wait for the model to load.")
+        return self.engine
+
+    def _model_label(self) -> str:
+        engine = self.engine
+        label = getattr(engine, "model_label", None) if engine is not None else None
+        return str(label) if label else self.options.model
+
+    # ---- parameters (worker thread) --------------------------------------------------------------------
+    def on_param(self, name: str, value: Any) -> None:
+        if name == "background":
+            self.background = parse_background(value) if isinstance(value, str) else value
+            return
+        value = coerce_option(name, value)
+        setattr(self.options, name, value)
+        if self.engine is not None:
+            self.engine.set_param(name, value)
+        elif self.state == "failed":
+            self._retry_load()
+        if name == "model":
+            log.info("Background removal model: %s", value)
+
+    def _retry_load(self) -> None:
+        """The engine could not start (say, its model was not downloaded): try again with the new
+        settings, so choosing another model brings the worker back without a restart."""
+        self._set_state("loading")
+        try:
+            self.load()
+        except BaseException as exc:
+            self._load_error = self.report(exc, f"{self.name} could not start")
+            self._set_state("failed")
+            return
+        self._load_error = None
+        self._set_state("ready")
+        self.ready.emit()
+
+    # ---- jobs (any thread) ------------------------------------------------------------------------
+    def remove(self, image: LoadedImage) -> int:
+        """Find the alpha of one image; the result is a :class:`MaskResult`."""
+
+        def job(ctx: JobContext) -> MaskResult:
+            engine = self._engine()
+            start = time.perf_counter()
+            alpha = engine.predict_mask(image.bgr)
+            ctx.check()
+            return MaskResult(image=image, alpha=alpha, model=self._model_label(), ms=_ms(start))
+
+        return self.submit(job)
+
+    def batch(self, inputs: list[Path], outdir: Path, background: Background, fmt: str = "png") -> int:
+        """Cut out every image into ``outdir``; the result is a ``BatchReport`` (``cancelled`` set
+        when the user stopped it, with the images done so far)."""
+
+        def job(ctx: JobContext) -> BatchReport:
+            from workers.matting.batch import run_batch
+
+            def progress(done: int, total: int) -> None:
+                if not ctx.cancelled:
+                    ctx.progress(done, total)
+
+            return run_batch(
+                self._engine(),
+                [Path(p) for p in inputs],
+                Path(outdir),
+                background=background,
+                fmt=fmt,
+                progress=progress,
+                cancel=lambda: ctx.cancelled,
+            )
+
+        return self.submit(job)
+
+    def video(self, src: Path, dst: Path, background: Background) -> int:
+        """Replace the background of every frame of ``src`` into ``dst`` (format by its suffix:
+        .webm and .mov keep transparency, .mp4 does not); the result is the output path."""
+
+        def job(ctx: JobContext) -> Path:
+            from workers.matting.video import process_video
+
+            engine = self._engine()
+            mask_only = self.options.mask_only
+
+            def frame_fn(bgr: np.ndarray) -> np.ndarray:
+                alpha = engine.predict_mask(bgr)
+                if mask_only:
+                    return np.repeat(alpha[:, :, None], 3, axis=2)
+                return composite(bgr, alpha, background)
+
+            return process_video(src, dst, frame_fn, progress=ctx.progress, cancel=lambda: ctx.cancelled)
+
+        return self.submit(job)
+
+    # ---- live stream (worker thread) ------------------------------------------------------------------
+    def process(self, item: StreamItem) -> StreamResult:
+        engine = self._engine()
+        bgr = item.payload
+        start = time.perf_counter()
+        alpha = engine.predict_mask(bgr)
+        mask_ms = _ms(start)
+        start = time.perf_counter()
+        frame = self._compose_live(bgr, alpha)
+        compose_ms = _ms(start)
+        self.timer.add_stage("mask", mask_ms)
+        for stage, ms in (getattr(engine, "timings", None) or {}).items():
+            self.timer.add_stage(f"mask.{stage}", float(ms))  # the model's own split: pre, model, post...
+        self.timer.add_stage("compose", compose_ms)
+        self._record(frame, item.timestamp)
+        self.processed += 1
+        meta = {
+            "mask_ms": round(mask_ms, 2),
+            "alpha_ms": round(mask_ms, 2),
+            "compose_ms": round(compose_ms, 2),
+            "fps": self.timer.snapshot()["fps"],
+            "model": self._model_label(),
+        }
+        return StreamResult(frame, item.timestamp, item.seq, meta=meta)
+
+    def _compose_live(self, bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """The frame to show: the background replaced (a transparent one shown as a checkerboard)."""
+        if self.options.mask_only:
+            return np.repeat(alpha[:, :, None], 3, axis=2)
+        background = self.background
+        if background.kind == "transparent":
+            h, w = bgr.shape[:2]
+            if self._checker is None or self._checker.shape[:2] != (h, w):
+                self._checker = checkerboard(h, w)
+            return blend(bgr, alpha, self._checker)
+        return composite(bgr, alpha, background)
+
+    def _maybe_emit_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stats < self.stats_interval:
+            return
+        self._last_stats = now
+        snap = self.timer.snapshot()
+        snap["dropped"] = self._queue.dropped
+        snap["queued"] = len(self._queue)
+        snap["model"] = self._model_label()
+        with self._rec_lock:
+            snap["recording"] = self._recorder is not None or self._record_path is not None
+            snap["recorded_frames"] = self._recorder.frames if self._recorder is not None else 0
+        self.stats.emit(snap)
+
+    # ---- recording (start/stop from any thread; frames written on the worker thread) ----------------
+    @property
+    def recording(self) -> bool:
+        with self._rec_lock:
+            return self._recorder is not None or self._record_path is not None
+
+    @property
+    def recorded_frames(self) -> int:
+        """Frames written to the running recording."""
+        with self._rec_lock:
+            return self._recorder.frames if self._recorder is not None else 0
+
+    def start_recording(self, path: Path) -> None:
+        """Record the composited stream to ``path`` (an MP4), from the next frame on.
+
+        A recording already running is finished first (and ``recording_saved`` emitted).
+        """
+        previous = self._finish_recording()
+        if previous is not None:
+            self.recording_saved.emit(str(previous))
+        with self._rec_lock:
+            self._record_path = Path(path).expanduser()
+        log.info("Recording requested: %s", path)
+
+    def stop_recording(self) -> Path | None:
+        """Finish the recording; returns its path, or None when no frame was recorded."""
+        path = self._finish_recording()
+        if path is not None:
+            self.recording_saved.emit(str(path))
+        return path
+
+    def _finish_recording(self) -> Path | None:
+        with self._rec_lock:
+            recorder, self._recorder = self._recorder, None
+            self._record_path = None
+        if recorder is None:
+            return None
+        try:
+            return recorder.close()
+        except UserError as exc:
+            self.report(exc, f"{self.name}: the recording")
+            return None
+
+    def _record(self, frame: np.ndarray, timestamp: float) -> None:
+        with self._rec_lock:
+            if self._recorder is None and self._record_path is None:
+                return
+            start = time.perf_counter()
+            try:
+                if self._recorder is None:
+                    from workers.matting.video import VideoRecorder
+
+                    assert self._record_path is not None
+                    fps = self.timer.snapshot()["fps"] or 30.0
+                    h, w = frame.shape[:2]
+                    self._recorder = VideoRecorder(self._record_path, w, h, fps)
+                    self._record_path = None
+                self._recorder.write(frame, timestamp)
+            except Exception as exc:
+                failed, self._recorder, self._record_path = self._recorder, None, None
+                self.report(exc, f"{self.name}: recording stopped")
+                if failed is not None:
+                    self._salvage(failed)
+                return
+            self.timer.add_stage("record", _ms(start))
+
+    def _salvage(self, recorder: VideoRecorder) -> None:
+        """Keep what a failed recording holds so far, if it can still be finished."""
+        try:
+            path = recorder.close()
+        except Exception as exc:
+            log.warning("The interrupted recording could not be saved: %s", exc)
+            recorder.abort()
+            return
+        self.recording_saved.emit(str(path))
+
+
+def _default_engine(store: ModelStore, options: MattingOptions, device: str) -> Any:
+    from workers.matting.engine import MattingEngine
+
+    return MattingEngine(store, options, device=device)
