@@ -383,7 +383,12 @@ class Worker(QObject):
         snap = self.timer.snapshot()
         snap["dropped"] = self._queue.dropped
         snap["queued"] = len(self._queue)
+        snap.update(self.extra_stats())
         self.stats.emit(snap)
+
+    def extra_stats(self) -> dict[str, Any]:
+        """More entries for the ``stats`` signal (worker thread); overridden by workers that have them."""
+        return {}
 
     @Slot(str, object)
     def _apply_param(self, name: str, value: Any) -> None:

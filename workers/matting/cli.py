@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from workers.errors import Cancelled, UserError, describe_exception
 from workers.matting.options import DEFAULT_MODEL, MattingOptions
+from workers.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -64,35 +63,6 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     parser.add_argument("--store", type=Path, default=None, help="model store folder (default: from settings)")
     parser.set_defaults(func=run)
-
-
-class BatchProgressBar:
-    """``remove-bg [#####-----] 3/10`` on one line of stderr, redrawn at most ten times a second."""
-
-    def __init__(self, stream: TextIO, width: int = 30) -> None:
-        self.stream = stream
-        self.width = width
-        self._last = 0.0
-        self._drawn = False
-        self._lock = threading.Lock()
-
-    def __call__(self, done: int, total: int) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if 0 < done < total and now - self._last < 0.1:
-                return
-            self._last = now
-            frac = done / total if total else 1.0
-            filled = int(frac * self.width)
-            self.stream.write(f"\rremove-bg [{'#' * filled}{'-' * (self.width - filled)}] {done}/{total}")
-            self.stream.flush()
-            self._drawn = True
-
-    def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -147,7 +117,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     engine = MattingEngine(_store(args), options, device=args.device)
     engine.load()
-    bar = BatchProgressBar(err)
+    bar = ProgressBar("remove-bg", err)
     try:
         report = run_batch(engine, files, args.outdir, background=background, fmt=args.fmt, progress=bar)
     finally:

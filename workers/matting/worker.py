@@ -227,19 +227,12 @@ class MattingWorker(Worker):
             return blend(bgr, alpha, self._checker)
         return composite(bgr, alpha, background)
 
-    def _maybe_emit_stats(self) -> None:
-        now = time.monotonic()
-        if now - self._last_stats < self.stats_interval:
-            return
-        self._last_stats = now
-        snap = self.timer.snapshot()
-        snap["dropped"] = self._queue.dropped
-        snap["queued"] = len(self._queue)
-        snap["model"] = self._model_label()
+    def extra_stats(self) -> dict[str, Any]:
+        snap: dict[str, Any] = {"model": self._model_label()}
         with self._rec_lock:
             snap["recording"] = self._recorder is not None or self._record_path is not None
             snap["recorded_frames"] = self._recorder.frames if self._recorder is not None else 0
-        self.stats.emit(snap)
+        return snap
 
     # ---- recording (start/stop from any thread; frames written on the worker thread) ----------------
     @property

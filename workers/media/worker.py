@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -81,18 +80,8 @@ class _SourceWorker(Worker):
         super().start(loop=loop)
 
     def extra_stats(self) -> dict[str, Any]:
-        return {}
-
-    def _maybe_emit_stats(self) -> None:
-        now = time.monotonic()
-        if now - self._last_stats < self.stats_interval:
-            return
-        self._last_stats = now
-        snap = self.timer.snapshot()
-        snap["dropped"] = self.latest.overwritten
-        snap["queued"] = 0
-        snap.update(self.extra_stats())
-        self.stats.emit(snap)
+        # A source has no input queue: what it drops are preview frames the UI never took.
+        return {"dropped": self.latest.overwritten, "queued": 0}
 
 
 class CameraWorker(_SourceWorker):
@@ -142,7 +131,8 @@ class CameraWorker(_SourceWorker):
 
     def extra_stats(self) -> dict[str, Any]:
         info = self.source.info if self.source is not None else None
-        out: dict[str, Any] = {"frames": self.frames}
+        out = super().extra_stats()
+        out["frames"] = self.frames
         if info is not None:
             out.update(width=info.width, height=info.height, source_fps=info.fps)
         return out
@@ -205,7 +195,7 @@ class MicrophoneWorker(_SourceWorker):
         return True
 
     def extra_stats(self) -> dict[str, Any]:
-        return {"blocks": self.blocks, "level_dbfs": round(self.level_dbfs, 1)}
+        return {**super().extra_stats(), "blocks": self.blocks, "level_dbfs": round(self.level_dbfs, 1)}
 
 
 class TonePlayer(Worker):

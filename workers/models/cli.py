@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +17,7 @@ from typing import Any, TextIO
 from workers.errors import Cancelled, UserError, describe_exception
 from workers.models.manifest import TOOLS, load_manifest
 from workers.models.store import SIZE_ONLY_NOTE, ModelStore, Status, human_size
+from workers.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
@@ -63,32 +63,14 @@ def _store(args: argparse.Namespace) -> ModelStore:
     return ModelStore(root, manifest)
 
 
-class ProgressBar:
-    """A one-line text progress bar, redrawn at most ten times a second."""
+def byte_progress(label: str, stream: TextIO) -> ProgressBar:
+    """A progress bar that shows a percentage and sizes (downloads, imports, verification)."""
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.width = width
-        self._last = 0.0
-        self._drawn = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < 0.1:
-            return
-        self._last = now
+    def detail(done: int, total: int) -> str:
         frac = done / total if total else 0.0
-        filled = int(frac * self.width)
-        bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {frac * 100:5.1f}% {human_size(done)}/{human_size(total)}")
-        self.stream.flush()
-        self._drawn = True
+        return f"{frac * 100:5.1f}% {human_size(done)}/{human_size(total)}"
 
-    def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+    return ProgressBar(label, stream, detail=detail)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -145,7 +127,7 @@ def _cmd_download(store: ModelStore, args: argparse.Namespace, out: TextIO, err:
     from workers.models.download import download_model  # the network code loads only here
 
     model = store.get(args.model_id)
-    bar = ProgressBar(model.id, err)
+    bar = byte_progress(model.id, err)
     try:
         state = download_model(store, model.id, progress=bar)
     finally:
@@ -157,7 +139,7 @@ def _cmd_download(store: ModelStore, args: argparse.Namespace, out: TextIO, err:
 
 
 def _cmd_import(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    bar = ProgressBar("import", err)
+    bar = byte_progress("import", err)
     try:
         model = store.import_file(args.path, args.tool, args.name, progress=bar)
     finally:
@@ -176,7 +158,7 @@ def _cmd_verify(store: ModelStore, args: argparse.Namespace, out: TextIO, err: T
             return EXIT_OK
     failed = False
     for model_id in ids:
-        bar = ProgressBar(f"verify {model_id}", err)
+        bar = byte_progress(f"verify {model_id}", err)
         try:
             report = store.verify(model_id, progress=bar)
         finally:
