@@ -39,7 +39,7 @@ from workers.queues import StreamItem, StreamResult
 if TYPE_CHECKING:
     from workers.matting.batch import BatchReport
     from workers.matting.imageio import LoadedImage
-    from workers.matting.video import VideoRecorder
+    from workers.media.video import VideoRecorder
     from workers.models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class MattingWorker(Worker):
         .webm and .mov keep transparency, .mp4 does not); the result is the output path."""
 
         def job(ctx: JobContext) -> Path:
-            from workers.matting.video import process_video
+            from workers.media.video import process_video
 
             engine = self._engine()
             mask_only = self.options.mask_only
@@ -284,7 +284,7 @@ class MattingWorker(Worker):
             start = time.perf_counter()
             try:
                 if self._recorder is None:
-                    from workers.matting.video import VideoRecorder
+                    from workers.media.video import VideoRecorder
 
                     assert self._record_path is not None
                     fps = self.timer.snapshot()["fps"] or 30.0

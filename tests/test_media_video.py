@@ -1,4 +1,4 @@
-"""Video in and out for background removal (workers.matting.video), on small videos made here."""
+"""Video in and out (workers.media.video), on small videos made here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from workers.errors import Cancelled, UserError
-from workers.matting.video import (
+from workers.media.video import (
     VideoRecorder,
     flatten_on_black,
     output_format,

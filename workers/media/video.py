@@ -1,4 +1,4 @@
-"""Video in and out for background removal, through PyAV (the ffmpeg libraries inside its wheel).
+"""Video in and out for every tool, through PyAV (the ffmpeg libraries inside its wheel).
 
 - :func:`probe_video` reads what a file holds (size as displayed, frame rate, frame count, audio,
   rotation) or raises a :class:`~workers.errors.UserError` sentence for a file that cannot be read.
