@@ -43,4 +43,7 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extras}"
+# insightface asks for opencv-python (a second cv2 with its own Qt plugins): install it without
+# dependencies; pyproject.toml already lists the ones it really needs.
+.venv/bin/python -m pip install -q --no-deps "insightface==2.1"
 echo "SnowAI Studio is installed in .venv (run .venv/bin/snowai-studio)."
