@@ -111,8 +111,9 @@ def test_import_good_and_bad_files(tmp_path: Path) -> None:
     assert code == 1 and "may not contain" in err
 
 
-def test_verify_with_nothing_installed(tmp_path: Path) -> None:
-    code, out, _ = run("--store", str(tmp_path), "verify")
+def test_verify_with_nothing_installed(tmp_path: Path, local_manifest: tuple[Path, bytes]) -> None:
+    # A manifest of one downloadable model (models shipped in installed packages would count as present).
+    code, out, _ = run("--store", str(tmp_path / "store"), "--manifest", str(local_manifest[0]), "verify")
     assert code == 0 and "nothing to verify" in out
 
 
