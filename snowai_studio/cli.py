@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 SUBCOMMAND_MODULES: list[str] = [
     "workers.models.cli",
     "workers.matting.cli",
+    "workers.face_swap.cli",
 ]
 
 

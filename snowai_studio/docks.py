@@ -70,6 +70,8 @@ def _register_builtin_docks() -> None:
     if _builtin_done:
         return
     _builtin_done = True
+    from snowai_studio.face_swap import create_dock as face_swap_dock
     from snowai_studio.matting import create_dock as matting_dock
 
     register_dock(DockSpec("matting", "Background removal", matting_dock, area=Qt.DockWidgetArea.RightDockWidgetArea))
+    register_dock(DockSpec("face_swap", "Face swap", face_swap_dock, area=Qt.DockWidgetArea.RightDockWidgetArea))

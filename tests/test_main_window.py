@@ -88,7 +88,7 @@ def test_a_broken_dock_is_reported_and_the_window_still_opens(make_window, extra
 
 def test_layout_and_geometry_are_saved_and_restored(make_window, qtbot) -> None:
     w = make_window()
-    w.resize(720, 520)  # the offscreen screen is 800x600; restoreGeometry keeps windows on screen
+    w.resize(720, 560)  # the offscreen screen is 800x600; restoreGeometry keeps windows on screen
     dock = w.docks["notifications"]
     w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
     dock.hide()
@@ -97,7 +97,7 @@ def test_layout_and_geometry_are_saved_and_restored(make_window, qtbot) -> None:
     w2 = make_window()
     assert w2.dockWidgetArea(w2.docks["notifications"]) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert not w2.docks["notifications"].isVisible()
-    assert (w2.width(), w2.height()) == (720, 520)
+    assert (w2.width(), w2.height()) == (720, 560)
     w2.reset_layout()
     assert w2.docks["notifications"].isVisible()
     assert w2.dockWidgetArea(w2.docks["notifications"]) == Qt.DockWidgetArea.BottomDockWidgetArea

@@ -357,6 +357,22 @@ def test_frame_function_errors_leave_no_file(clip: Path, tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".webm"])
+def test_metadata_is_written_on_the_container(clip: Path, tmp_path: Path, suffix: str) -> None:
+    tags = {"comment": "Made with a test", "ai_generated": "true"}
+    out = process_video(clip, tmp_path / f"tagged{suffix}", lambda f: f, metadata=tags)
+    with av.open(str(out)) as c:
+        found = {k.lower(): v for k, v in c.metadata.items()}
+    assert found["comment"] == "Made with a test"
+    assert found["ai_generated"] == "true"
+    got = read_video(out)
+    assert len(got["frames"]) == N and got["fps"] == pytest.approx(FPS)
+    assert got["audio_seconds"] == pytest.approx(1.0, abs=0.08)
+    plain = process_video(clip, tmp_path / f"plain{suffix}", lambda f: f)
+    with av.open(str(plain)) as c:
+        assert "ai_generated" not in {k.lower() for k in c.metadata}
+
+
 def test_output_may_not_overwrite_the_source(clip: Path) -> None:
     with pytest.raises(UserError, match="source"):
         process_video(clip, clip, lambda f: f)

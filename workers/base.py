@@ -41,6 +41,30 @@ _live: list[Worker] = []
 _live_lock = threading.Lock()
 
 
+class _ThreadStateHold:
+    """Keeps the worker thread's Python thread state alive from start to stop.
+
+    Qt enters Python for each slot call with a thread state made for that call and dropped after
+    it. Native extensions that remember the thread state they first ran on (dlib does) then crash
+    when a model loaded in one slot is used in the next; one reference held for the thread's whole
+    life keeps the state, and ``threading.current_thread()``, the same for every slot.
+    """
+
+    def __init__(self) -> None:
+        import ctypes
+
+        self._api = ctypes.pythonapi
+        self._api.PyGILState_Ensure.restype = ctypes.c_int
+        self._api.PyGILState_Release.argtypes = [ctypes.c_int]
+        self._state: int | None = int(self._api.PyGILState_Ensure())
+        self._thread = threading.get_ident()
+
+    def release(self) -> None:
+        if self._state is not None and threading.get_ident() == self._thread:
+            self._api.PyGILState_Release(self._state)
+        self._state = None
+
+
 class JobContext:
     """Handed to a job: progress reporting and cooperative cancellation."""
 
@@ -151,6 +175,7 @@ class Worker(QObject):
         self.latest: LatestValue[Any] = LatestValue()
         self._queue: DropOldestQueue[StreamItem] = DropOldestQueue(self.queue_size)
         self._thread: QThread | None = None
+        self._thread_state: _ThreadStateHold | None = None
         self._cancel_generation = 0
         self._stopping = False
         self._load_error: str | None = None
@@ -284,6 +309,7 @@ class Worker(QObject):
 
     @Slot()
     def _on_started(self) -> None:
+        self._thread_state = _ThreadStateHold()
         threading.current_thread().name = self.name  # readable thread names in the log
         self._set_state("loading")
         try:
@@ -406,6 +432,9 @@ class Worker(QObject):
             self.report(exc, f"{self.name} did not release its resources cleanly")
         self._set_state("stopped")
         self.stopped.emit()
+        if self._thread_state is not None:
+            self._thread_state.release()
+            self._thread_state = None
         thread = self._thread
         if thread is not None:
             thread.quit()

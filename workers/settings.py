@@ -43,12 +43,25 @@ class DeviceSettings:
 
 
 @dataclass
+class FaceSwapSettings:
+    #: The user accepted the responsible-use terms shown before the first swap.
+    consent_accepted: bool = False
+    #: Draw the visible "AI-generated" mark on swapped images, videos and the live picture.
+    mark: bool = True
+    #: "auto", "insightface" or "classic".
+    engine: str = "auto"
+    #: The source face photos chosen last, reopened with the dock.
+    last_source: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Settings:
     theme: str = "system"
     #: None means the default store (see :func:`workers.paths.models_dir`).
     model_store: str | None = None
     compute: str = "auto"
     devices: DeviceSettings = field(default_factory=DeviceSettings)
+    face_swap: FaceSwapSettings = field(default_factory=FaceSwapSettings)
     load_warnings: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def models_dir(self) -> Path:

@@ -1056,7 +1056,7 @@ class MattingDock(QWidget):
 
         worker = self._ensure_matting()
         camera = CameraWorker(self._camera_factory())
-        camera.error.connect(lambda message: self.show_message(message, "error", notify=False))
+        camera.error.connect(self._on_camera_error)  # a bound slot: runs on the UI thread
         camera.state_changed.connect(self._on_camera_state)
         camera.add_subscriber(worker)
         self._camera = camera
@@ -1106,6 +1106,10 @@ class MattingDock(QWidget):
         return make
 
     @Slot(str)
+    @Slot(str)
+    def _on_camera_error(self, message: str) -> None:
+        self.show_message(message, "error", notify=False)
+
     def _on_camera_state(self, state: str) -> None:
         if state in ("ended", "failed") and self._camera is not None:
             self.live_view.set_placeholder("The camera stopped. Check Devices, then press Live… again.")

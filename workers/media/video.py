@@ -421,13 +421,16 @@ def process_video(
     *,
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     """Run ``frame_fn`` on every frame of ``src`` and write ``dst`` (format from its suffix).
 
     ``frame_fn`` maps an upright BGR frame to BGR or BGRA of the same size. ``progress(done, total)``
     is called after every frame (``total`` is an estimate until the end). ``cancel()`` is polled
     between frames; when it returns true the run stops with :class:`~workers.errors.Cancelled`
-    (it may also raise that itself). Returns ``dst``; a failed or cancelled run leaves no file there.
+    (it may also raise that itself). ``metadata`` is written as the output container's tags (every
+    key kept: MP4 and MOV store them as metadata keys). Returns ``dst``; a failed or cancelled run
+    leaves no file there.
     """
     av = _av()
     src = Path(src).expanduser()
@@ -444,6 +447,10 @@ def process_video(
         raise UserError(f"{dst.name} is the source video; choose another name for the result.")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(dst)
+    container_options = dict(fmt.container_options)
+    if metadata and fmt.container in ("mp4", "mov"):
+        # Without this flag the MP4/MOV muxer keeps only a few well-known tags (title, comment...).
+        container_options["movflags"] = container_options.get("movflags", "") + "+use_metadata_tags"
     log.info(
         "Video %s (%dx%d, %.3f fps, ~%d frames, rotation %d) -> %s as %s",
         src.name,
@@ -459,8 +466,10 @@ def process_video(
         try:
             with (
                 av.open(str(src), "r") as inp,
-                av.open(str(tmp), "w", format=fmt.container, options=dict(fmt.container_options)) as out,
+                av.open(str(tmp), "w", format=fmt.container, options=container_options) as out,
             ):
+                if metadata:
+                    out.metadata.update({str(k): str(v) for k, v in metadata.items()})
                 frames = _Transcoder(src, inp, out, info, fmt, frame_fn, progress, cancel).run()
         except av.FFmpegError as exc:
             log.warning("Video conversion of %s failed: %s", src, exc)

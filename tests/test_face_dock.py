@@ -1,0 +1,396 @@
+"""The face-swap dock end to end: the consent gate, the classic (dlib) engine swapping a face from a
+photo onto a fake camera's live picture, the mark and its confirmation, image and video jobs, the
+engine line, and errors as sentences in the dock and the notifications."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import pytest
+from face_fixtures import ASTRONAUT_BOX, astronaut, install_face_models, second_face
+
+from snowai_studio.docks import StudioContext, registered_docks
+from snowai_studio.face_swap.consent import ConsentDialog
+from snowai_studio.face_swap.dock import FaceSwapDock
+from snowai_studio.notifications import NotificationManager
+from workers import base
+from workers.face_swap.mark import read_generated_label
+from workers.media.fakes import VideoFileCamera
+from workers.models.store import ModelStore
+from workers.settings import Settings
+
+WAIT = 30000
+SIZE = 256
+FACE = tuple(v // 2 for v in ASTRONAUT_BOX)
+
+
+def half(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+
+
+def region_diff(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    x1, y1, x2, y2 = box
+    return float(np.abs(a[y1:y2, x1:x2].astype(int) - b[y1:y2, x1:x2].astype(int)).mean())
+
+
+def face_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return region_diff(a, b, FACE)  # type: ignore[arg-type]
+
+
+def mark_diff(a: np.ndarray, b: np.ndarray) -> float:
+    h, w = a.shape[:2]
+    return region_diff(a, b, (int(w * 0.6), int(h * 0.9), w, h))
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """An MP4 of the astronaut (still) played as a camera, and its first frame as decoded."""
+    path = tmp_path_factory.mktemp("camera") / "astronaut.mp4"
+    frame = half(astronaut())
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=15, options={"qp": "0"})
+        vs.width, vs.height, vs.pix_fmt = SIZE, SIZE, "yuv420p"
+        for i in range(10):
+            vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
+            vf.pts = i
+            out.mux(vs.encode(vf))
+        out.mux(vs.encode(None))
+    cap = cv2.VideoCapture(str(path))
+    ok, first = cap.read()
+    cap.release()
+    assert ok
+    return path, first
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> dict[str, Path]:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    paths = {
+        "source": folder / "second.png",
+        "target": folder / "astronaut.png",
+        "noface": folder / "wall.png",
+    }
+    cv2.imwrite(str(paths["source"]), second_face())
+    cv2.imwrite(str(paths["target"]), astronaut())
+    cv2.imwrite(str(paths["noface"]), np.full((120, 160, 3), 90, np.uint8))
+    return paths
+
+
+class Answers:
+    """What the dialogs answer in a test (and how often they were asked)."""
+
+    def __init__(self, consent: bool = True, mark_off: bool = True) -> None:
+        self.consent = consent
+        self.mark_off = mark_off
+        self.consent_asked = 0
+        self.mark_asked = 0
+
+    def ask_consent(self, parent: Any) -> bool:
+        self.consent_asked += 1
+        return self.consent
+
+    def confirm_mark_off(self, parent: Any) -> bool:
+        self.mark_asked += 1
+        return self.mark_off
+
+
+@pytest.fixture
+def make_dock(qtbot: Any, tmp_path: Path, camera_clip: tuple[Path, np.ndarray]) -> Iterator[Callable[..., Any]]:
+    made: list[FaceSwapDock] = []
+    managers: list[NotificationManager] = []
+
+    def make(
+        answers: Answers | None = None,
+        store: Any = None,
+        settings: Settings | None = None,
+        camera: bool = True,
+    ) -> FaceSwapDock:
+        answers = answers or Answers()
+        notifications = NotificationManager()
+        notifications.install_hooks()
+        managers.append(notifications)
+        extras: dict[str, Any] = {
+            "face_swap_consent": answers.ask_consent,
+            "face_swap_confirm_mark_off": answers.confirm_mark_off,
+        }
+        if camera:
+            extras["camera_factory"] = lambda: VideoFileCamera(camera_clip[0], loop=True)
+        context = StudioContext(
+            settings or Settings.load(),
+            notifications,
+            store if store is not None else ModelStore(tmp_path / "models"),
+            extras,
+        )
+        dock = FaceSwapDock(context)
+        dock.answers = answers  # type: ignore[attr-defined]
+        qtbot.addWidget(dock)
+        dock.resize(1000, 700)
+        dock.show()
+        made.append(dock)
+        return dock
+
+    yield make
+    for dock in made:
+        dock.shutdown()
+    for manager in managers:
+        manager.uninstall_hooks()
+    assert not [w.name for w in base.live_workers() if w.name in ("Face swap", "Camera")]
+
+
+def job_ok(qtbot: Any, dock: FaceSwapDock, kind: str, start: Callable[[], Any]) -> None:
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == kind) as blocker:
+        assert start() is not None
+    assert blocker.args[1], dock.last_message
+
+
+def live_frame(qtbot: Any, dock: FaceSwapDock, ready: Callable[[np.ndarray], bool]) -> np.ndarray:
+    """Wait for a preview frame that passes ``ready``."""
+    seen: list[np.ndarray] = []
+
+    def check() -> bool:
+        frame = dock.preview.frame
+        if frame is not None and ready(frame):
+            seen.append(frame)
+            return True
+        return False
+
+    qtbot.waitUntil(check, timeout=WAIT)
+    return seen[-1]
+
+
+def test_dock_is_registered_next_to_background_removal() -> None:
+    specs = {spec.id: spec for spec in registered_docks()}
+    assert specs["face_swap"].title == "Face swap"
+    assert specs["face_swap"].area == specs["matting"].area and specs["face_swap"].tabbed
+
+
+def test_consent_gate_locks_until_accepted_and_is_saved(make_dock: Any, photos: dict[str, Path]) -> None:
+    answers = Answers(consent=False)
+    dock = make_dock(answers)
+    assert dock.swap_image_file(photos["target"], photos["target"].with_name("out.png")) is None
+    assert answers.consent_asked == 1
+    assert dock.locked and dock.lock_banner.isVisibleTo(dock)
+    assert "locked" in dock.last_message and dock.last_level == "warning"
+    assert dock.worker is None  # nothing was loaded, nothing swapped
+    assert not dock.image_button.isEnabled() and not dock.live_button.isEnabled()
+    # Locked: the tool says so without asking again, until the terms are reviewed.
+    assert dock.choose_source([photos["source"]]) is None
+    assert not dock.start_live()
+    assert answers.consent_asked == 1
+    assert not Settings.load().face_swap.consent_accepted
+
+    answers.consent = True
+    assert dock.review_terms()
+    assert not dock.locked and not dock.lock_banner.isVisibleTo(dock)
+    assert Settings.load().face_swap.consent_accepted
+    assert dock.image_button.isEnabled()
+    # Accepted once: never asked again, in this dock or a new one.
+    again = make_dock(answers)
+    assert again.ensure_consent() and answers.consent_asked == 2
+
+
+def test_consent_dialog_needs_the_tick(qtbot: Any) -> None:
+    dialog = ConsentDialog()
+    qtbot.addWidget(dialog)
+    assert "consent" in dialog.check.text().lower()
+    assert not dialog.accept_button.isEnabled()
+    dialog.accept()
+    assert dialog.result() == 0
+    dialog.check.setChecked(True)
+    assert dialog.accept_button.isEnabled()
+    dialog.accept()
+    assert dialog.result() == 1
+
+
+def test_live_untouched_without_source_then_swapped_and_marked(
+    make_dock: Any, qtbot: Any, photos: dict[str, Path], camera_clip: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    camera_frame = camera_clip[1]
+    answers = Answers()
+    dock = make_dock(answers)
+    assert dock.start_live()
+    assert answers.consent_asked == 1
+    frame = live_frame(qtbot, dock, lambda f: f.shape == camera_frame.shape)
+    # No source: the camera picture as it is, no mark, and a hint saying why.
+    assert face_diff(frame, camera_frame) < 2 and mark_diff(frame, camera_frame) < 2
+    assert dock.live_hint.isVisibleTo(dock)
+    qtbot.waitUntil(lambda: "fps" in dock.preview.overlay and "latency" in dock.preview.overlay, timeout=WAIT)
+
+    job_ok(qtbot, dock, "source", lambda: dock.choose_source([photos["source"]]))
+    assert not dock.live_hint.isVisibleTo(dock)
+    assert dock.faces.count() == 1 and "1 photo" in dock.source_label.text()
+    assert Settings.load().face_swap.last_source == [str(photos["source"])]
+    frame = live_frame(qtbot, dock, lambda f: face_diff(f, camera_frame) > 4)
+    assert mark_diff(frame, camera_frame) > 10  # the mark is on by default
+    qtbot.waitUntil(lambda: "swap" in dock.preview.overlay and "ms" in dock.preview.overlay, timeout=WAIT)
+    qtbot.waitUntil(lambda: "fps" in dock.live_status.text() and "end to end" in dock.live_status.text(), timeout=WAIT)
+
+    # Before/after shows the camera picture itself.
+    dock.before_button.click()
+    assert dock.showing_before
+    frame = live_frame(qtbot, dock, lambda f: face_diff(f, camera_frame) < 2)
+    assert mark_diff(frame, camera_frame) < 2
+    dock.before_button.click()
+    live_frame(qtbot, dock, lambda f: face_diff(f, camera_frame) > 4)
+
+    # Turning the mark off asks first; "No" keeps it.
+    answers.mark_off = False
+    assert dock.set_mark(False) is True
+    assert answers.mark_asked == 1 and dock.mark_check.isChecked()
+    answers.mark_off = True
+    assert dock.set_mark(False) is False
+    assert answers.mark_asked == 2 and not dock.mark_check.isChecked()
+    assert not Settings.load().face_swap.mark
+    assert dock.last_level == "warning" and "mark is off" in dock.last_message
+    frame = live_frame(qtbot, dock, lambda f: mark_diff(f, camera_frame) < 2 and face_diff(f, camera_frame) > 4)
+
+    # Record a few swapped frames.
+    recording = tmp_path / "live.mp4"
+    assert dock.toggle_recording(recording)
+    assert dock.record_button.isChecked()
+    qtbot.waitUntil(lambda: dock.worker.recorded_frames >= 3, timeout=WAIT)
+    dock.record_button.click()
+    qtbot.waitUntil(lambda: "Recording saved" in dock.last_message, timeout=WAIT)
+    assert recording.is_file() and not dock.record_button.isChecked()
+
+    # This machine has no virtual camera device: the button says so and turns itself off.
+    dock.vcam_button.click()
+    qtbot.waitUntil(lambda: not dock.vcam_button.isChecked(), timeout=WAIT)
+    qtbot.waitUntil(lambda: "virtual camera" in dock.last_message.lower(), timeout=WAIT)
+    assert dock.last_level == "error" and "Traceback" not in dock.last_message
+
+    # Clearing the source gives the untouched camera back.
+    job_ok(qtbot, dock, "clear", lambda: dock.clear_source())
+    live_frame(qtbot, dock, lambda f: face_diff(f, camera_frame) < 2)
+    assert dock.live_hint.isVisibleTo(dock)
+    dock.stop_live()
+    assert not dock.live_running and dock.preview.placeholder
+
+
+def test_a_new_dock_keeps_the_mark_setting_and_the_last_source(
+    make_dock: Any, qtbot: Any, photos: dict[str, Path]
+) -> None:
+    settings = Settings.load()
+    settings.face_swap.consent_accepted = True
+    settings.face_swap.mark = False
+    settings.face_swap.last_source = [str(photos["source"]), str(photos["source"].with_name("gone.png"))]
+    settings.save()
+    dock = make_dock(camera=False)
+    assert not dock.mark_check.isChecked() and dock.options.mark is False
+    qtbot.waitUntil(lambda: dock.source_summary is not None, timeout=WAIT)  # reopened (the missing photo left out)
+    assert dock.source_summary.count == 1
+    assert dock.answers.consent_asked == 0
+    assert dock.set_mark(True) and Settings.load().face_swap.mark
+    assert dock.answers.mark_asked == 0  # turning it on asks nothing
+
+
+def test_image_job_saves_a_marked_copy_and_never_overwrites(
+    make_dock: Any, qtbot: Any, photos: dict[str, Path]
+) -> None:
+    dock = make_dock(camera=False)
+    assert dock.swap_image_file(photos["target"], photos["target"].with_name("x.png")) is None
+    assert "Choose a source face first" in dock.last_message
+    job_ok(qtbot, dock, "source", lambda: dock.choose_source([photos["source"]]))
+    assert dock.swap_image_file(photos["target"], photos["target"]) is None
+    assert "never overwritten" in dock.last_message
+
+    out = photos["target"].with_name("astronaut-swapped.png")
+    job_ok(qtbot, dock, "image", lambda: dock.swap_image_file(photos["target"], out))
+    assert out.is_file() and read_generated_label(out)
+    assert "swapped 1 of 1 face" in dock.last_message and "classic" in dock.last_message
+    assert dock.preview.frame is not None and dock.preview.frame.shape == (512, 512, 3)
+    assert region_diff(cv2.imread(str(out)), astronaut(), ASTRONAUT_BOX) > 4
+
+
+def test_video_job_with_progress_and_cancel(
+    make_dock: Any, qtbot: Any, photos: dict[str, Path], camera_clip: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    dock = make_dock(camera=False)
+    job_ok(qtbot, dock, "source", lambda: dock.choose_source([photos["source"]]))
+    dst = tmp_path / "clip-swapped.mp4"
+    assert dock.swap_video_file(camera_clip[0], tmp_path / "clip.avi") is None
+    assert ".mp4, .mov or .webm" in dock.last_message
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "video") as blocker:
+        assert dock.swap_video_file(camera_clip[0], dst) is not None
+        assert dock.progress_box.isVisibleTo(dock) and not dock.video_button.isEnabled()
+    assert blocker.args[1], dock.last_message
+    assert dst.is_file() and "Video saved" in dock.last_message and "10 frames" in dock.last_message
+    assert not dock.progress_box.isVisibleTo(dock)
+
+    # Cancel as soon as the progress bar moves (a slot on the UI thread, like a click on Cancel).
+    dock.progress.valueChanged.connect(lambda value: dock.cancel() if value > 0 else None)
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "video") as blocker:
+        assert dock.swap_video_file(camera_clip[0], tmp_path / "cancelled.mp4") is not None
+    assert blocker.args[1] is False
+    assert "no video file was written" in dock.last_message
+    assert not (tmp_path / "cancelled.mp4").exists()
+
+
+def test_errors_are_sentences_in_the_dock_and_the_notifications(
+    make_dock: Any, qtbot: Any, photos: dict[str, Path]
+) -> None:
+    dock = make_dock(camera=False)
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT) as blocker:
+        dock.choose_source([photos["noface"]])
+    assert blocker.args == ["source", False]
+    assert dock.last_level == "error"
+    assert dock.last_message.startswith("No face was found in wall.png")
+    assert "Traceback" not in dock.last_message
+    qtbot.waitUntil(
+        lambda: any("No face was found in wall.png" in n.message for n in dock.context.notifications.items),
+        timeout=WAIT,
+    )
+    assert dock.source_label.text() == "No source face chosen."
+    assert dock.choose_source([photos["source"].with_name("missing.png")]) is None
+    assert "was not found" in dock.last_message and dock.last_level == "warning"
+    # A camera that cannot be opened.
+    dock.context.extras["camera_factory"] = lambda: VideoFileCamera(photos["source"].with_name("nothing.mp4"))
+    assert dock.start_live()
+    qtbot.waitUntil(lambda: not dock.live_running, timeout=WAIT)
+    assert "nothing.mp4" in dock.last_message and dock.last_level == "error"
+
+
+def test_several_sources_show_the_face_map(make_dock: Any, qtbot: Any, photos: dict[str, Path]) -> None:
+    dock = make_dock(camera=False)
+    job_ok(qtbot, dock, "source", lambda: dock.choose_source([photos["source"], photos["target"]]))
+    assert dock.faces.count() == 2
+    assert dock.face_map.isVisibleTo(dock) and dock.face_map.rows == 2
+    dock.face_map.set_target(1, 0)
+    assert dock.options.face_map == {1: 0}
+    qtbot.waitUntil(lambda: dock.worker.options.face_map == {1: 0}, timeout=WAIT)
+    dock.target_combo.setCurrentIndex(dock.target_combo.findData("index"))
+    assert dock.index_row.isVisibleTo(dock) and not dock.reference_row.isVisibleTo(dock)
+    dock.index_spin.setValue(2)
+    assert dock.options.target == "index" and dock.options.target_index == 1
+    dock.target_combo.setCurrentIndex(dock.target_combo.findData("reference"))
+    assert dock.reference_row.isVisibleTo(dock)
+    job_ok(qtbot, dock, "reference", lambda: dock.choose_reference(photos["target"]))
+    assert "astronaut.png" in dock.reference_label.text()
+    dock.opacity.set_value(40)
+    dock.mouth_mask.setChecked(True)
+    qtbot.waitUntil(lambda: dock.worker.options.opacity == pytest.approx(0.4) and dock.worker.options.mouth_mask)
+
+
+def test_engine_line_and_enhancers_follow_the_installed_models(make_dock: Any, tmp_path: Path) -> None:
+    dock = make_dock(store=ModelStore(Path(os.environ["SNOWAI_HOME"]) / "empty-store"), camera=False)
+    assert dock.engine_label.text() == "Engine: Classic (dlib) — offline default"
+    assert dock.models_button.isVisibleTo(dock) and dock.models_button.text() == "Get insightface models…"
+    assert not dock.enhancer_combo.isEnabled()
+
+    store = install_face_models(tmp_path / "face-models")
+    ready = make_dock(store=store, camera=False)
+    assert ready.engine_label.text() == "Engine: insightface"
+    assert not ready.models_button.isVisibleTo(ready)
+    assert ready.enhancer_combo.isEnabled()
+    item = ready.enhancer_combo.model().item(ready.enhancer_combo.findData("gfpgan-1.4"))
+    assert item.isEnabled()
+    ready.engine_combo.setCurrentIndex(ready.engine_combo.findData("classic"))
+    assert ready.engine_label.text() == "Engine: Classic (dlib) — offline default"
+    assert Settings.load().face_swap.engine == "classic"

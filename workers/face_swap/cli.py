@@ -1,0 +1,407 @@
+"""``snowai-studio face-swap``: the face swap from a terminal, and the file jobs the studio shares.
+
+    snowai-studio face-swap --source FACE.jpg [--source MORE.jpg] --target IMAGE|VIDEO -o OUT
+        [--engine auto|insightface|classic] [--many-faces] [--mouth-mask] [--enhance] [--no-mark]
+
+The target is an image or a video, told apart by its content. A progress bar is drawn on stderr;
+the output path is printed on stdout (exit 0). Every failure is one sentence on stderr (exit 1):
+no face in a source photo, an unreadable target, a model missing for ``--engine insightface`` or
+``--enhance``. The first run prints a short responsible-use notice (no prompt: this is for batch work).
+
+The functions above :func:`add_parser` read photos, swap an image or a video file and save the
+result; the Qt worker runs the same ones on its thread. No Qt here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from workers.errors import Cancelled, UserError, describe_exception
+from workers.face_swap.options import ENHANCERS, FaceSwapOptions, SourceFace, SwapResult
+from workers.progress import ProgressBar
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CANCELLED = 130
+
+NOTICE = (
+    "Face swap: use it only with the consent of the people whose faces you use, and never to deceive, "
+    "harass or impersonate anyone. Results carry an 'AI-generated' mark and say in their metadata that "
+    "they were generated (--no-mark removes both; please keep them when you publish). "
+    "This notice is shown once."
+)
+_NOTICE_MARKER = "face-swap-notice-shown"
+
+
+# ---- file jobs shared with the worker -----------------------------------------------------------------
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as BGR uint8 (EXIF orientation applied); a UserError sentence when unreadable."""
+    from workers.matting.imageio import load_image
+
+    return load_image(Path(path).expanduser()).bgr
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when two paths name one file (or would, once created)."""
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+        return a.expanduser().resolve() == b.expanduser().resolve()
+    except OSError:
+        return False
+
+
+def save_result(path: Path, bgr: np.ndarray, *, marked: bool) -> Path:
+    """Save a swapped image atomically; with the generated-image label in its metadata when ``marked``."""
+    if marked:
+        from workers.face_swap.mark import save_marked_image
+
+        return save_marked_image(path, bgr)
+    from workers.matting.imageio import save_image
+
+    return save_image(path, bgr)
+
+
+def no_face_sentence(path: Path) -> str:
+    return f"No face was found in {path.name}; choose a photo where the face is clear, frontal and well lit."
+
+
+def prepare_source(
+    pipeline: Any, paths: Sequence[Path], check: Callable[[], Any] | None = None
+) -> tuple[SourceFace, list[np.ndarray]]:
+    """Read the photos and hand them to the pipeline as the source face; returns it and the photos.
+
+    A UserError sentence names the photo that cannot be read or shows no face.
+    """
+    if not paths:
+        raise UserError("Choose at least one photo of the face to use.")
+    images = []
+    for path in paths:
+        if check is not None:
+            check()
+        images.append(read_image(path))
+    try:
+        source = pipeline.set_source(images)
+    except UserError:
+        detect = getattr(pipeline, "detect", None)
+        if callable(detect):
+            for path, image in zip(paths, images, strict=True):  # name the photo without a face
+                if check is not None:
+                    check()
+                if not detect(image):
+                    raise UserError(no_face_sentence(Path(path))) from None
+        raise
+    return source, images
+
+
+def swap_image_file(pipeline: Any, src: Path, dst: Path, *, marked: bool) -> tuple[SwapResult, Path]:
+    """Swap the faces of one image file into ``dst`` (never over ``src``)."""
+    if same_file(src, dst):
+        raise UserError(f"{dst.name} is the image you chose; save the result under another name.")
+    image = read_image(src)
+    result = pipeline.swap_image(image)
+    if result.faces_found == 0:
+        raise UserError(f"No face was found in {src.name}; nothing was swapped and nothing was saved.")
+    return result, save_result(dst, result.image, marked=marked)
+
+
+def swap_video_file(
+    pipeline: Any,
+    src: Path,
+    dst: Path,
+    *,
+    marked: bool,
+    progress: Callable[[int, int], Any] | None = None,
+    cancel: Callable[[], Any] | None = None,
+) -> Path:
+    """Swap the faces of every frame of ``src`` into ``dst``: frame rate, frame times and audio kept,
+    the generated-video tags in the container when ``marked``. ``cancel`` may return true or raise
+    :class:`~workers.errors.Cancelled`; a cancelled or failed run leaves no file behind."""
+    from workers.face_swap.mark import GENERATED_METADATA
+    from workers.media.video import process_video
+
+    if same_file(src, dst):
+        raise UserError(f"{dst.name} is the video you chose; save the result under another name.")
+
+    def frame_fn(bgr: np.ndarray) -> np.ndarray:
+        return pipeline.swap_image(bgr).image
+
+    return process_video(
+        src, dst, frame_fn, progress=progress, cancel=cancel, metadata=dict(GENERATED_METADATA) if marked else None
+    )
+
+
+def target_kind(path: Path) -> str:
+    """ "image" or "video", by the file's content; a UserError sentence when it is neither."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"The target {path} was not found.")
+    if path.is_dir():
+        raise UserError(f"The target {path} is a folder; choose an image or a video file.")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return "image"  # an animated image counts as one picture: its first frame
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        pass
+    from workers.media.video import probe_video
+
+    try:
+        probe_video(path)
+    except UserError:
+        raise UserError(
+            f"{path.name} could not be read as an image or a video: the file may be damaged, or in a format "
+            "the studio does not know."
+        ) from None
+    return "video"
+
+
+def image_output(target: Path, out: Path, *, marked: bool) -> Path:
+    """Where a swapped image goes: ``out`` itself, or ``<target>-swapped<suffix>`` in a folder ``out``."""
+    from workers.face_swap.mark import MARKED_FORMATS
+
+    suffix = target.suffix.lower() if target.suffix.lower() in MARKED_FORMATS else ".png"
+    if out.is_dir():
+        out = free_name(out / f"{target.stem}-swapped{suffix}", target)
+    elif not out.suffix:
+        out = out.with_suffix(suffix)
+    if out.suffix.lower() not in MARKED_FORMATS:
+        raise UserError(f"{out.name}: save the swapped image as PNG, JPEG or WebP (.png, .jpg, .webp).")
+    return out
+
+
+def video_output(target: Path, out: Path) -> Path:
+    """Where a swapped video goes: ``out`` itself, or ``<target>-swapped.mp4`` in a folder ``out``."""
+    from workers.media.video import output_format
+
+    if out.is_dir():
+        out = free_name(out / f"{target.stem}-swapped.mp4", target)
+    elif not out.suffix:
+        out = out.with_suffix(".mp4")
+    output_format(out)  # a sentence for a suffix videos cannot be saved with
+    return out
+
+
+def free_name(candidate: Path, source: Path) -> Path:
+    """``candidate``, or the first ``<stem>-2``, ``-3``... that is neither taken nor ``source``."""
+    stem, suffix = candidate.stem, candidate.suffix
+    n = 2
+    while candidate.exists() or same_file(candidate, source):
+        candidate = candidate.with_name(f"{stem}-{n}{suffix}")
+        n += 1
+    return candidate
+
+
+def installed_enhancer(store: Any) -> str | None:
+    """The first face enhancer in the store (GFPGAN 1.4, then GPEN-BFR 512), or None."""
+    for model_id in ENHANCERS:
+        try:
+            if store.state(model_id).usable:
+                return model_id
+        except UserError:
+            continue
+    return None
+
+
+def _model_names(store: Any, ids: Sequence[str]) -> str:
+    names = []
+    for model_id in ids:
+        try:
+            names.append(f"{store.get(model_id).name} ({model_id})")
+        except UserError:
+            names.append(model_id)
+    return " and ".join(names)
+
+
+# ---- the command ----------------------------------------------------------------------------------------
+def add_parser(subparsers: Any) -> None:
+    """Add the ``face-swap`` command to an argparse sub-parser set."""
+    parser = subparsers.add_parser(
+        "face-swap",
+        help="swap a face into an image or a video",
+        description="Put the face of the source photos onto the faces of an image or a video. Use it only "
+        "with the consent of the people shown.",
+    )
+    _fill(parser)
+
+
+def _fill(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        dest="sources",
+        action="append",
+        required=True,
+        type=Path,
+        metavar="FACE",
+        help="a photo of the face to put in (repeat for several photos of the same person)",
+    )
+    parser.add_argument(
+        "--target", required=True, type=Path, metavar="IMAGE|VIDEO", help="the image or video to change"
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="OUT", help="the output file (or a folder for it)"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "insightface", "classic"),
+        default="auto",
+        help="insightface (needs its models from the model manager), classic (dlib, offline) or auto (default)",
+    )
+    parser.add_argument("--many-faces", action="store_true", help="swap every face (default: the largest one)")
+    parser.add_argument("--mouth-mask", action="store_true", help="keep the target's own mouth")
+    parser.add_argument("--enhance", action="store_true", help="restore detail with a face enhancer model")
+    parser.add_argument(
+        "--no-mark", action="store_true", help="leave out the visible 'AI-generated' label and the metadata"
+    )
+    parser.add_argument("--preset", choices=("cpu", "gpu"), default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--store", type=Path, default=None, help="model store folder (default: from settings)")
+    parser.set_defaults(func=run)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from workers.models.store import ModelStore
+
+    root = getattr(args, "store", None)
+    if root is None:
+        from workers.settings import Settings
+
+        root = Settings.load().models_dir()
+    return ModelStore(root)
+
+
+def show_notice_once(err: TextIO) -> bool:
+    """Print the responsible-use notice on the first run; True when it was printed."""
+    from workers import paths
+
+    marker = paths.config_dir() / _NOTICE_MARKER
+    if marker.exists():
+        return False
+    err.write(NOTICE + "\n")
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("The face-swap responsible-use notice was shown.\n", encoding="utf-8")
+    except OSError as exc:
+        log.info("could not remember the notice: %s", exc)
+    return True
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Carry out a parsed ``face-swap`` command; returns the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        return _run(args, out, err)
+    except (Cancelled, KeyboardInterrupt):
+        err.write("\nCancelled; nothing was saved.\n")
+        return EXIT_CANCELLED
+    except UserError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_FAILED
+    except Exception as exc:
+        log.exception("face-swap failed")
+        err.write(describe_exception(exc, "face-swap") + "\n")
+        return EXIT_FAILED
+
+
+def build_options(args: argparse.Namespace, store: Any) -> FaceSwapOptions:
+    """The options a command line asks for; a UserError sentence for a model it lacks."""
+    from workers.face_swap.options import engine_status
+
+    options = FaceSwapOptions.for_preset(
+        args.preset,
+        engine=args.engine,
+        target="all" if args.many_faces else "largest",
+        mouth_mask=bool(args.mouth_mask),
+        mark=not args.no_mark,
+    )
+    if args.engine == "insightface":
+        status = engine_status(store, args.preset)
+        if not status.insightface_ready:
+            ids = status.missing
+            raise UserError(
+                f"--engine insightface needs {_model_names(store, ids)}: download "
+                f"{'them' if len(ids) > 1 else 'it'} in the model manager or with "
+                f"snowai-studio models download {ids[0]} (or use --engine classic)."
+            )
+    if args.enhance:
+        enhancer = installed_enhancer(store)
+        if enhancer is None:
+            raise UserError(
+                f"--enhance needs a face enhancer model, {_model_names(store, ENHANCERS).replace(' and ', ' or ')}: "
+                f"download one in the model manager or with snowai-studio models download {ENHANCERS[0]}."
+            )
+        options.enhancer = enhancer
+    return options
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    show_notice_once(err)
+    sources = [Path(p).expanduser() for p in args.sources]
+    target = Path(args.target).expanduser()
+    for source in sources:
+        if not source.is_file():
+            raise UserError(f"The source photo {source} was not found.")
+    kind = target_kind(target)
+    marked = not args.no_mark
+    output = Path(args.output).expanduser()
+    output = image_output(target, output, marked=marked) if kind == "image" else video_output(target, output)
+    if same_file(output, target):
+        raise UserError(
+            f"{output.name} is the target itself; choose another output name (the target is never changed)."
+        )
+    store = _store(args)
+    options = build_options(args, store)
+
+    from workers.face_swap.pipeline import FaceSwapPipeline  # the model runtimes load only here
+
+    pipeline = FaceSwapPipeline(store, options)
+    # stdout carries only the output path; whatever a model library prints goes to stderr.
+    with contextlib.redirect_stdout(err):
+        saved = _swap(pipeline, sources, target, output, kind, marked, err)
+    out.write(f"{saved}\n")
+    return EXIT_OK
+
+
+def _swap(pipeline: Any, sources: list[Path], target: Path, output: Path, kind: str, marked: bool, err: TextIO) -> Path:
+    pipeline.load()
+    try:
+        if getattr(pipeline, "warning", None):
+            err.write(f"{pipeline.warning}\n")
+        prepare_source(pipeline, sources)
+        if kind == "image":
+            result, saved = swap_image_file(pipeline, target, output, marked=marked)
+            err.write(
+                f"Swapped {result.faces_swapped} of {result.faces_found} face{'s' if result.faces_found != 1 else ''} "
+                f"({pipeline.engine_name} engine).\n"
+            )
+        else:
+            bar = ProgressBar("face-swap", err)
+            try:
+                saved = swap_video_file(pipeline, target, output, marked=marked, progress=bar)
+            finally:
+                bar.close()
+            err.write(f"Video saved ({pipeline.engine_name} engine; frame rate and audio kept).\n")
+    finally:
+        pipeline.close()
+    return saved
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="snowai-face-swap", description="Swap a face into an image or a video.")
+    _fill(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
