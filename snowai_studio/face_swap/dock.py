@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, QStandardPaths, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QResizeEvent, QShowEvent, QStandardItemModel
 from PySide6.QtWidgets import (
     QBoxLayout,
@@ -34,12 +34,10 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLayout,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
     QSpinBox,
-    QStyle,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -48,6 +46,8 @@ from PySide6.QtWidgets import (
 from snowai_studio.docks import StudioContext
 from snowai_studio.face_swap.consent import LOCKED_TEXT, ask_consent, confirm_mark_off
 from snowai_studio.face_swap.widgets import FaceMapEditor, FaceStrip, LabeledSlider
+from snowai_studio.tool_dock import camera_factory, open_model_manager, pictures_dir, videos_dir
+from snowai_studio.widgets.status_rows import MessageLine, ProgressRow
 from snowai_studio.widgets.video_view import VideoView
 from workers.errors import describe_exception
 from workers.face_swap.options import ENGINES, ENHANCERS, FaceSwapOptions, coerce_option, engine_status
@@ -127,12 +127,6 @@ class FaceSwapDock(QWidget):
 
     # ---- construction ----------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        style = self.style()
-        self._icons = {
-            "info": style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation),
-            "warning": style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning),
-            "error": style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxCritical),
-        }
         controls = QWidget()
         controls.setObjectName("faceSwapControls")
         column = QVBoxLayout(controls)
@@ -414,28 +408,14 @@ class FaceSwapDock(QWidget):
         self.live_status.setObjectName("faceSwapLiveStatus")
         self.live_status.setWordWrap(True)
 
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(True)
-        self.cancel_button = QPushButton("Cancel")
+        self.progress_box = ProgressRow()
+        self.progress = self.progress_box.bar
+        self.cancel_button = self.progress_box.cancel_button
         self.cancel_button.clicked.connect(self.cancel)
-        progress_row = QHBoxLayout()
-        progress_row.setContentsMargins(0, 0, 0, 0)
-        progress_row.addWidget(self.progress, 1)
-        progress_row.addWidget(self.cancel_button)
-        self.progress_box = QWidget()
-        self.progress_box.setLayout(progress_row)
-        self.progress_box.hide()
 
-        self.message_icon = QLabel()
-        self.message_icon.setFixedSize(16, 16)
-        self.message_label = QLabel()
-        self.message_label.setObjectName("faceSwapMessage")
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        message_row = QHBoxLayout()
-        message_row.setContentsMargins(4, 0, 4, 0)
-        message_row.addWidget(self.message_icon, 0, Qt.AlignmentFlag.AlignTop)
-        message_row.addWidget(self.message_label, 1)
+        self.message_line = MessageLine("faceSwapMessage")
+        self.message_icon = self.message_line.icon
+        self.message_label = self.message_line.label
 
         column = QVBoxLayout()
         column.setSpacing(4)
@@ -445,7 +425,7 @@ class FaceSwapDock(QWidget):
         column.addWidget(self.preview, 1)
         column.addWidget(self.live_status)
         column.addWidget(self.progress_box)
-        column.addLayout(message_row)
+        column.addWidget(self.message_line)
         return column
 
     # ---- messages --------------------------------------------------------------------------------------------
@@ -454,9 +434,7 @@ class FaceSwapDock(QWidget):
         notifications panel) unless a worker already reported them."""
         self.last_message = text
         self.last_level = level
-        self.message_label.setText(text)
-        self.message_icon.setPixmap(self._icons.get(level, self._icons["info"]).pixmap(16, 16))
-        self.message_label.setStyleSheet("color: rgb(220, 70, 70);" if level == "error" else "")
+        self.message_line.set_message(text, level)
         if notify and level in ("warning", "error"):
             (log.error if level == "error" else log.warning)("%s", text, extra={"source": SOURCE})
         else:
@@ -668,14 +646,7 @@ class FaceSwapDock(QWidget):
 
     @Slot()
     def open_model_manager(self) -> None:
-        window = self.window()
-        opener = getattr(window, "open_model_manager", None)
-        if callable(opener) and window is not self:
-            opener()
-        elif self.store is not None:
-            from snowai_studio.dialogs.models_dialog import ModelManagerDialog
-
-            ModelManagerDialog(self.store, self).exec()
+        open_model_manager(self, self.store)
         self.refresh_engine()
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -759,7 +730,7 @@ class FaceSwapDock(QWidget):
             return None
         if paths is None:
             names, _ = QFileDialog.getOpenFileNames(
-                self, "Choose photos of the face to use", _pictures_dir(), IMAGE_FILTER
+                self, "Choose photos of the face to use", pictures_dir(), IMAGE_FILTER
             )
             paths = names
         chosen = [Path(p).expanduser() for p in paths]
@@ -798,7 +769,7 @@ class FaceSwapDock(QWidget):
             return None
         if path is None:
             name, _ = QFileDialog.getOpenFileName(
-                self, "Choose a photo of the person to replace", _pictures_dir(), IMAGE_FILTER
+                self, "Choose a photo of the person to replace", pictures_dir(), IMAGE_FILTER
             )
             if not name:
                 return None
@@ -821,7 +792,7 @@ class FaceSwapDock(QWidget):
         if not self._check_ready_for_swap():
             return None
         if src is None:
-            src, _ = QFileDialog.getOpenFileName(self, "Choose an image to change", _pictures_dir(), IMAGE_FILTER)
+            src, _ = QFileDialog.getOpenFileName(self, "Choose an image to change", pictures_dir(), IMAGE_FILTER)
             if not src:
                 return None
         src = Path(src).expanduser()
@@ -850,7 +821,7 @@ class FaceSwapDock(QWidget):
         if not self._check_ready_for_swap():
             return None
         if src is None:
-            src, _ = QFileDialog.getOpenFileName(self, "Choose a video to change", _videos_dir(), VIDEO_FILTER)
+            src, _ = QFileDialog.getOpenFileName(self, "Choose a video to change", videos_dir(), VIDEO_FILTER)
             if not src:
                 return None
         src = Path(src).expanduser()
@@ -916,7 +887,7 @@ class FaceSwapDock(QWidget):
         from workers.media.worker import CameraWorker
 
         worker = self._ensure_worker()
-        camera = CameraWorker(self._camera_factory())
+        camera = CameraWorker(camera_factory(self.context))
         camera.error.connect(self._on_camera_error)
         camera.state_changed.connect(self._on_camera_state)
         camera.result_ready.connect(self._on_camera_frame)
@@ -963,19 +934,6 @@ class FaceSwapDock(QWidget):
     @property
     def camera(self) -> Any:
         return self._camera
-
-    def _camera_factory(self) -> Callable[[], Any]:
-        injected = self.context.extras.get("camera_factory")
-        if injected is not None:
-            return injected
-        devices = self.context.settings.devices
-
-        def make() -> Any:
-            from workers.media.camera import make_frame_source
-
-            return make_frame_source(devices.camera, devices.camera_width, devices.camera_height, devices.camera_fps)
-
-        return make
 
     @Slot(str)
     def _on_camera_state(self, state: str) -> None:
@@ -1053,7 +1011,7 @@ class FaceSwapDock(QWidget):
             self._set_checked(self.record_button, False)
             return False
         if path is None:
-            path = Path(_videos_dir()) / time.strftime("snowai-faceswap-%Y%m%d-%H%M%S.mp4")
+            path = Path(videos_dir()) / time.strftime("snowai-faceswap-%Y%m%d-%H%M%S.mp4")
         worker.start_recording(Path(path))
         self._set_checked(self.record_button, True)
         self.show_message(f"Recording to {path}…")
@@ -1317,13 +1275,3 @@ def _free_name(candidate: Path, source: Path) -> Path:
         candidate = candidate.with_name(f"{stem}-{n}{suffix}")
         n += 1
     return candidate
-
-
-def _pictures_dir() -> str:
-    found = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-    return found or str(Path.home())
-
-
-def _videos_dir() -> str:
-    found = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MoviesLocation)
-    return found or str(Path.home())

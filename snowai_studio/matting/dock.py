@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, QStandardPaths, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -50,7 +50,6 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QStackedWidget,
@@ -64,6 +63,8 @@ from PySide6.QtWidgets import (
 from snowai_studio.docks import StudioContext
 from snowai_studio.matting.canvas import VIEW_MODES, MattingCanvas, Stroke
 from snowai_studio.matting.state import SEED_BACKGROUND, SEED_SUBJECT, ImageEntry, make_thumbnail, path_key
+from snowai_studio.tool_dock import camera_factory, open_model_manager, pictures_dir, videos_dir
+from snowai_studio.widgets.status_rows import MessageLine, ProgressRow, message_icons
 from snowai_studio.widgets.video_view import VideoView
 from workers.base import Worker
 from workers.errors import UserError, describe_exception
@@ -302,17 +303,10 @@ class MattingDock(QWidget):
         self.thumbs.hide()
 
         # Progress and the batch report.
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(True)
-        self.cancel_button = QPushButton("Cancel")
+        self.progress_box = ProgressRow()
+        self.progress = self.progress_box.bar
+        self.cancel_button = self.progress_box.cancel_button
         self.cancel_button.clicked.connect(self.cancel)
-        progress_row = QHBoxLayout()
-        progress_row.setContentsMargins(0, 0, 0, 0)
-        progress_row.addWidget(self.progress, 1)
-        progress_row.addWidget(self.cancel_button)
-        self.progress_box = QWidget()
-        self.progress_box.setLayout(progress_row)
-        self.progress_box.hide()
 
         self.report_list = QListWidget()
         self.report_list.setObjectName("mattingReport")
@@ -333,21 +327,10 @@ class MattingDock(QWidget):
         self.report_box.setLayout(report_layout)
         self.report_box.hide()
 
-        self.message_icon = QLabel()
-        self.message_icon.setFixedSize(16, 16)
-        self.message_label = QLabel()
-        self.message_label.setObjectName("mattingMessage")
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        message_row = QHBoxLayout()
-        message_row.setContentsMargins(4, 0, 4, 0)
-        message_row.addWidget(self.message_icon, 0, Qt.AlignmentFlag.AlignTop)
-        message_row.addWidget(self.message_label, 1)
-        self._icons = {
-            "info": style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation),
-            "warning": style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning),
-            "error": style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxCritical),
-        }
+        self.message_line = MessageLine("mattingMessage")
+        self.message_icon = self.message_line.icon
+        self.message_label = self.message_line.label
+        self._icons = message_icons(style)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -359,7 +342,7 @@ class MattingDock(QWidget):
         layout.addWidget(self.thumbs)
         layout.addWidget(self.progress_box)
         layout.addWidget(self.report_box)
-        layout.addLayout(message_row)
+        layout.addWidget(self.message_line)
 
     def _build_empty_page(self) -> QWidget:
         page = QFrame()
@@ -446,12 +429,7 @@ class MattingDock(QWidget):
         (and so to the notifications panel) unless a worker already reported them."""
         self.last_message = text
         self.last_level = level
-        self.message_label.setText(text)
-        self.message_icon.setPixmap(self._icons.get(level, self._icons["info"]).pixmap(16, 16))
-        if level == "error":
-            self.message_label.setStyleSheet("color: rgb(220, 70, 70);")
-        else:
-            self.message_label.setStyleSheet("")
+        self.message_line.set_message(text, level)
         if notify and level in ("warning", "error"):
             (log.error if level == "error" else log.warning)("%s", text, extra={"source": "Background removal"})
         else:
@@ -543,14 +521,7 @@ class MattingDock(QWidget):
 
     @Slot()
     def open_model_manager(self) -> None:
-        window = self.window()
-        opener = getattr(window, "open_model_manager", None)
-        if callable(opener) and window is not self:
-            opener()
-        elif self.store is not None:
-            from snowai_studio.dialogs.models_dialog import ModelManagerDialog
-
-            ModelManagerDialog(self.store, self).exec()
+        open_model_manager(self, self.store)
         self.refresh_models()
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -600,14 +571,14 @@ class MattingDock(QWidget):
     # ---- images -------------------------------------------------------------------------------------
     def open_images(self, paths: Iterable[str | Path] | None = None) -> list[ImageEntry]:
         if paths is None:
-            start = str(self.current.path.parent) if self.current else _pictures_dir()
+            start = str(self.current.path.parent) if self.current else pictures_dir()
             names, _ = QFileDialog.getOpenFileNames(self, "Open images", start, f"{IMAGE_FILTER};;All files (*)")
             paths = names
         return self.add_paths(list(paths))
 
     def open_folder(self, folder: str | Path | None = None) -> list[ImageEntry]:
         if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", _pictures_dir())
+            folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", pictures_dir())
             if not folder:
                 return []
         return self.add_paths([folder])
@@ -836,7 +807,7 @@ class MattingDock(QWidget):
             else:
                 self._sync_background_combo()
         elif kind == "image":
-            name, _ = QFileDialog.getOpenFileName(self, "Background image", _pictures_dir(), IMAGE_FILTER)
+            name, _ = QFileDialog.getOpenFileName(self, "Background image", pictures_dir(), IMAGE_FILTER)
             if name:
                 self.set_background_image(name)
             else:
@@ -944,7 +915,7 @@ class MattingDock(QWidget):
     def batch_folder(self, folder: str | Path | None = None, outdir: str | Path | None = None) -> int | None:
         """Cut out every image of ``folder`` into ``outdir`` (default: a sibling ``<folder>-nobg``)."""
         if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Batch: choose a folder of images", _pictures_dir())
+            folder = QFileDialog.getExistingDirectory(self, "Batch: choose a folder of images", pictures_dir())
             if not folder:
                 return None
         folder = Path(folder).expanduser()
@@ -978,7 +949,7 @@ class MattingDock(QWidget):
     def open_video(self, src: str | Path | None = None, dst: str | Path | None = None) -> int | None:
         """Replace the background of every frame of a video file (.webm/.mov keep transparency)."""
         if src is None:
-            src, _ = QFileDialog.getOpenFileName(self, "Choose a video", _videos_dir(), VIDEO_FILTER)
+            src, _ = QFileDialog.getOpenFileName(self, "Choose a video", videos_dir(), VIDEO_FILTER)
             if not src:
                 return None
         src = Path(src).expanduser()
@@ -1055,7 +1026,7 @@ class MattingDock(QWidget):
         from workers.media.worker import CameraWorker
 
         worker = self._ensure_matting()
-        camera = CameraWorker(self._camera_factory())
+        camera = CameraWorker(camera_factory(self.context))
         camera.error.connect(self._on_camera_error)  # a bound slot: runs on the UI thread
         camera.state_changed.connect(self._on_camera_state)
         camera.add_subscriber(worker)
@@ -1091,19 +1062,6 @@ class MattingDock(QWidget):
     @property
     def live_running(self) -> bool:
         return self._camera is not None
-
-    def _camera_factory(self) -> Callable[[], Any]:
-        injected = self.context.extras.get("camera_factory")
-        if injected is not None:
-            return injected
-        devices = self.context.settings.devices
-
-        def make() -> Any:
-            from workers.media.camera import make_frame_source
-
-            return make_frame_source(devices.camera, devices.camera_width, devices.camera_height, devices.camera_fps)
-
-        return make
 
     @Slot(str)
     @Slot(str)
@@ -1151,7 +1109,7 @@ class MattingDock(QWidget):
             worker.stop_recording()
             return False
         if path is None:
-            folder = Path(_videos_dir())
+            folder = Path(videos_dir())
             path = folder / time.strftime("snowai-live-%Y%m%d-%H%M%S.mp4")
         worker.start_recording(Path(path))
         self.record_button.blockSignals(True)
@@ -1482,13 +1440,3 @@ def _local_paths(mime: Any) -> list[str]:
     if mime is None or not mime.hasUrls():
         return []
     return [url.toLocalFile() for url in mime.urls() if url.isLocalFile() and url.toLocalFile()]
-
-
-def _pictures_dir() -> str:
-    found = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
-    return found or str(Path.home())
-
-
-def _videos_dir() -> str:
-    found = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.MoviesLocation)
-    return found or str(Path.home())

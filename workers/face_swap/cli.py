@@ -24,15 +24,14 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from workers.errors import Cancelled, UserError, describe_exception
+from workers.cli import EXIT_OK, add_store_argument, run_reporting
+from workers.cli import open_store as _store
+from workers.errors import UserError
 from workers.face_swap.options import ENHANCERS, FaceSwapOptions, SourceFace, SwapResult
 from workers.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CANCELLED = 130
 
 NOTICE = (
     "Face swap: use it only with the consent of the people whose faces you use, and never to deceive, "
@@ -265,19 +264,8 @@ def _fill(parser: argparse.ArgumentParser) -> None:
         "--no-mark", action="store_true", help="leave out the visible 'AI-generated' label and the metadata"
     )
     parser.add_argument("--preset", choices=("cpu", "gpu"), default="cpu", help=argparse.SUPPRESS)
-    parser.add_argument("--store", type=Path, default=None, help="model store folder (default: from settings)")
+    add_store_argument(parser)
     parser.set_defaults(func=run)
-
-
-def _store(args: argparse.Namespace) -> Any:
-    from workers.models.store import ModelStore
-
-    root = getattr(args, "store", None)
-    if root is None:
-        from workers.settings import Settings
-
-        root = Settings.load().models_dir()
-    return ModelStore(root)
 
 
 def show_notice_once(err: TextIO) -> bool:
@@ -300,18 +288,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     """Carry out a parsed ``face-swap`` command; returns the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
-        return _run(args, out, err)
-    except (Cancelled, KeyboardInterrupt):
-        err.write("\nCancelled; nothing was saved.\n")
-        return EXIT_CANCELLED
-    except UserError as exc:
-        err.write(f"{exc}\n")
-        return EXIT_FAILED
-    except Exception as exc:
-        log.exception("face-swap failed")
-        err.write(describe_exception(exc, "face-swap") + "\n")
-        return EXIT_FAILED
+    return run_reporting("face-swap", lambda: _run(args, out, err), err, cancelled="\nCancelled; nothing was saved.\n")
 
 
 def build_options(args: argparse.Namespace, store: Any) -> FaceSwapOptions:

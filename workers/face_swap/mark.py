@@ -8,11 +8,9 @@ tags. Light module: numpy, OpenCV and Pillow only, so the dock may import it on 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
-import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -20,6 +18,7 @@ import cv2
 import numpy as np
 
 from workers.errors import UserError
+from workers.files import save_bytes
 
 log = logging.getLogger(__name__)
 
@@ -158,24 +157,7 @@ def save_marked_image(path: str | os.PathLike[str], bgr: np.ndarray, *, quality:
         raise UserError(
             f"{path.name}: save the swapped image as PNG, JPEG or WebP, not '{path.suffix or 'no suffix'}'."
         )
-    data = encode_marked_image(bgr, fmt, quality=quality)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except PermissionError:
-        raise UserError(f"{path.name} could not be saved: permission denied in {path.parent}.") from None
-    except OSError as exc:
-        raise UserError(f"{path.name} could not be saved: {exc.strerror or exc}.") from None
+    save_bytes(path, encode_marked_image(bgr, fmt, quality=quality))
     log.info("saved %s with the generated-image label", path)
     return path
 

@@ -34,10 +34,10 @@ from workers.base import JobContext, Worker
 from workers.errors import UserError
 from workers.face_swap.cli import prepare_source, read_image, swap_image_file, swap_video_file
 from workers.face_swap.options import OPTION_NAMES, FaceSwapOptions, coerce_option
+from workers.media.recording import LiveRecording
 from workers.queues import StreamItem, StreamResult
 
 if TYPE_CHECKING:
-    from workers.media.video import VideoRecorder
     from workers.models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -172,9 +172,7 @@ class FaceSwapWorker(Worker):
         self._source_paths: list[Path] = []
         self._source_images: list[np.ndarray] = []
         self._reference: np.ndarray | None = None
-        self._rec_lock = threading.Lock()
-        self._recorder: VideoRecorder | None = None
-        self._record_path: Path | None = None  # asked for; opened at the next frame (its size)
+        self._recording = LiveRecording(self._saved, self._recording_error, suffix=".mp4")
         self._vcam_lock = threading.Lock()
         self._vcam: Any = None
         self._vcam_wanted = False
@@ -197,9 +195,7 @@ class FaceSwapWorker(Worker):
         self._check_warning()
 
     def unload(self) -> None:
-        path = self._finish_recording()
-        if path is not None:
-            self.recording_saved.emit(str(path))
+        self._recording.stop()
         self._close_virtual_camera()
         pipeline, self.pipeline = self.pipeline, None
         if pipeline is not None:
@@ -389,9 +385,7 @@ class FaceSwapWorker(Worker):
 
     def extra_stats(self) -> dict[str, Any]:
         snap: dict[str, Any] = {"engine": self.engine_name, "swapping": self.has_source}
-        with self._rec_lock:
-            snap["recording"] = self._recorder is not None or self._record_path is not None
-            snap["recorded_frames"] = self._recorder.frames if self._recorder is not None else 0
+        snap.update(self._recording.stats())
         with self._vcam_lock:
             snap["virtual_camera"] = self._vcam is not None
         return snap
@@ -399,72 +393,33 @@ class FaceSwapWorker(Worker):
     # ---- recording (start/stop from any thread; frames written on the worker thread) ----------------
     @property
     def recording(self) -> bool:
-        with self._rec_lock:
-            return self._recorder is not None or self._record_path is not None
+        return self._recording.active
 
     @property
     def recorded_frames(self) -> int:
-        with self._rec_lock:
-            return self._recorder.frames if self._recorder is not None else 0
+        return self._recording.frames
 
     def start_recording(self, path: str | Path) -> None:
         """Record the swapped stream to ``path`` (an MP4), from the next frame on.
 
         A recording already running is finished first (and ``recording_saved`` emitted).
         """
-        previous = self._finish_recording()
-        if previous is not None:
-            self.recording_saved.emit(str(previous))
-        with self._rec_lock:
-            self._record_path = Path(path).expanduser().with_suffix(".mp4")
-        log.info("Recording requested: %s", path)
+        self._recording.start(path)
 
     def stop_recording(self) -> Path | None:
         """Finish the recording; returns its path, or None when no frame was recorded."""
-        path = self._finish_recording()
-        if path is not None:
-            self.recording_saved.emit(str(path))
-        return path
-
-    def _finish_recording(self) -> Path | None:
-        with self._rec_lock:
-            recorder, self._recorder = self._recorder, None
-            self._record_path = None
-            if recorder is None:
-                return None
-            try:
-                return recorder.close()
-            except UserError as exc:
-                self.report(exc, f"{self.name}: the recording")
-                return None
+        return self._recording.stop()
 
     def _record(self, frame: np.ndarray, timestamp: float) -> None:
-        with self._rec_lock:
-            if self._recorder is None and self._record_path is None:
-                return
-            start = time.perf_counter()
-            try:
-                if self._recorder is None:
-                    from workers.media.video import VideoRecorder
-
-                    assert self._record_path is not None
-                    fps = self.timer.snapshot()["fps"] or 30.0
-                    h, w = frame.shape[:2]
-                    self._recorder = VideoRecorder(self._record_path, w, h, fps)
-                    self._record_path = None
-                self._recorder.write(frame, timestamp)
-            except Exception as exc:
-                failed, self._recorder, self._record_path = self._recorder, None, None
-                self.report(exc, f"{self.name}: recording stopped")
-                if failed is not None:
-                    try:
-                        saved = failed.close()
-                    except Exception:
-                        failed.abort()
-                    else:
-                        self.recording_saved.emit(str(saved))
-                return
+        start = time.perf_counter()
+        if self._recording.write(frame, timestamp, lambda: self.timer.snapshot()["fps"]):
             self.timer.add_stage("record", _ms(start))
+
+    def _saved(self, path: Path) -> None:
+        self.recording_saved.emit(str(path))
+
+    def _recording_error(self, exc: BaseException, what: str) -> None:
+        self.report(exc, f"{self.name}: {what}")
 
     # ---- virtual camera (start/stop from any thread; opened and fed on the worker thread) ----------
     @property

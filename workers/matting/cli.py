@@ -8,22 +8,15 @@ other file is still done). Failures print one sentence, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from workers.errors import Cancelled, UserError, describe_exception
+from workers.cli import EXIT_FAILED, EXIT_OK, add_store_argument, open_store, run_reporting
 from workers.matting.options import DEFAULT_MODEL, MattingOptions
 from workers.progress import ProgressBar
 
-log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_CANCELLED = 130
 FORMATS = ("png", "webp", "jpg")
 
 
@@ -61,37 +54,17 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-process", action="store_true", help="smooth the mask's edges")
     parser.add_argument("--mask-only", action="store_true", help="save the mask itself (white subject on black)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
-    parser.add_argument("--store", type=Path, default=None, help="model store folder (default: from settings)")
+    add_store_argument(parser)
     parser.set_defaults(func=run)
-
-
-def _store(args: argparse.Namespace) -> Any:
-    from workers.models.store import ModelStore
-
-    root = getattr(args, "store", None)
-    if root is None:
-        from workers.settings import Settings
-
-        root = Settings.load().models_dir()
-    return ModelStore(root)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Carry out a parsed ``remove-bg`` command; returns the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
-    try:
-        return _run(args, out, err)
-    except (Cancelled, KeyboardInterrupt):
-        err.write("\nCancelled; the images saved so far are kept.\n")
-        return EXIT_CANCELLED
-    except UserError as exc:
-        err.write(f"{exc}\n")
-        return EXIT_FAILED
-    except Exception as exc:
-        log.exception("remove-bg failed")
-        err.write(describe_exception(exc, "remove-bg") + "\n")
-        return EXIT_FAILED
+    return run_reporting(
+        "remove-bg", lambda: _run(args, out, err), err, cancelled="\nCancelled; the images saved so far are kept.\n"
+    )
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -115,7 +88,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     from workers.matting.engine import MattingEngine  # the model runtime loads only here
 
-    engine = MattingEngine(_store(args), options, device=args.device)
+    engine = MattingEngine(open_store(args), options, device=args.device)
     engine.load()
     bar = ProgressBar("remove-bg", err)
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from workers.errors import UserError
+from workers.files import save_bytes
 
 log = logging.getLogger(__name__)
 
@@ -192,37 +192,13 @@ def encode_image(image: np.ndarray, fmt: str, *, quality: int = 95) -> bytes:
     return data.tobytes()
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write bytes to a temporary file next to ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def save_image(path: str | os.PathLike[str], image: np.ndarray, *, quality: int = 95) -> Path:
     """Save BGR or BGRA (or greyscale) by the file's suffix; PNG/WebP/TIFF keep alpha, JPEG is flattened."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in OUTPUT_FORMATS:
         raise UserError(f"{path.name}: the studio saves PNG, WebP, JPEG, TIFF or BMP files, not '{path.suffix}'.")
-    data = encode_image(image, fmt, quality=quality)
-    try:
-        return write_atomic(path, data)
-    except PermissionError:
-        raise UserError(f"{path.name} could not be saved: permission denied in {path.parent}.") from None
-    except OSError as exc:
-        raise UserError(f"{path.name} could not be saved: {exc.strerror or exc}.") from None
+    return save_bytes(path, encode_image(image, fmt, quality=quality))
 
 
 def normalize_format(fmt: str) -> str:

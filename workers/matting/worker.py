@@ -21,7 +21,6 @@ the worker running).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,12 +33,12 @@ from workers.base import JobContext, Worker
 from workers.errors import UserError
 from workers.matting.compose import Background, blend, checkerboard, composite, parse_background
 from workers.matting.options import MaskResult, MattingOptions, coerce_option
+from workers.media.recording import LiveRecording
 from workers.queues import StreamItem, StreamResult
 
 if TYPE_CHECKING:
     from workers.matting.batch import BatchReport
     from workers.matting.imageio import LoadedImage
-    from workers.media.video import VideoRecorder
     from workers.models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -74,9 +73,7 @@ class MattingWorker(Worker):
         self.engine: Any = None
         self._engine_factory = engine_factory
         self._checker: np.ndarray | None = None
-        self._rec_lock = threading.Lock()
-        self._recorder: VideoRecorder | None = None
-        self._record_path: Path | None = None  # asked for; opened at the next frame (its size)
+        self._recording = LiveRecording(self._saved, self._recording_error)
         #: Live frames processed so far (the rest were dropped as stale: see ``dropped``).
         self.processed = 0
 
@@ -89,9 +86,7 @@ class MattingWorker(Worker):
         log.info("Background removal ready: %s", self._model_label())
 
     def unload(self) -> None:
-        path = self._finish_recording()
-        if path is not None:
-            self.recording_saved.emit(str(path))
+        self._recording.stop()
         engine, self.engine = self.engine, None
         if engine is not None:
             engine.close()
@@ -229,86 +224,40 @@ class MattingWorker(Worker):
 
     def extra_stats(self) -> dict[str, Any]:
         snap: dict[str, Any] = {"model": self._model_label()}
-        with self._rec_lock:
-            snap["recording"] = self._recorder is not None or self._record_path is not None
-            snap["recorded_frames"] = self._recorder.frames if self._recorder is not None else 0
+        snap.update(self._recording.stats())
         return snap
 
     # ---- recording (start/stop from any thread; frames written on the worker thread) ----------------
     @property
     def recording(self) -> bool:
-        with self._rec_lock:
-            return self._recorder is not None or self._record_path is not None
+        return self._recording.active
 
     @property
     def recorded_frames(self) -> int:
         """Frames written to the running recording."""
-        with self._rec_lock:
-            return self._recorder.frames if self._recorder is not None else 0
+        return self._recording.frames
 
     def start_recording(self, path: Path) -> None:
         """Record the composited stream to ``path`` (an MP4), from the next frame on.
 
         A recording already running is finished first (and ``recording_saved`` emitted).
         """
-        previous = self._finish_recording()
-        if previous is not None:
-            self.recording_saved.emit(str(previous))
-        with self._rec_lock:
-            self._record_path = Path(path).expanduser()
-        log.info("Recording requested: %s", path)
+        self._recording.start(path)
 
     def stop_recording(self) -> Path | None:
         """Finish the recording; returns its path, or None when no frame was recorded."""
-        path = self._finish_recording()
-        if path is not None:
-            self.recording_saved.emit(str(path))
-        return path
-
-    def _finish_recording(self) -> Path | None:
-        with self._rec_lock:
-            recorder, self._recorder = self._recorder, None
-            self._record_path = None
-        if recorder is None:
-            return None
-        try:
-            return recorder.close()
-        except UserError as exc:
-            self.report(exc, f"{self.name}: the recording")
-            return None
+        return self._recording.stop()
 
     def _record(self, frame: np.ndarray, timestamp: float) -> None:
-        with self._rec_lock:
-            if self._recorder is None and self._record_path is None:
-                return
-            start = time.perf_counter()
-            try:
-                if self._recorder is None:
-                    from workers.media.video import VideoRecorder
-
-                    assert self._record_path is not None
-                    fps = self.timer.snapshot()["fps"] or 30.0
-                    h, w = frame.shape[:2]
-                    self._recorder = VideoRecorder(self._record_path, w, h, fps)
-                    self._record_path = None
-                self._recorder.write(frame, timestamp)
-            except Exception as exc:
-                failed, self._recorder, self._record_path = self._recorder, None, None
-                self.report(exc, f"{self.name}: recording stopped")
-                if failed is not None:
-                    self._salvage(failed)
-                return
+        start = time.perf_counter()
+        if self._recording.write(frame, timestamp, lambda: self.timer.snapshot()["fps"]):
             self.timer.add_stage("record", _ms(start))
 
-    def _salvage(self, recorder: VideoRecorder) -> None:
-        """Keep what a failed recording holds so far, if it can still be finished."""
-        try:
-            path = recorder.close()
-        except Exception as exc:
-            log.warning("The interrupted recording could not be saved: %s", exc)
-            recorder.abort()
-            return
+    def _saved(self, path: Path) -> None:
         self.recording_saved.emit(str(path))
+
+    def _recording_error(self, exc: BaseException, what: str) -> None:
+        self.report(exc, f"{self.name}: {what}")
 
 
 def _default_engine(store: ModelStore, options: MattingOptions, device: str) -> Any:

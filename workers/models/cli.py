@@ -8,23 +8,15 @@ exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from workers.errors import Cancelled, UserError, describe_exception
+from workers.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_store_argument, open_store, run_reporting
 from workers.models.manifest import TOOLS, load_manifest
 from workers.models.store import SIZE_ONLY_NOTE, ModelStore, Status, human_size
 from workers.progress import ProgressBar
-
-log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_CANCELLED = 130
 
 
 def add_parser(subparsers: Any) -> None:
@@ -34,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _fill(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, default=None, help="model store folder (default: from settings)")
+    add_store_argument(parser)
     parser.add_argument("--manifest", type=Path, default=None, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="models_command", metavar="COMMAND")
     p = sub.add_parser("list", help="show every known model with its size and status")
@@ -53,14 +45,8 @@ def _fill(parser: argparse.ArgumentParser) -> None:
 
 
 def _store(args: argparse.Namespace) -> ModelStore:
-    root = getattr(args, "store", None)
-    if root is None:
-        from workers.settings import Settings
-
-        root = Settings.load().models_dir()
     manifest_path = getattr(args, "manifest", None)
-    manifest = load_manifest(manifest_path) if manifest_path else None
-    return ModelStore(root, manifest)
+    return open_store(args, load_manifest(manifest_path) if manifest_path else None)
 
 
 def byte_progress(label: str, stream: TextIO) -> ProgressBar:
@@ -81,22 +67,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if not command:
         err.write("Choose a models command: list, download, import, verify or remove.\n")
         return EXIT_USAGE
-    try:
-        store = _store(args)
-        return _COMMANDS[command](store, args, out, err)
-    except Cancelled:
-        err.write("Cancelled.\n")
-        return EXIT_CANCELLED
-    except KeyboardInterrupt:
-        err.write("\nCancelled; run the same command again to resume.\n")
-        return EXIT_CANCELLED
-    except UserError as exc:
-        err.write(f"{exc}\n")
-        return EXIT_FAILED
-    except Exception as exc:
-        log.exception("models %s failed", command)
-        err.write(describe_exception(exc, f"models {command}") + "\n")
-        return EXIT_FAILED
+    return run_reporting(
+        f"models {command}",
+        lambda: _COMMANDS[command](_store(args), args, out, err),
+        err,
+        cancelled="Cancelled.\n",
+        interrupted="\nCancelled; run the same command again to resume.\n",
+    )
 
 
 def _cmd_list(store: ModelStore, args: argparse.Namespace, out: TextIO, _err: TextIO) -> int:
