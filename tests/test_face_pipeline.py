@@ -416,3 +416,20 @@ def test_options_are_checked_and_coerced() -> None:
     copy = original.copy()
     copy.face_map[1] = 0
     assert original.face_map == {0: 1}
+
+
+def test_compute_setting_reaches_the_insightface_engine(monkeypatch) -> None:
+    import workers.face_swap.insight as insight
+
+    seen: dict[str, Any] = {}
+
+    class Recorder:
+        def __init__(self, store: Any, **kwargs: Any) -> None:
+            seen.update(kwargs)
+            raise UserError("stop here")
+
+    monkeypatch.setattr(insight, "InsightEngine", Recorder)
+    pipeline = FaceSwapPipeline(None, FaceSwapOptions(engine="insightface"), device="cpu")
+    with pytest.raises(UserError, match="stop here"):
+        pipeline.load()
+    assert seen["device"] == "cpu"

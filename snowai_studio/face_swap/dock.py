@@ -680,6 +680,7 @@ class FaceSwapDock(QWidget):
                 self.options.copy(),
                 pipeline_factory=self.context.extras.get("face_swap_pipeline_factory"),
                 virtual_camera_factory=self.context.extras.get("virtual_camera_factory"),
+                device=self.context.settings.compute,
             )
             worker.job_finished.connect(self._on_job_finished)
             worker.job_failed.connect(self._on_job_failed)

@@ -77,8 +77,11 @@ class FaceSwapPipeline:
         options: FaceSwapOptions | None = None,
         *,
         engine_factory: EngineFactory | None = None,
+        device: str = "auto",
     ) -> None:
         self.store = store
+        #: "auto", "cpu" or "cuda" (Settings → Compute device) for the ONNX models.
+        self.device = device
         self.options = options.copy() if options is not None else FaceSwapOptions()
         self._factory = engine_factory
         self.engine: FaceEngine | None = None
@@ -123,7 +126,7 @@ class FaceSwapPipeline:
             return ClassicEngine(self.store)
         from workers.face_swap.insight import InsightEngine
 
-        return InsightEngine(self.store, preset=self.options.preset)
+        return InsightEngine(self.store, preset=self.options.preset, device=self.device)
 
     def _choose(self) -> str:
         wanted = self.options.engine

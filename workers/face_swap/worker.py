@@ -162,9 +162,11 @@ class FaceSwapWorker(Worker):
         *,
         pipeline_factory: PipelineFactory | None = None,
         virtual_camera_factory: Callable[[int, int, float], Any] | None = None,
+        device: str = "auto",
     ) -> None:
         super().__init__()
         self.store = store
+        self.device = device
         self.options = options.copy() if options is not None else FaceSwapOptions()
         self.pipeline: Any = None
         self._factory = pipeline_factory
@@ -182,8 +184,10 @@ class FaceSwapWorker(Worker):
 
     # ---- lifecycle (worker thread) ----------------------------------------------------------------
     def load(self) -> None:
-        factory = self._factory or _default_pipeline
-        pipeline = factory(self.store, self.options.copy())
+        if self._factory is not None:
+            pipeline = self._factory(self.store, self.options.copy())
+        else:
+            pipeline = _default_pipeline(self.store, self.options.copy(), self.device)
         pipeline.load()
         self.pipeline = pipeline
         if self._source_images:
@@ -510,7 +514,7 @@ def open_virtual_camera(
         ) from None
 
 
-def _default_pipeline(store: ModelStore | None, options: FaceSwapOptions) -> Any:
+def _default_pipeline(store: ModelStore | None, options: FaceSwapOptions, device: str = "auto") -> Any:
     from workers.face_swap.pipeline import FaceSwapPipeline
 
-    return FaceSwapPipeline(store, options)
+    return FaceSwapPipeline(store, options, device=device)
