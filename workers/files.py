@@ -43,3 +43,24 @@ def save_bytes(path: Path, data: bytes) -> Path:
         raise UserError(f"{path.name} could not be saved: permission denied in {path.parent}.") from None
     except OSError as exc:
         raise UserError(f"{path.name} could not be saved: {exc.strerror or exc}.") from None
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when two paths name one file (or would, once created)."""
+    try:
+        if a.exists() and b.exists():
+            return a.samefile(b)
+        return a.expanduser().resolve() == b.expanduser().resolve()
+    except OSError:
+        return False
+
+
+def free_name(candidate: Path, source: Path) -> Path:
+    """``candidate``, or the first ``<stem>-2``, ``-3``... that is neither taken nor ``source``
+    (so that an output never overwrites its input or an earlier output)."""
+    stem, suffix = candidate.stem, candidate.suffix
+    n = 2
+    while candidate.exists() or same_file(candidate, source):
+        candidate = candidate.with_name(f"{stem}-{n}{suffix}")
+        n += 1
+    return candidate

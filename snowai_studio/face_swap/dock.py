@@ -51,6 +51,7 @@ from snowai_studio.widgets.status_rows import MessageLine, ProgressRow
 from snowai_studio.widgets.video_view import VideoView
 from workers.errors import describe_exception
 from workers.face_swap.options import ENGINES, ENHANCERS, FaceSwapOptions, coerce_option, engine_status
+from workers.files import free_name, same_file
 
 log = logging.getLogger(__name__)
 
@@ -799,7 +800,7 @@ class FaceSwapDock(QWidget):
         src = Path(src).expanduser()
         if dst is None:
             suffix = src.suffix.lower() if src.suffix.lower() in IMAGE_SUFFIXES else ".png"
-            suggestion = _free_name(src.with_name(f"{src.stem}-swapped{suffix}"), src)
+            suggestion = free_name(src.with_name(f"{src.stem}-swapped{suffix}"), src)
             dst, _ = QFileDialog.getSaveFileName(
                 self, "Save the swapped image as", str(suggestion), "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
             )
@@ -808,7 +809,7 @@ class FaceSwapDock(QWidget):
         dst = Path(dst).expanduser()
         if not dst.suffix:
             dst = dst.with_suffix(".png")
-        if _same_file(src, dst):
+        if same_file(src, dst):
             self.show_message(
                 f"{dst.name} is the image you chose; pick another name (the original is never overwritten).",
                 "warning",
@@ -827,7 +828,7 @@ class FaceSwapDock(QWidget):
                 return None
         src = Path(src).expanduser()
         if dst is None:
-            suggestion = _free_name(src.with_name(f"{src.stem}-swapped.mp4"), src)
+            suggestion = free_name(src.with_name(f"{src.stem}-swapped.mp4"), src)
             filters = ";;".join(f"{label} (*{suffix})" for suffix, label in VIDEO_SUFFIXES.items())
             dst, _ = QFileDialog.getSaveFileName(self, "Save the swapped video as", str(suggestion), filters)
             if not dst:
@@ -838,7 +839,7 @@ class FaceSwapDock(QWidget):
         if dst.suffix.lower() not in VIDEO_SUFFIXES:
             self.show_message(f"{dst.name}: save the video as .mp4, .mov or .webm.", "warning")
             return None
-        if _same_file(src, dst):
+        if same_file(src, dst):
             self.show_message(
                 "Choose another file name: the source video is never overwritten.",
                 "warning",
@@ -1258,21 +1259,3 @@ def _strip_source(message: str) -> str:
     """Worker errors arrive as "Face swap: <sentence>"; the dock shows the sentence."""
     prefix = f"{SOURCE}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def _free_name(candidate: Path, source: Path) -> Path:
-    stem, suffix = candidate.stem, candidate.suffix
-    n = 2
-    while candidate.exists() or _same_file(candidate, source):
-        candidate = candidate.with_name(f"{stem}-{n}{suffix}")
-        n += 1
-    return candidate

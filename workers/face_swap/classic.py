@@ -27,6 +27,7 @@ import numpy as np
 
 from workers.errors import UserError
 from workers.face_swap import blend
+from workers.face_swap.engines import prepare_source_faces
 from workers.face_swap.options import CLASSIC_MODELS, Face, FaceSwapOptions, SourceFace
 
 if TYPE_CHECKING:
@@ -310,34 +311,14 @@ class ClassicEngine:
     # ---- the source face -------------------------------------------------------------------------
     def prepare_source(self, images: list[np.ndarray]) -> SourceFace:
         self._need()
-        if not images:
-            raise UserError("Choose at least one photo of the face to use.")
-        faces: list[Face] = []
-        crops: list[np.ndarray] = []
-        embeddings: list[np.ndarray] = []
-        for number, image in enumerate(images, start=1):
-            if image is None or image.ndim < 2 or image.size == 0:
-                raise UserError(f"Source photo {number} could not be read as an image.")
-            bgr = image if image.ndim == 3 and image.shape[2] == 3 else self._bgr(image)
-            found = self.detect(bgr)
-            if not found:
-                raise UserError(
-                    f"No face was found in source photo {number}; choose a photo where the face is "
-                    "clear, turned to the camera and not too small."
-                )
-            face = max(found, key=lambda f: f.area)
-            vector = self.embed(bgr, face)
-            if vector is not None:
-                embeddings.append(vector)
-                face.embedding = vector
-            crop, local = self._source_crop(bgr, face)
-            faces.append(local)
-            crops.append(crop)
-        embedding = None
-        if embeddings:
-            mean = np.mean(embeddings, axis=0)
-            embedding = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-        return SourceFace(embedding=embedding, faces=faces, images=crops, count=len(images))
+        return prepare_source_faces(
+            images,
+            as_bgr=lambda im: im if im.ndim == 3 and im.shape[2] == 3 else self._bgr(im),
+            detect=self.detect,
+            embed=self.embed,
+            crop=self._source_crop,
+            need_embedding=False,
+        )
 
     @staticmethod
     def _bgr(image: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from workers.cli import EXIT_OK, add_store_argument, run_reporting
 from workers.cli import open_store as _store
 from workers.errors import UserError
 from workers.face_swap.options import ENHANCERS, FaceSwapOptions, SourceFace, SwapResult
+from workers.files import free_name, same_file
 from workers.progress import ProgressBar
 
 log = logging.getLogger(__name__)
@@ -48,16 +49,6 @@ def read_image(path: str | Path) -> np.ndarray:
     from workers.matting.imageio import load_image
 
     return load_image(Path(path).expanduser()).bgr
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """True when two paths name one file (or would, once created)."""
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-        return a.expanduser().resolve() == b.expanduser().resolve()
-    except OSError:
-        return False
 
 
 def save_result(path: Path, bgr: np.ndarray, *, marked: bool) -> Path:
@@ -190,16 +181,6 @@ def video_output(target: Path, out: Path) -> Path:
         out = out.with_suffix(".mp4")
     output_format(out)  # a sentence for a suffix videos cannot be saved with
     return out
-
-
-def free_name(candidate: Path, source: Path) -> Path:
-    """``candidate``, or the first ``<stem>-2``, ``-3``... that is neither taken nor ``source``."""
-    stem, suffix = candidate.stem, candidate.suffix
-    n = 2
-    while candidate.exists() or same_file(candidate, source):
-        candidate = candidate.with_name(f"{stem}-{n}{suffix}")
-        n += 1
-    return candidate
 
 
 def installed_enhancer(store: Any) -> str | None:

@@ -8,10 +8,12 @@ rescale the faces themselves (:meth:`workers.face_swap.options.Face.scaled`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from workers.errors import UserError
 from workers.face_swap.options import Face, FaceSwapOptions, SourceFace
 
 
@@ -50,3 +52,46 @@ class FaceEngine(Protocol):
 
     def close(self) -> None:
         """Release the models."""
+
+
+def prepare_source_faces(
+    images: list[np.ndarray],
+    *,
+    as_bgr: Callable[[np.ndarray], np.ndarray],
+    detect: Callable[[np.ndarray], list[Face]],
+    embed: Callable[[np.ndarray, Face], np.ndarray | None],
+    crop: Callable[[np.ndarray, Face], tuple[np.ndarray, Face]],
+    need_embedding: bool,
+) -> SourceFace:
+    """The largest face of each source photo, its identity vector (averaged over the photos and
+    normalised) and a crop around it; a :class:`UserError` sentence naming the photo otherwise."""
+    if not images:
+        raise UserError("Choose at least one photo of the face to use.")
+    faces: list[Face] = []
+    crops: list[np.ndarray] = []
+    embeddings: list[np.ndarray] = []
+    for number, image in enumerate(images, start=1):
+        if image is None or image.ndim < 2 or image.size == 0:
+            raise UserError(f"Source photo {number} could not be read as an image.")
+        bgr = as_bgr(image)
+        found = detect(bgr)
+        if not found:
+            raise UserError(
+                f"No face was found in source photo {number}; choose a photo where the face is "
+                "clear, turned to the camera and not too small."
+            )
+        face = max(found, key=lambda f: f.area)
+        vector = embed(bgr, face)
+        if vector is None and need_embedding:
+            raise UserError(f"The face in source photo {number} could not be read; try another photo.")
+        if vector is not None:
+            face.embedding = vector
+            embeddings.append(vector)
+        piece, local = crop(bgr, face)
+        faces.append(local)
+        crops.append(piece)
+    embedding = None
+    if embeddings:
+        mean = np.mean(embeddings, axis=0)
+        embedding = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    return SourceFace(embedding=embedding, faces=faces, images=crops, count=len(images))

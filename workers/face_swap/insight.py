@@ -29,6 +29,7 @@ import numpy as np
 
 from workers.errors import UserError
 from workers.face_swap import blend
+from workers.face_swap.engines import prepare_source_faces
 from workers.face_swap.enhancer import (
     Enhancer,
     choose_providers,
@@ -398,33 +399,9 @@ class InsightEngine:
 
     def prepare_source(self, images: list[np.ndarray]) -> SourceFace:
         self._need()
-        if not images:
-            raise UserError("Choose at least one photo of the face to use.")
-        faces: list[Face] = []
-        crops: list[np.ndarray] = []
-        embeddings: list[np.ndarray] = []
-        for number, image in enumerate(images, start=1):
-            if image is None or image.ndim < 2 or image.size == 0:
-                raise UserError(f"Source photo {number} could not be read as an image.")
-            bgr = _as_bgr(image)
-            found = self.detect(bgr)
-            if not found:
-                raise UserError(
-                    f"No face was found in source photo {number}; choose a photo where the face is "
-                    "clear, turned to the camera and not too small."
-                )
-            face = max(found, key=lambda f: f.area)
-            vector = self.embed(bgr, face)
-            if vector is None:
-                raise UserError(f"The face in source photo {number} could not be read; try another photo.")
-            face.embedding = vector
-            embeddings.append(vector)
-            crop, local = _face_crop(bgr, face)
-            faces.append(local)
-            crops.append(crop)
-        mean = np.mean(embeddings, axis=0)
-        embedding = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-        return SourceFace(embedding=embedding, faces=faces, images=crops, count=len(images))
+        return prepare_source_faces(
+            images, as_bgr=_as_bgr, detect=self.detect, embed=self.embed, crop=_face_crop, need_embedding=True
+        )
 
     # ---- swapping --------------------------------------------------------------------------------
     def latent(self, embedding: np.ndarray) -> np.ndarray:
