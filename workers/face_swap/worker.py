@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import Signal
 
-from workers.base import JobContext, Worker
+from workers.base import JobContext
 from workers.errors import UserError
 from workers.face_swap.cli import prepare_source, read_image, swap_image_file, swap_video_file
 from workers.face_swap.options import OPTION_NAMES, FaceSwapOptions, coerce_option
-from workers.media.recording import LiveRecording
+from workers.media.worker import RecordingWorker
 from workers.queues import StreamItem, StreamResult
 
 if TYPE_CHECKING:
@@ -144,14 +144,13 @@ def source_summary(pipeline: Any, paths: list[Path], images: list[np.ndarray], s
     return SourceSummary(list(paths), counts, thumbs, str(getattr(pipeline, "engine_name", "")))
 
 
-class FaceSwapWorker(Worker):
+class FaceSwapWorker(RecordingWorker):
     """The face swap on its own thread: source photos, images, videos and a live camera stream."""
 
     name = "Face swap"
+    record_suffix = ".mp4"
     #: Live frames waiting for the model: the newest one only, so latency stays one frame.
     queue_size = 1
-    #: A recording was finished and saved: its path.
-    recording_saved = Signal(str)
     #: The virtual camera started (True, its device name) or stopped (False, a sentence or "").
     virtual_camera_changed = Signal(bool, str)
 
@@ -174,7 +173,6 @@ class FaceSwapWorker(Worker):
         self._source_paths: list[Path] = []
         self._source_images: list[np.ndarray] = []
         self._reference: np.ndarray | None = None
-        self._recording = LiveRecording(self._saved, self._recording_error, suffix=".mp4")
         self._vcam_lock = threading.Lock()
         self._vcam: Any = None
         self._vcam_wanted = False
@@ -374,7 +372,7 @@ class FaceSwapWorker(Worker):
             self.timer.add_stage(stage, ms)
         self.timer.add_stage("total", total_ms)
         self._check_warning()
-        self._record(out, item.timestamp)
+        self.record(out, item.timestamp)
         self._send_virtual(out)
         self.processed += 1
         meta = {
@@ -389,41 +387,10 @@ class FaceSwapWorker(Worker):
 
     def extra_stats(self) -> dict[str, Any]:
         snap: dict[str, Any] = {"engine": self.engine_name, "swapping": self.has_source}
-        snap.update(self._recording.stats())
+        snap.update(super().extra_stats())
         with self._vcam_lock:
             snap["virtual_camera"] = self._vcam is not None
         return snap
-
-    # ---- recording (start/stop from any thread; frames written on the worker thread) ----------------
-    @property
-    def recording(self) -> bool:
-        return self._recording.active
-
-    @property
-    def recorded_frames(self) -> int:
-        return self._recording.frames
-
-    def start_recording(self, path: str | Path) -> None:
-        """Record the swapped stream to ``path`` (an MP4), from the next frame on.
-
-        A recording already running is finished first (and ``recording_saved`` emitted).
-        """
-        self._recording.start(path)
-
-    def stop_recording(self) -> Path | None:
-        """Finish the recording; returns its path, or None when no frame was recorded."""
-        return self._recording.stop()
-
-    def _record(self, frame: np.ndarray, timestamp: float) -> None:
-        start = time.perf_counter()
-        if self._recording.write(frame, timestamp, lambda: self.timer.snapshot()["fps"]):
-            self.timer.add_stage("record", _ms(start))
-
-    def _saved(self, path: Path) -> None:
-        self.recording_saved.emit(str(path))
-
-    def _recording_error(self, exc: BaseException, what: str) -> None:
-        self.report(exc, f"{self.name}: {what}")
 
     # ---- virtual camera (start/stop from any thread; opened and fed on the worker thread) ----------
     @property

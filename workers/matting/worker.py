@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import Signal
 
-from workers.base import JobContext, Worker
+from workers.base import JobContext
 from workers.errors import UserError
 from workers.matting.compose import Background, blend, checkerboard, composite, parse_background
 from workers.matting.options import MaskResult, MattingOptions, coerce_option
-from workers.media.recording import LiveRecording
+from workers.media.worker import RecordingWorker
 from workers.queues import StreamItem, StreamResult
 
 if TYPE_CHECKING:
@@ -48,14 +47,12 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-class MattingWorker(Worker):
+class MattingWorker(RecordingWorker):
     """Background removal on its own thread: images, batches, videos and a live camera stream."""
 
     name = "Background removal"
     #: Live frames waiting for the model: the newest one only, so latency stays one frame.
     queue_size = 1
-    #: A recording was finished and saved: its path.
-    recording_saved = Signal(str)
 
     def __init__(
         self,
@@ -73,7 +70,6 @@ class MattingWorker(Worker):
         self.engine: Any = None
         self._engine_factory = engine_factory
         self._checker: np.ndarray | None = None
-        self._recording = LiveRecording(self._saved, self._recording_error)
         #: Live frames processed so far (the rest were dropped as stale: see ``dropped``).
         self.processed = 0
 
@@ -199,7 +195,7 @@ class MattingWorker(Worker):
         for stage, ms in (getattr(engine, "timings", None) or {}).items():
             self.timer.add_stage(f"mask.{stage}", float(ms))  # the model's own split: pre, model, post...
         self.timer.add_stage("compose", compose_ms)
-        self._record(frame, item.timestamp)
+        self.record(frame, item.timestamp)
         self.processed += 1
         meta = {
             "mask_ms": round(mask_ms, 2),
@@ -224,40 +220,8 @@ class MattingWorker(Worker):
 
     def extra_stats(self) -> dict[str, Any]:
         snap: dict[str, Any] = {"model": self._model_label()}
-        snap.update(self._recording.stats())
+        snap.update(super().extra_stats())
         return snap
-
-    # ---- recording (start/stop from any thread; frames written on the worker thread) ----------------
-    @property
-    def recording(self) -> bool:
-        return self._recording.active
-
-    @property
-    def recorded_frames(self) -> int:
-        """Frames written to the running recording."""
-        return self._recording.frames
-
-    def start_recording(self, path: Path) -> None:
-        """Record the composited stream to ``path`` (an MP4), from the next frame on.
-
-        A recording already running is finished first (and ``recording_saved`` emitted).
-        """
-        self._recording.start(path)
-
-    def stop_recording(self) -> Path | None:
-        """Finish the recording; returns its path, or None when no frame was recorded."""
-        return self._recording.stop()
-
-    def _record(self, frame: np.ndarray, timestamp: float) -> None:
-        start = time.perf_counter()
-        if self._recording.write(frame, timestamp, lambda: self.timer.snapshot()["fps"]):
-            self.timer.add_stage("record", _ms(start))
-
-    def _saved(self, path: Path) -> None:
-        self.recording_saved.emit(str(path))
-
-    def _recording_error(self, exc: BaseException, what: str) -> None:
-        self.report(exc, f"{self.name}: {what}")
 
 
 def _default_engine(store: ModelStore, options: MattingOptions, device: str) -> Any:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from PySide6.QtCore import Signal
 
 from workers.base import JobContext, Worker
 from workers.media.audio import AudioSink, AudioSource, iter_blocks, peak_dbfs, rms_dbfs, test_tone
 from workers.media.camera import FrameSource
+from workers.media.recording import LiveRecording
 from workers.queues import StreamItem, StreamResult
 
 log = logging.getLogger(__name__)
@@ -241,3 +244,52 @@ class TonePlayer(Worker):
             sink.close()
         log.info("Played a %.0f Hz test tone (%d frames)", freq, written)
         return written
+
+
+class RecordingWorker(Worker):
+    """A stream worker whose results can be recorded to MP4 (started and stopped from any thread,
+    frames written on the worker's thread by :meth:`record`)."""
+
+    #: A recording was finished and saved: its path.
+    recording_saved = Signal(str)
+    #: Forced suffix of recordings (None keeps the one asked for).
+    record_suffix: ClassVar[str | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._recording = LiveRecording(self._recording_saved, self._recording_error, suffix=self.record_suffix)
+
+    @property
+    def recording(self) -> bool:
+        return self._recording.active
+
+    @property
+    def recorded_frames(self) -> int:
+        """Frames written to the running recording."""
+        return self._recording.frames
+
+    def start_recording(self, path: str | Path) -> None:
+        """Record the output stream to ``path`` (an MP4), from the next frame on.
+
+        A recording already running is finished first (and ``recording_saved`` emitted).
+        """
+        self._recording.start(path)
+
+    def stop_recording(self) -> Path | None:
+        """Finish the recording; returns its path, or None when no frame was recorded."""
+        return self._recording.stop()
+
+    def record(self, frame: Any, timestamp: float) -> None:
+        """Write one output frame to the running recording, if any (worker thread)."""
+        start = time.perf_counter()
+        if self._recording.write(frame, timestamp, lambda: self.timer.snapshot()["fps"]):
+            self.timer.add_stage("record", (time.perf_counter() - start) * 1000.0)
+
+    def extra_stats(self) -> dict[str, Any]:
+        return self._recording.stats()
+
+    def _recording_saved(self, path: Path) -> None:
+        self.recording_saved.emit(str(path))
+
+    def _recording_error(self, exc: BaseException, what: str) -> None:
+        self.report(exc, f"{self.name}: {what}")
