@@ -771,18 +771,14 @@ class MattingDock(QWidget):
         return job_id
 
     def undo(self) -> bool:
-        entry = self.current
-        if entry is None or entry.busy or not entry.undo():
-            return False
-        self.canvas.set_alpha(entry.alpha)
-        self._mark_unsaved(entry)
-        self._update_actions()
-        self.image_changed.emit()
-        return True
+        return self._step_history(redo=False)
 
     def redo(self) -> bool:
+        return self._step_history(redo=True)
+
+    def _step_history(self, *, redo: bool) -> bool:
         entry = self.current
-        if entry is None or entry.busy or not entry.redo():
+        if entry is None or entry.busy or not (entry.redo() if redo else entry.undo()):
             return False
         self.canvas.set_alpha(entry.alpha)
         self._mark_unsaved(entry)
