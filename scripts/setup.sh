@@ -46,4 +46,7 @@ fi
 # insightface asks for opencv-python (a second cv2 with its own Qt plugins): install it without
 # dependencies; pyproject.toml already lists the ones it really needs.
 .venv/bin/python -m pip install -q --no-deps "insightface==2.1"
+# torchfcpe and torchcrepe ask for torchaudio, which has no build for torch 2.13 (the studio does
+# without it): install them without dependencies, as above.
+.venv/bin/python -m pip install -q --no-deps "torchfcpe==0.0.4" "torchcrepe==0.0.24"
 echo "SnowAI Studio is installed in .venv (run .venv/bin/snowai-studio)."

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from workers import paths
+from workers.assistant.options import AssistantOptions
+from workers.voice_conversion.options import VoiceConversionOptions
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ class Settings:
     compute: str = "auto"
     devices: DeviceSettings = field(default_factory=DeviceSettings)
     face_swap: FaceSwapSettings = field(default_factory=FaceSwapSettings)
+    assistant: AssistantOptions = field(default_factory=AssistantOptions)
+    voice_conversion: VoiceConversionOptions = field(default_factory=VoiceConversionOptions)
     load_warnings: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def models_dir(self) -> Path:

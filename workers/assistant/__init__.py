@@ -1,0 +1,1 @@
+"""The voice assistant: microphone → VAD → Whisper → language model → Piper → speaker (no Qt)."""

@@ -1,0 +1,64 @@
+"""The voice assistant's options: saved in the settings' ``assistant`` group, changed live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Which language-model backend answers.
+LLM_BACKENDS = ("transformers", "gguf", "openai")
+#: How a turn is taken: voice activity detection, or push-to-talk.
+TURN_MODES = ("vad", "ptt")
+TTS_ENGINES = ("piper", "bark")
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly, helpful voice assistant. Answer in one or two short spoken sentences, "
+    "without lists, markup or emoji."
+)
+
+
+@dataclass
+class AssistantOptions:
+    # ---- listening ----
+    #: "vad" (speak, pause, the assistant answers) or "ptt" (hold the talk button).
+    mode: str = "vad"
+    #: Silero speech probability above which a frame counts as speech.
+    vad_threshold: float = 0.5
+    #: Silence (ms) that ends a turn.
+    min_silence_ms: int = 400
+    #: Shortest speech (ms) that counts as a turn (coughs and clicks are ignored).
+    min_speech_ms: int = 200
+    #: Audio kept before the detected start of speech and after its end (ms).
+    speech_pad_ms: int = 200
+    #: True: headphones, so the microphone stays open while the assistant speaks. False: speakers,
+    #: so the echo guard keeps the assistant from answering its own voice.
+    headset: bool = False
+    #: Speaking over the assistant stops it.
+    barge_in: bool = True
+
+    # ---- speech recognition ----
+    #: A model id from the model manager, or a folder holding a CTranslate2 Whisper model.
+    asr_model: str = "whisper-tiny-en-shipped"
+    #: "auto" or a language code ("en", "de", ...).
+    language: str = "auto"
+
+    # ---- language model ----
+    llm_backend: str = "gguf"
+    #: A model id, a GGUF file or a transformers model folder (transformers and gguf backends).
+    llm_model: str = "gemma-3-270m-q4-k-m-shipped"
+    #: The OpenAI-compatible server (Ollama: http://127.0.0.1:11434/v1, llama.cpp server:
+    #: http://127.0.0.1:8080/v1, LM Studio: http://127.0.0.1:1234/v1).
+    server_url: str = "http://127.0.0.1:11434/v1"
+    #: The model name the server should use ("" lets the server choose).
+    server_model: str = ""
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    #: Tokens of earlier conversation kept in the prompt.
+    memory_tokens: int = 1024
+    max_new_tokens: int = 120
+    temperature: float = 0.7
+
+    # ---- speech ----
+    tts_engine: str = "piper"
+    #: A Piper voice model id (or .onnx path); for Bark a model id or folder.
+    voice: str = "piper-en-us-joe-medium-shipped"
+    #: Speaking rate: 1.0 normal, 1.2 faster.
+    speed: float = 1.0
