@@ -18,6 +18,8 @@ SUBCOMMAND_MODULES: list[str] = [
     "workers.models.cli",
     "workers.matting.cli",
     "workers.face_swap.cli",
+    "workers.assistant.cli",
+    "workers.voice_conversion.cli",
 ]
 
 

@@ -70,8 +70,13 @@ def _register_builtin_docks() -> None:
     if _builtin_done:
         return
     _builtin_done = True
+    from snowai_studio.assistant import create_dock as assistant_dock
     from snowai_studio.face_swap import create_dock as face_swap_dock
     from snowai_studio.matting import create_dock as matting_dock
+    from snowai_studio.voice_conversion import create_dock as voice_conversion_dock
 
     register_dock(DockSpec("matting", "Background removal", matting_dock, area=Qt.DockWidgetArea.RightDockWidgetArea))
     register_dock(DockSpec("face_swap", "Face swap", face_swap_dock, area=Qt.DockWidgetArea.RightDockWidgetArea))
+    right = Qt.DockWidgetArea.RightDockWidgetArea
+    register_dock(DockSpec("assistant", "Voice assistant", assistant_dock, area=right))
+    register_dock(DockSpec("voice_conversion", "Voice conversion", voice_conversion_dock, area=right))

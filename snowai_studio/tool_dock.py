@@ -1,5 +1,5 @@
-"""What the tool docks share outside their own widgets: default folders, the camera they open and
-the way to the model manager."""
+"""What the tool docks share outside their own widgets: default folders, the camera, microphone and
+speaker they open and the way to the model manager."""
 
 from __future__ import annotations
 
@@ -35,6 +35,41 @@ def camera_factory(context: Any) -> Callable[[], Any]:
         from workers.media.camera import make_frame_source
 
         return make_frame_source(devices.camera, devices.camera_width, devices.camera_height, devices.camera_fps)
+
+    return make
+
+
+def microphone_factory(context: Any) -> Callable[[], Any]:
+    """What builds the microphone: one injected as ``microphone_factory`` in the context's extras, or
+    the microphone chosen in Settings (an unopened :class:`~workers.media.audio.AudioInput`; the
+    worker that uses it opens it on its own thread)."""
+    injected = context.extras.get("microphone_factory")
+    if injected is not None:
+        return injected
+    devices = context.settings.devices
+
+    def make() -> Any:
+        from workers.media.audio import AudioInput
+
+        blocksize = max(256, min(int(devices.block_size or 1024), 2048))
+        return AudioInput(devices.microphone, devices.sample_rate, blocksize, channels=1)
+
+    return make
+
+
+def speaker_factory(context: Any) -> Callable[[], Any]:
+    """What builds the speaker: one injected as ``speaker_factory`` in the context's extras, or the
+    speaker chosen in Settings (an unopened :class:`~workers.media.audio.AudioOutput` with a short buffer,
+    so that stopping an answer is heard at once)."""
+    injected = context.extras.get("speaker_factory")
+    if injected is not None:
+        return injected
+    devices = context.settings.devices
+
+    def make() -> Any:
+        from workers.media.audio import AudioOutput
+
+        return AudioOutput(devices.speaker, devices.sample_rate, 512, channels=1, buffer_seconds=0.25)
 
     return make
 

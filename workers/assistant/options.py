@@ -24,7 +24,7 @@ class AssistantOptions:
     #: Silero speech probability above which a frame counts as speech.
     vad_threshold: float = 0.5
     #: Silence (ms) that ends a turn.
-    min_silence_ms: int = 400
+    min_silence_ms: int = 300
     #: Shortest speech (ms) that counts as a turn (coughs and clicks are ignored).
     min_speech_ms: int = 200
     #: Audio kept before the detected start of speech and after its end (ms).
@@ -54,6 +54,11 @@ class AssistantOptions:
     #: Tokens of earlier conversation kept in the prompt.
     memory_tokens: int = 1024
     max_new_tokens: int = 120
+    #: Weights of a transformers model on an NVIDIA GPU: "auto" (as saved), "none", "8bit" or "4bit"
+    #: (4/8-bit need bitsandbytes).
+    llm_quantization: str = "auto"
+    #: CPU threads for the language model (0: as many as the machine has cores).
+    llm_threads: int = 0
     temperature: float = 0.7
 
     # ---- speech ----

@@ -578,6 +578,18 @@ class AudioOutput(_ContextMixin):
         with self._cond:
             return self._cond.wait_for(lambda: self._buffered <= 0, timeout)
 
+    def clear(self) -> int:
+        """Drop the audio written but not yet played (the user interrupted); returns the frames dropped.
+
+        A :meth:`write` waiting for room returns at once; the device plays silence until the next write.
+        """
+        with self._cond:
+            dropped = self._buffered
+            self._chunks.clear()
+            self._buffered = 0
+            self._cond.notify_all()
+        return dropped
+
     def close(self) -> None:
         stream, self._stream = self._stream, None
         with self._cond:

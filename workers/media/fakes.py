@@ -296,6 +296,7 @@ class MemorySink:
         self.is_open = False
         self.open_count = 0
         self.close_count = 0
+        self.clears = 0
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -311,6 +312,11 @@ class MemorySink:
 
     def drain(self, timeout: float | None = None) -> bool:
         return True
+
+    def clear(self) -> int:
+        """Nothing waits to be played here (a write is played at once): counts the call, drops nothing."""
+        self.clears += 1
+        return 0
 
     @property
     def data(self) -> np.ndarray:
@@ -387,3 +393,341 @@ class WavSink(MemorySink):
         if f is not None:
             f.close()
         super().close()
+
+
+class FailingSink(MemorySink):
+    """A speaker that breaks: on open, or on the write after ``fail_after`` good ones."""
+
+    def __init__(
+        self,
+        samplerate: int = 48000,
+        channels: int = 1,
+        *,
+        fail_after: int = 0,
+        fail_on_open: bool = False,
+        message: str = "The speaker stopped taking audio. It may have been unplugged.",
+        exception: type[BaseException] = UserError,
+    ) -> None:
+        super().__init__(samplerate, channels)
+        self.fail_after = fail_after
+        self.fail_on_open = fail_on_open
+        self.message = message
+        self.exception = exception
+        self.writes = 0
+
+    def open(self) -> None:
+        if self.fail_on_open:
+            raise self.exception(self.message)
+        super().open()
+
+    def write(self, block: np.ndarray) -> None:
+        self.writes += 1
+        if self.writes > self.fail_after:
+            raise self.exception(self.message)
+        super().write(block)
+
+
+class PacedSpeaker:
+    """A speaker that plays at real-time pace from a small buffer and remembers what it played and when.
+
+    Time is the monotonic clock: frame ``n`` of the speaker's timeline plays at ``opened_at + n /
+    samplerate``. :meth:`write` puts audio after what is queued (or at "now" when the speaker ran dry)
+    and waits while more than ``buffer_seconds`` are queued, like a sound card; :meth:`clear` drops what
+    was not played yet. Everything that was played (silence included) stays on the timeline:
+    :meth:`played_between` reads it back for an :class:`EchoRoomMicrophone`, and
+    :meth:`sound_intervals` tells a test when sound came out.
+    """
+
+    def __init__(
+        self, samplerate: int = 48000, channels: int = 1, *, buffer_seconds: float = 0.1, label: str = "Test speaker"
+    ) -> None:
+        self.samplerate = int(samplerate)
+        self.channels = int(channels)
+        self.buffer_seconds = float(buffer_seconds)
+        self.label = label
+        self.is_open = False
+        self.open_count = 0
+        self.close_count = 0
+        self.opened_at = 0.0
+        #: ``(monotonic time, frames)`` of every write, and ``(time, frames dropped)`` of every clear.
+        self.writes: list[tuple[float, int]] = []
+        self.clears: list[tuple[float, int]] = []
+        self._timeline = np.zeros((0, self.channels), np.float32)
+        self._cursor = 0  # the frame after the last one queued
+        self._cond = threading.Condition()
+
+    # ---- the clock ----
+    def _now_frame(self) -> int:
+        return int((time.monotonic() - self.opened_at) * self.samplerate)
+
+    def time_of(self, frame: int) -> float:
+        """The monotonic time at which timeline frame ``frame`` plays."""
+        return self.opened_at + frame / self.samplerate
+
+    @property
+    def capacity(self) -> int:
+        return max(1, int(self.buffer_seconds * self.samplerate))
+
+    @property
+    def buffered_frames(self) -> int:
+        """Frames queued but not played yet."""
+        with self._cond:
+            return max(0, self._cursor - self._now_frame()) if self.is_open else 0
+
+    # ---- the sink contract ----
+    def open(self) -> None:
+        with self._cond:
+            if self.is_open:
+                return
+            self.opened_at = time.monotonic()
+            self._timeline = np.zeros((0, self.channels), np.float32)
+            self._cursor = 0
+            self.is_open = True
+            self.open_count += 1
+
+    def write(self, block: np.ndarray, timeout: float | None = 5.0) -> None:
+        data = as_block(block, self.channels)
+        if not len(data):
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if not self.is_open:
+                    raise UserError(f"{self.label} is not open.")
+                queued = self._cursor - self._now_frame()
+                if queued <= 0 or queued + len(data) <= self.capacity:
+                    break
+                wait = (queued + len(data) - self.capacity) / self.samplerate
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise UserError(f"{self.label} stopped taking audio.")
+                    wait = min(wait, left)
+                self._cond.wait(max(0.001, wait))  # a clear() or close() wakes it early
+            start = max(self._cursor, self._now_frame())
+            end = start + len(data)
+            if end > len(self._timeline):
+                grown = np.zeros((max(end, 2 * len(self._timeline), self.samplerate), self.channels), np.float32)
+                grown[: len(self._timeline)] = self._timeline
+                self._timeline = grown
+            self._timeline[start:end] = data
+            self._cursor = end
+            self.writes.append((time.monotonic(), len(data)))
+
+    def clear(self) -> int:
+        """Drop everything queued but not played yet; returns the frames dropped."""
+        with self._cond:
+            if not self.is_open:
+                return 0
+            now = self._now_frame()
+            dropped = max(0, self._cursor - now)
+            if dropped:
+                self._timeline[now : self._cursor] = 0.0
+                self._cursor = now
+            self.clears.append((time.monotonic(), dropped))
+            self._cond.notify_all()
+            return dropped
+
+    def drain(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self.is_open and self._cursor > self._now_frame():
+                wait = (self._cursor - self._now_frame()) / self.samplerate
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    wait = min(wait, left)
+                self._cond.wait(max(0.001, wait))
+            return True
+
+    def close(self) -> None:
+        with self._cond:
+            if self.is_open:
+                self.close_count += 1
+                now = min(self._now_frame(), len(self._timeline))
+                self._timeline = self._timeline[: max(0, now)].copy()  # the unplayed rest is never heard
+                self._cursor = len(self._timeline)
+            self.is_open = False
+            self._cond.notify_all()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- what was heard ----
+    @property
+    def played(self) -> np.ndarray:
+        """Everything played so far (silence included), ``(frames, channels)`` float32."""
+        with self._cond:
+            end = self._cursor if not self.is_open else min(self._now_frame(), self._cursor)
+            return self._timeline[: max(0, end)].copy()
+
+    def played_between(self, start: float, end: float, samplerate: int | None = None) -> np.ndarray:
+        """The mono sound that came out between two monotonic times (zeros where nothing played),
+        at ``samplerate`` (default the speaker's), by linear interpolation on the timeline."""
+        rate = int(samplerate or self.samplerate)
+        n = max(0, round((end - start) * rate))
+        times = start + np.arange(n, dtype=np.float64) / rate
+        return self.sample_at(times)
+
+    def sample_at(self, times: np.ndarray) -> np.ndarray:
+        """The mono sound at each monotonic time in ``times`` (zero outside what was played)."""
+        times = np.asarray(times, dtype=np.float64)
+        out = np.zeros(len(times), np.float32)
+        if not len(times):
+            return out
+        pos = (times - self.opened_at) * self.samplerate
+        with self._cond:
+            if self.open_count == 0:
+                return out
+            limit = min(self._now_frame(), self._cursor) if self.is_open else self._cursor
+            lo = max(0, int(np.floor(pos.min())))
+            hi = min(max(0, limit), int(np.ceil(pos.max())) + 2)
+            if hi <= lo:
+                return out
+            mono = self._timeline[lo:hi].mean(axis=1)
+        grid = np.arange(lo, hi, dtype=np.float64)
+        return np.interp(pos, grid, mono, left=0.0, right=0.0).astype(np.float32)
+
+    def sound_intervals(self, threshold: float = 0.01, gap: float = 0.3) -> list[tuple[float, float]]:
+        """``(start, end)`` monotonic times of the stretches where sound above ``threshold`` came out,
+        stretches less than ``gap`` seconds apart joined."""
+        played = np.abs(self.played).max(axis=1) if self.channels else np.zeros(0)
+        loud = np.flatnonzero(played > threshold)
+        if not len(loud):
+            return []
+        max_gap = max(1, int(gap * self.samplerate))
+        breaks = np.flatnonzero(np.diff(loud) > max_gap)
+        starts = np.concatenate([[loud[0]], loud[breaks + 1]])
+        ends = np.concatenate([loud[breaks], [loud[-1]]]) + 1
+        return [(self.time_of(int(a)), self.time_of(int(b))) for a, b in zip(starts, ends, strict=True)]
+
+
+class EchoRoomMicrophone:
+    """A microphone in a room with a speaker: the user's scripted speech plus, ``delay`` seconds late,
+    what the speaker played times ``gain`` (and a faint noise floor).
+
+    Paced like a device: block ``k`` is handed out when its last sample has been "recorded". Speech is
+    scheduled with :meth:`say` (now, or at a given monotonic time) and may be added while the microphone
+    runs, so a test can talk over the assistant once it starts speaking.
+    """
+
+    def __init__(
+        self,
+        speaker: PacedSpeaker | None = None,
+        *,
+        samplerate: int = 16000,
+        blocksize: int = 512,
+        channels: int = 1,
+        gain: float = 0.3,
+        delay: float = 0.05,
+        noise_dbfs: float | None = -70.0,
+        duration: float | None = None,
+        label: str = "Echo room",
+        seed: int = 0,
+    ) -> None:
+        self.speaker = speaker
+        self.samplerate = int(samplerate)
+        self.blocksize = int(blocksize)
+        self.channels = int(channels)
+        self.gain = float(gain)
+        self.delay = float(delay)
+        self.noise = 0.0 if noise_dbfs is None else float(10 ** (noise_dbfs / 20.0))
+        self.duration = duration
+        self.label = label
+        self.started_at = 0.0
+        self.open_count = 0
+        self.close_count = 0
+        #: ``(monotonic time of its first sample, samples)`` of every scheduled utterance.
+        self.utterances: list[tuple[float, np.ndarray]] = []
+        self._speech: list[tuple[int, np.ndarray]] = []  # (first sample index, mono samples at our rate)
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._ended = False
+        self._closed = threading.Event()
+        self._rng = np.random.default_rng(seed)
+        self._recorded: list[np.ndarray] = []
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def open(self) -> None:
+        with self._lock:
+            self.started_at = time.monotonic()
+            self._seq = 0
+            self._ended = False
+            self._closed.clear()
+            self._recorded = []
+            self.open_count += 1
+
+    def _index(self, when: float) -> int:
+        return round((when - self.started_at) * self.samplerate)
+
+    def say(self, audio: np.ndarray, rate: int, *, at: float | None = None) -> float:
+        """Schedule speech (any rate and channel count) to reach the microphone at monotonic time ``at``
+        (default now, or the next sample not handed out yet); returns the time of its first sample."""
+        mono = resample(as_block(audio, 1), int(rate), self.samplerate)[:, 0].copy()
+        with self._lock:
+            if self.open_count == 0:
+                raise UserError(f"{self.label} is not open.")
+            first = max(self._index(time.monotonic() if at is None else at), self._seq * self.blocksize)
+            self._speech.append((first, mono))
+            when = self.started_at + first / self.samplerate
+            self.utterances.append((when, mono))
+            return when
+
+    def read(self, timeout: float | None = None) -> StreamItem | None:
+        if self.open_count == 0 or self._closed.is_set():
+            return None
+        if self._ended:
+            return None
+        k = self._seq
+        start = k * self.blocksize
+        if self.duration is not None and start >= self.duration * self.samplerate:
+            self._ended = True
+            return None
+        due = self.started_at + (start + self.blocksize) / self.samplerate
+        wait = due - time.monotonic()
+        if timeout is not None and wait > timeout:
+            self._closed.wait(timeout)
+            return None
+        if wait > 0 and self._closed.wait(wait):
+            return None
+        block = np.zeros(self.blocksize, np.float32)
+        with self._lock:
+            for first, samples in self._speech:
+                lo, hi = max(start, first), min(start + self.blocksize, first + len(samples))
+                if lo < hi:
+                    block[lo - start : hi - start] += samples[lo - first : hi - first]
+        if self.speaker is not None and self.gain:
+            times = self.started_at + (start + np.arange(self.blocksize)) / self.samplerate - self.delay
+            block += self.gain * self.speaker.sample_at(times)
+        if self.noise:
+            block += (self.noise * self._rng.standard_normal(self.blocksize)).astype(np.float32)
+        np.clip(block, -1.0, 1.0, out=block)
+        self._recorded.append(block)
+        self._seq += 1
+        out = np.repeat(block[:, None], self.channels, axis=1)
+        return StreamItem(out, time.monotonic(), k, {"source": self.label})
+
+    @property
+    def recorded(self) -> np.ndarray:
+        """Everything the microphone handed out, mono."""
+        return np.concatenate(self._recorded) if self._recorded else np.zeros(0, np.float32)
+
+    def close(self) -> None:
+        if self.open_count and not self._closed.is_set():
+            self.close_count += 1
+        self._closed.set()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

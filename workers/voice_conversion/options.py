@@ -15,6 +15,8 @@ class VoiceConversionOptions:
     #: "" means the built-in DSP voice changer; otherwise a model id or a checkpoint path
     #: (so-vits-svc config.json/G_*.pth folder or file, RVC .pth).
     model: str = ""
+    #: The so-vits-svc config.json when it is not next to the checkpoint ("" looks beside it).
+    config: str = ""
     #: Optional feature index (.index, RVC) or cluster model (.pt, so-vits-svc).
     index: str = ""
     #: 0..1: how much of the retrieved/clustered features replaces the input's.
@@ -24,7 +26,8 @@ class VoiceConversionOptions:
     #: Move the singer's pitch into the model's range automatically (added to ``pitch``).
     auto_pitch: bool = False
     f0_method: str = "fcpe"
-    #: DSP voice changer: formant shift in semitones (0 keeps the formants where the pitch moved them).
+    #: DSP voice changer: formant shift in semitones, independent of ``pitch`` (0 keeps the speaker's
+    #: formants while the pitch moves; set it equal to ``pitch`` to move both, like a tape speed-up).
     formant: float = 0.0
     #: Speaker id for multi-speaker models.
     speaker: int = 0

@@ -1,0 +1,255 @@
+"""Voice assistant latency and speed with the shipped defaults, on spoken questions.
+
+    python benchmarks/assistant.py [--questions 6] [--json benchmarks/results/assistant.json]
+
+The questions are spoken by the shipped Piper voice (Joe), padded with silence, and played in real
+time by a fake microphone into the real :class:`~workers.assistant.pipeline.VoicePipeline`: Silero
+VAD, Whisper tiny.en (faster-whisper, int8), the shipped Gemma-3-270M (converted once from its GGUF
+into the model store), Piper, and a fake speaker that plays at real-time pace. Each question is a
+new conversation.
+
+Reported, per question and as medians:
+
+- ASR real-time factor (processing seconds / speech seconds), the recogniser alone;
+- the language model's time to first token and tokens per second (on the same prompt the
+  pipeline builds), the model alone;
+- TTS real-time factor and the time to the first chunk of the answer's first sentence, the voice alone;
+- through the whole pipeline: end of speech → first audio out, with each stage's share (the VAD's
+  silence wait, ASR, the language model up to the first sentence, the voice up to the first audio).
+
+Target on a 2-core CPU: first audio within 1.5 s of the end of a one-sentence question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import numpy as np  # noqa: E402
+
+from workers.assistant.options import AssistantOptions  # noqa: E402
+from workers.media.audio import resample  # noqa: E402
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "What color is the sky on a clear day?",
+    "Who wrote Romeo and Juliet?",
+    "How many minutes are in an hour?",
+    "What is the largest ocean on Earth?",
+    "What do bees make?",
+    "What is two plus two?",
+]
+TARGET_MS = 1500.0
+
+
+def spoken(voice: Any, text: str) -> tuple[np.ndarray, int]:
+    audio = np.concatenate(list(voice.synthesize(text))).astype(np.float32)
+    return audio, voice.sample_rate
+
+
+def median(values: list[float]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def stage_asr(components: Any, audio16k: np.ndarray) -> dict[str, float]:
+    t0 = time.perf_counter()
+    transcript = components.asr.transcribe(audio16k, "auto")
+    seconds = time.perf_counter() - t0
+    duration = len(audio16k) / 16000
+    return {"asr_s": seconds, "speech_s": duration, "asr_rtf": seconds / duration, "text": transcript.text}
+
+
+def stage_llm(components: Any, options: AssistantOptions, question: str) -> dict[str, Any]:
+    from workers.assistant.conversation import Conversation
+
+    conversation = Conversation(system_prompt=options.system_prompt)
+    conversation.new_turn(question, source="text")
+    messages = conversation.messages(budget=options.memory_tokens, count=components.llm.count_tokens)
+    t0 = time.perf_counter()
+    first = None
+    parts: list[str] = []
+    for delta in components.llm.stream(messages, max_new_tokens=options.max_new_tokens, temperature=0.0):
+        if first is None and delta.strip():
+            first = time.perf_counter()
+        parts.append(delta)
+    end = time.perf_counter()
+    text = "".join(parts).strip()
+    tokens = components.llm.count_tokens(text) if text else 0
+    gen_s = end - (first or end)
+    return {
+        "first_token_ms": 1000 * ((first or end) - t0),
+        "tokens": tokens,
+        "tokens_per_s": (tokens - 1) / gen_s if tokens > 1 and gen_s > 0 else None,
+        "answer": text,
+    }
+
+
+def stage_tts(components: Any, sentence: str) -> dict[str, float]:
+    t0 = time.perf_counter()
+    first = None
+    samples = 0
+    for chunk in components.voice.synthesize(sentence):
+        if first is None:
+            first = time.perf_counter()
+        samples += len(chunk)
+    seconds = time.perf_counter() - t0
+    audio_s = samples / components.voice.sample_rate
+    return {"tts_first_chunk_ms": 1000 * ((first or t0) - t0), "tts_rtf": seconds / audio_s if audio_s else 0.0}
+
+
+def through_pipeline(components: Any, options: AssistantOptions, audio: np.ndarray, rate: int) -> dict[str, Any]:
+    """Play one spoken question into the real pipeline; return its timings event."""
+    from workers.assistant.pipeline import VoicePipeline
+    from workers.media.fakes import ArrayMicrophone, PacedSpeaker
+
+    lead = np.zeros(int(0.6 * rate), np.float32)
+    tail = np.zeros(int(2.5 * rate), np.float32)
+    mic = ArrayMicrophone(np.concatenate([lead, audio, tail]), rate, samplerate=48000, blocksize=480, paced=True)
+    speaker = PacedSpeaker(48000, 1)
+    got: dict[str, Any] = {}
+    done = threading.Event()
+
+    def on_event(event: Any) -> None:
+        if event.kind == "user":
+            got["heard"] = event.text
+        elif event.kind == "timings":
+            got["timings"] = dict(event.data)
+        elif event.kind == "done":
+            got["answer"] = event.text
+            done.set()
+        elif event.kind in ("error", "warning"):
+            got.setdefault("problems", []).append(event.text)
+
+    pipeline = VoicePipeline(components, options, source=mic, sink=speaker, on_event=on_event)
+    pipeline.start()
+    try:
+        done.wait(60)
+    finally:
+        pipeline.stop()
+    return got
+
+
+def table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    def f(v: Any, fmt: str = "{:.0f}") -> str:
+        return "–" if v is None else fmt.format(v)
+
+    head = (
+        f"{'question':<38} {'ASR RTF':>7} {'TTFT ms':>7} {'tok/s':>6} {'TTS RTF':>7} | "
+        f"{'VAD':>5} {'ASR':>5} {'LLM':>5} {'TTS':>5} {'= first audio ms':>16}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['question'][:38]:<38} {f(r['asr_rtf'], '{:.3f}'):>7} {f(r['first_token_ms']):>7} "
+            f"{f(r['tokens_per_s'], '{:.1f}'):>6} {f(r['tts_rtf'], '{:.3f}'):>7} | "
+            f"{f(r['share_vad_ms']):>5} {f(r['share_asr_ms']):>5} {f(r['share_llm_ms']):>5} "
+            f"{f(r['share_tts_ms']):>5} {f(r['first_audio_ms']):>16}"
+        )
+    s = summary
+    lines.append("-" * len(head))
+    lines.append(
+        f"{'median':<38} {f(s['asr_rtf'], '{:.3f}'):>7} {f(s['first_token_ms']):>7} "
+        f"{f(s['tokens_per_s'], '{:.1f}'):>6} {f(s['tts_rtf'], '{:.3f}'):>7} | "
+        f"{f(s['share_vad_ms']):>5} {f(s['share_asr_ms']):>5} {f(s['share_llm_ms']):>5} "
+        f"{f(s['share_tts_ms']):>5} {f(s['first_audio_ms']):>16}"
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=int, default=6, help=f"how many questions (at most {len(QUESTIONS)})")
+    parser.add_argument("--store", type=Path, default=None, help="model store (default: the studio's)")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "assistant.json")
+    args = parser.parse_args()
+
+    from workers.assistant.pipeline import load_components
+    from workers.models.store import ModelStore
+
+    store = ModelStore(args.store) if args.store else ModelStore()
+    options = AssistantOptions()
+    t0 = time.perf_counter()
+    components = load_components(options, store=store, status=lambda s: print(s, file=sys.stderr))
+    load_s = time.perf_counter() - t0
+    print(f"loaded {components.describe()} in {load_s:.1f} s", file=sys.stderr)
+
+    questions = QUESTIONS[: max(1, min(args.questions, len(QUESTIONS)))]
+    # Warm-up: one question through every stage, not counted.
+    warm, warm_rate = spoken(components.voice, "Hello, can you hear me?")
+    through_pipeline(components, options, warm, warm_rate)
+
+    rows = []
+    for q in questions:
+        audio, rate = spoken(components.voice, q)
+        a16 = resample(audio[:, None], rate, 16000)[:, 0]
+        row: dict[str, Any] = {"question": q}
+        row.update(stage_asr(components, a16))
+        llm = stage_llm(components, options, q)
+        row.update({k: llm[k] for k in ("first_token_ms", "tokens", "tokens_per_s")})
+        row["llm_answer"] = llm["answer"]
+        first_sentence = llm["answer"].split(".")[0].strip() or "Okay."
+        row.update(stage_tts(components, first_sentence))
+        got = through_pipeline(components, options, audio, rate)
+        t = got.get("timings", {})
+        row["heard"] = got.get("heard", "")
+        row["answer"] = got.get("answer", "")
+        row["problems"] = got.get("problems", [])
+        row["timings"] = t
+        vad = t.get("speech_end_to_vad_ms")
+        asr = t.get("asr_ms")
+        sent = t.get("first_sentence_ms")
+        audio_ms = t.get("first_audio_ms")
+        row["first_audio_ms"] = audio_ms
+        # Each stage's share of the wait for the first audio (ms; the stages follow one another, but
+        # the recogniser may start before the VAD's verdict, so its share is what it adds after it).
+        row["share_vad_ms"] = vad
+        row["share_asr_ms"] = max(0.0, asr - (vad or 0.0)) if asr is not None else None
+        row["share_llm_ms"] = sent - asr if sent is not None and asr is not None else None
+        row["share_tts_ms"] = audio_ms - sent if audio_ms is not None and sent is not None else None
+        rows.append(row)
+        print(f"  {q!r} → heard {row['heard']!r}, said {row['answer'][:60]!r}, first audio {audio_ms} ms",
+              file=sys.stderr)
+
+    keys = ("asr_rtf", "first_token_ms", "tokens_per_s", "tts_rtf", "tts_first_chunk_ms", "share_vad_ms",
+            "share_asr_ms", "share_llm_ms", "share_tts_ms", "first_audio_ms")
+    summary = {k: median([r[k] for r in rows]) for k in keys}
+    hits = [r["first_audio_ms"] for r in rows if r["first_audio_ms"] is not None]
+    summary["max_first_audio_ms"] = max(hits) if hits else None
+    summary["within_target"] = sum(1 for v in hits if v <= TARGET_MS)
+    print(table(rows, summary))
+    print(
+        f"\nfirst audio within {TARGET_MS:.0f} ms of the end of speech: {summary['within_target']}/{len(rows)} "
+        f"(median {summary['first_audio_ms']:.0f} ms, max {summary['max_first_audio_ms']:.0f} ms)"
+        if hits else "\nno first audio was measured"
+    )
+    result = {
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "components": components.describe(),
+        "load_s": load_s,
+        "target_ms": TARGET_MS,
+        "summary": summary,
+        "results": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2, default=str))
+    print(f"wrote {args.json}", file=sys.stderr)
+    components.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
