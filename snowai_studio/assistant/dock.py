@@ -769,11 +769,12 @@ class AssistantDock(QWidget):
     def _event_echo(self, event: Any) -> None:
         self.voice_label.setText("own voice ignored")
 
+    # The worker logs its warnings and errors (so the notifications panel has them once already).
     def _event_warning(self, event: Any) -> None:
-        self.show_message(_strip_source(str(event.text)), "warning")
+        self.show_message(_strip_source(str(event.text)), "warning", notify=False)
 
     def _event_error(self, event: Any) -> None:
-        self.show_message(_strip_source(str(event.text)), "error")
+        self.show_message(_strip_source(str(event.text)), "error", notify=False)
         for turn in self.chat.streaming_turns():
             self.chat.finish_reply(turn)
 

@@ -751,7 +751,7 @@ class VoicePipeline:
             log.exception("An assistant event handler failed")
 
     def _warn(self, text: str) -> None:
-        log.warning("%s", text)
+        log.info("%s", text)  # the event carries it; whoever shows it logs it (see the worker)
         self._emit("warning", text=text)
 
     def _compute_state(self) -> str:
@@ -1403,7 +1403,7 @@ class VoicePipeline:
             t.interrupted = True
         except Exception as exc:
             t.error = True
-            log.warning("%s failed", stage, exc_info=not isinstance(exc, UserError))
+            log.info("%s failed", stage, exc_info=not isinstance(exc, UserError))
             self._emit("error", turn=t.id, text=describe_exception(exc, stage))
         finally:
             self._end_generation(t, comps)
@@ -1504,7 +1504,7 @@ class VoicePipeline:
             return
         except Exception as exc:
             t.voice_failed = True
-            log.warning("Speech synthesis failed", exc_info=not isinstance(exc, UserError))
+            log.info("Speech synthesis failed", exc_info=not isinstance(exc, UserError))
             self._warn(f"{describe_exception(exc, 'The voice')} The answer goes on as text.")
         finally:
             t.tts_seconds += time.monotonic() - start
@@ -1532,7 +1532,7 @@ class VoicePipeline:
         if not self._sink_ok:
             return
         self._sink_ok = False
-        log.warning("The speaker failed", exc_info=not isinstance(exc, UserError))
+        log.info("The speaker failed", exc_info=not isinstance(exc, UserError))
         self._warn(f"{describe_exception(exc, 'Speaker')} Answers are shown as text only.")
         with self._lock:
             speaking = [t for t in self._active if not t.play_done]

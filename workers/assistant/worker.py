@@ -246,7 +246,9 @@ class AssistantWorker(Worker):
     def _send(self, event: AssistantEvent) -> None:
         self.relayed[event.kind] = self.relayed.get(event.kind, 0) + 1
         if event.kind in ("warning", "error"):
-            log.info("Assistant %s: %s", event.kind, event.text)
+            # The one place the assistant's warnings and errors are logged (the pipeline logs them at
+            # info level), so that the notifications panel shows each once.
+            (log.error if event.kind == "error" else log.warning)("%s", event.text)
         self.event.emit(event)
 
     # ---- commands (any thread) -------------------------------------------------------------------
