@@ -435,11 +435,7 @@ class FaceSwapDock(QWidget):
         notifications panel) unless a worker already reported them."""
         self.last_message = text
         self.last_level = level
-        self.message_line.set_message(text, level)
-        if notify and level in ("warning", "error"):
-            (log.error if level == "error" else log.warning)("%s", text, extra={"source": SOURCE})
-        else:
-            log.info("%s", text)
+        self.message_line.report(text, level, source=SOURCE, logger=log, notify=notify)
 
     # ---- settings and responsible use -------------------------------------------------------------------
     @property

@@ -429,11 +429,7 @@ class MattingDock(QWidget):
         (and so to the notifications panel) unless a worker already reported them."""
         self.last_message = text
         self.last_level = level
-        self.message_line.set_message(text, level)
-        if notify and level in ("warning", "error"):
-            (log.error if level == "error" else log.warning)("%s", text, extra={"source": "Background removal"})
-        else:
-            log.info("%s", text)
+        self.message_line.report(text, level, source="Background removal", logger=log, notify=notify)
 
     # ---- models -----------------------------------------------------------------------------------------
     @property

@@ -558,11 +558,7 @@ class VoiceConversionDock(QWidget):
         notifications panel) unless the worker already reported them."""
         self.last_message = text
         self.last_level = level
-        self.message_line.set_message(text, level)
-        if notify and level in ("warning", "error"):
-            (log.error if level == "error" else log.warning)("%s", text, extra={"source": SOURCE})
-        else:
-            log.info("%s", text)
+        self.message_line.report(text, level, source=SOURCE, logger=log, notify=notify)
 
     # ---- settings ------------------------------------------------------------------------------------------
     def _schedule_save(self) -> None:

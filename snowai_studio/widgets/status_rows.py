@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QStyle, QWidget
@@ -56,3 +58,14 @@ class MessageLine(QWidget):
         self.label.setText(text)
         self.icon.setPixmap(self.icons.get(level, self.icons["info"]).pixmap(16, 16))
         self.label.setStyleSheet(ERROR_STYLE if level == "error" else "")
+
+    def report(
+        self, text: str, level: str, *, source: str, logger: logging.Logger, notify: bool = True
+    ) -> None:
+        """Show ``text`` and log it: warnings and errors at their level (so the notifications panel,
+        under ``source``, has them) unless ``notify`` is False because a worker reported them already."""
+        self.set_message(text, level)
+        if notify and level in ("warning", "error"):
+            (logger.error if level == "error" else logger.warning)("%s", text, extra={"source": source})
+        else:
+            logger.info("%s", text)
