@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from snowai_studio.face_swap.widgets import LabeledSlider
+from snowai_studio.widgets.sliders import LabeledSlider
 from workers.assistant.options import (
     DEFAULT_SYSTEM_PROMPT,
     LLM_BACKENDS,

@@ -45,8 +45,9 @@ from PySide6.QtWidgets import (
 
 from snowai_studio.docks import StudioContext
 from snowai_studio.face_swap.consent import LOCKED_TEXT, ask_consent, confirm_mark_off
-from snowai_studio.face_swap.widgets import FaceMapEditor, FaceStrip, LabeledSlider
+from snowai_studio.face_swap.widgets import FaceMapEditor, FaceStrip
 from snowai_studio.tool_dock import camera_factory, open_model_manager, pictures_dir, videos_dir
+from snowai_studio.widgets.sliders import LabeledSlider
 from snowai_studio.widgets.status_rows import MessageLine, ProgressRow
 from snowai_studio.widgets.video_view import VideoView
 from workers.errors import describe_exception

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
-    QSlider,
     QSpinBox,
     QWidget,
 )
@@ -52,58 +48,6 @@ class FaceStrip(QListWidget):
             item.setToolTip(tip)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.addItem(item)
-
-
-class LabeledSlider(QWidget):
-    """``Name [-----o----] 42 %``: an integer slider with its value shown, emitting ``value_changed``
-    when the user lets go (or steps it with the keyboard), not on every pixel of a drag."""
-
-    value_changed = Signal(int)
-
-    def __init__(
-        self,
-        name: str,
-        low: int,
-        high: int,
-        value: int,
-        *,
-        fmt: Callable[[int], str] = str,
-        tip: str = "",
-        parent: QWidget | None = None,
-    ) -> None:
-        super().__init__(parent)
-        self._fmt = fmt
-        self.label = QLabel(name)
-        self.label.setMinimumWidth(78)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(low, high)
-        self.slider.setValue(value)
-        self.value_label = QLabel(fmt(value))
-        self.value_label.setMinimumWidth(42)
-        self.value_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if tip:
-            for widget in (self.label, self.slider):
-                widget.setToolTip(tip)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.label)
-        row.addWidget(self.slider, 1)
-        row.addWidget(self.value_label)
-        self.slider.valueChanged.connect(self._on_moved)
-        self.slider.sliderReleased.connect(lambda: self.value_changed.emit(self.slider.value()))
-
-    @Slot(int)
-    def _on_moved(self, value: int) -> None:
-        self.value_label.setText(self._fmt(value))
-        if not self.slider.isSliderDown():
-            self.value_changed.emit(value)
-
-    def value(self) -> int:
-        return self.slider.value()
-
-    def set_value(self, value: int) -> None:
-        """Set the value from code (``value_changed`` is emitted as for a user change)."""
-        self.slider.setValue(value)
 
 
 class FaceMapEditor(QWidget):

@@ -43,8 +43,9 @@ from PySide6.QtWidgets import (
 
 from snowai_studio.docks import StudioContext
 from snowai_studio.tool_dock import microphone_factory, open_model_manager, speaker_factory
-from snowai_studio.voice_conversion.widgets import AudioFileList, ValueSlider
+from snowai_studio.voice_conversion.widgets import AudioFileList
 from snowai_studio.widgets.level_meter import LevelMeter
+from snowai_studio.widgets.sliders import ValueSlider
 from snowai_studio.widgets.status_rows import MessageLine, ProgressRow
 from workers import paths
 from workers.errors import describe_exception
