@@ -242,7 +242,7 @@ def plan_outputs(inputs: list[Path], output: Path, fmt: str | None) -> list[tupl
 
 def _run_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from workers.progress import ProgressBar
-    from workers.voice_conversion.files import convert_file
+    from workers.voice_conversion.files import convert_file, seconds_of
 
     inputs = [Path(p).expanduser() for p in args.inputs]
     pairs = plan_outputs(inputs, Path(args.output).expanduser(), args.format)
@@ -266,7 +266,7 @@ def _run_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         finally:
             bar.close()
         took = time.perf_counter() - start
-        seconds = _duration(Path(written))
+        seconds = seconds_of(written)
         rtf = f", {took / seconds:.2f}x real time" if seconds > 0 else ""
         out.write(f"Converted {src} → {written} ({seconds:.1f} s of audio in {took:.1f} s{rtf}; voice: {label}).\n")
         done += 1
@@ -277,16 +277,6 @@ def _run_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"  {src}: {reason}\n")
     err.write(f"{len(failed)} of {len(pairs)} files could not be converted; {done} were saved.\n")
     return EXIT_FAILED
-
-
-def _duration(path: Path) -> float:
-    try:
-        import soundfile
-
-        info = soundfile.info(str(path))
-        return float(info.frames) / float(info.samplerate)
-    except Exception:
-        return 0.0
 
 
 # ---- realtime -----------------------------------------------------------------------------------------------

@@ -614,7 +614,7 @@ class VoiceConversionWorker(Worker):
         fmt: str | None,
         targets: list[Path] | None = None,
     ) -> FileJobReport:
-        from workers.voice_conversion.files import convert_file
+        from workers.voice_conversion.files import convert_file, seconds_of
 
         converter = self._ready_converter()
         report = FileJobReport()
@@ -654,7 +654,7 @@ class VoiceConversionWorker(Worker):
                 report.failed.append((src, message))
                 continue
             report.done.append((src, Path(written)))
-            report.audio_seconds += _duration(Path(written))
+            report.audio_seconds += seconds_of(written)
             if not ctx.cancelled:
                 ctx.progress((i + 1) * steps, total)
         report.seconds = time.perf_counter() - start
@@ -664,16 +664,6 @@ class VoiceConversionWorker(Worker):
 
     def extra_stats(self) -> dict[str, Any]:
         return {"model": self.model_info.get("label", ""), "realtime": self._running}
-
-
-def _duration(path: Path) -> float:
-    try:
-        import soundfile
-
-        info = soundfile.info(str(path))
-        return float(info.frames) / float(info.samplerate)
-    except Exception:
-        return 0.0
 
 
 def _auto_device() -> str:
