@@ -25,7 +25,7 @@ from workers.voice_conversion.models.layers import (
     WaveNet,
     full_mask,
 )
-from workers.voice_conversion.models.vocoder import HiFiGAN
+from workers.voice_conversion.models.vocoder import HiFiGAN, generator_fields
 
 #: The noise scale RVC's inference always uses for the prior latent.
 RVC_NOISE_SCALE = 0.66666
@@ -86,12 +86,7 @@ class RVCConfig:
             n_layers=int(named["n_layers"]),
             kernel_size=int(named["kernel_size"]),
             p_dropout=float(named["p_dropout"]),
-            resblock=str(named["resblock"]),
-            resblock_kernel_sizes=[int(k) for k in named["resblock_kernel_sizes"]],
-            resblock_dilation_sizes=[[int(d) for d in ds] for ds in named["resblock_dilation_sizes"]],
-            upsample_rates=[int(u) for u in named["upsample_rates"]],
-            upsample_initial_channel=int(named["upsample_initial_channel"]),
-            upsample_kernel_sizes=[int(k) for k in named["upsample_kernel_sizes"]],
+            **generator_fields(named),
             spk_embed_dim=int(named["spk_embed_dim"]),
             gin_channels=int(named["gin_channels"]),
             sr=sr,

@@ -26,7 +26,7 @@ from workers.voice_conversion.models.layers import (
     WaveNet,
     full_mask,
 )
-from workers.voice_conversion.models.vocoder import HiFiGAN
+from workers.voice_conversion.models.vocoder import HiFiGAN, generator_fields
 
 F0_BINS = 256
 F0_MIN = 50.0
@@ -109,12 +109,7 @@ class SoVitsConfig:
             n_heads=int(model["n_heads"]),
             n_layers=int(model["n_layers"]),
             kernel_size=int(model["kernel_size"]),
-            resblock=str(model["resblock"]),
-            resblock_kernel_sizes=[int(k) for k in model["resblock_kernel_sizes"]],
-            resblock_dilation_sizes=[[int(d) for d in ds] for ds in model["resblock_dilation_sizes"]],
-            upsample_rates=[int(u) for u in model["upsample_rates"]],
-            upsample_initial_channel=int(model["upsample_initial_channel"]),
-            upsample_kernel_sizes=[int(k) for k in model["upsample_kernel_sizes"]],
+            **generator_fields(model),
             gin_channels=int(model["gin_channels"]),
             ssl_dim=ssl_dim,
             n_speakers=int(model["n_speakers"]),

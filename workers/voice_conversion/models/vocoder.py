@@ -11,6 +11,8 @@ fixed output.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,6 +27,18 @@ from workers.voice_conversion.models.layers import (
 
 SINE_AMP = 0.1
 NOISE_STD = 0.003
+
+
+def generator_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The HiFi-GAN generator's settings, typed, from a so-vits-svc or RVC model config (same names)."""
+    return {
+        "resblock": str(config["resblock"]),
+        "resblock_kernel_sizes": [int(k) for k in config["resblock_kernel_sizes"]],
+        "resblock_dilation_sizes": [[int(d) for d in ds] for ds in config["resblock_dilation_sizes"]],
+        "upsample_rates": [int(u) for u in config["upsample_rates"]],
+        "upsample_initial_channel": int(config["upsample_initial_channel"]),
+        "upsample_kernel_sizes": [int(k) for k in config["upsample_kernel_sizes"]],
+    }
 
 
 def _excitation_noise(uv: torch.Tensor, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
