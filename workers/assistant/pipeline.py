@@ -38,7 +38,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -1212,14 +1212,19 @@ class VoicePipeline:
         self._hearing = False
 
     # ---- brain thread -----------------------------------------------------------------------------
-    def _brain_main(self) -> None:
+    def _until_stopped(self, source: queue.Queue[Any]) -> Iterator[Any]:
+        """The items of one of the pipeline's queues, until it stops or a None comes through."""
         while not self._stop_evt.is_set():
             try:
-                request = self._requests.get(timeout=0.1)
+                item = source.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if request is None:
-                break
+            if item is None:
+                return
+            yield item
+
+    def _brain_main(self) -> None:
+        for request in self._until_stopped(self._requests):
             if isinstance(request, _Speculation):
                 confirmed = self._think_ahead(request)
                 if confirmed is not None:
@@ -1458,13 +1463,7 @@ class VoicePipeline:
 
     # ---- voice thread ---------------------------------------------------------------------------------
     def _voice_main(self) -> None:
-        while not self._stop_evt.is_set():
-            try:
-                item = self._sentences.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if item is None:
-                break
+        for item in self._until_stopped(self._sentences):
             kind, t = item[0], item[1]
             if kind == "end":
                 t.first_chunk.set()
@@ -1552,13 +1551,7 @@ class VoicePipeline:
         return max(0.0, self._play_clock - time.monotonic())
 
     def _play_main(self) -> None:
-        while not self._stop_evt.is_set():
-            try:
-                item = self._audio.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if item is None:
-                break
+        for item in self._until_stopped(self._audio):
             kind, t = item[0], item[1]
             if kind == "end":
                 self._finish_playback(t)
