@@ -23,9 +23,6 @@ Target on a 2-core CPU: first audio within 1.5 s of the end of a one-sentence qu
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import threading
@@ -38,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
+from common import machine, write_results  # noqa: E402
 
 from workers.assistant.options import AssistantOptions  # noqa: E402
 from workers.media.audio import resample  # noqa: E402
@@ -237,16 +235,14 @@ def main() -> int:
         if hits else "\nno first audio was measured"
     )
     result = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": machine(),
         "components": components.describe(),
         "load_s": load_s,
         "target_ms": TARGET_MS,
         "summary": summary,
         "results": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, default=str))
-    print(f"wrote {args.json}", file=sys.stderr)
+    write_results(args.json, result)
     components.close()
     return 0
 

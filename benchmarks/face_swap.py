@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -47,6 +46,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from common import machine, write_results  # noqa: E402
 from face_fixtures import (  # noqa: E402
     ASTRONAUT_FACE_BOX,
     ASTRONAUT_KPS,
@@ -360,12 +360,7 @@ def main() -> int:
     import onnxruntime
 
     data = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": machine(),
         "versions": {"onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__},
         "settings": {
             "frames": args.frames,
@@ -374,9 +369,7 @@ def main() -> int:
         },
         "results": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.json}")
+    write_results(args.json, data)
     return 0
 
 

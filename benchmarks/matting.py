@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
+from common import machine, write_results  # noqa: E402
 
 from workers.matting.engine import MattingEngine, physical_cores  # noqa: E402
 from workers.matting.options import MattingOptions, spec_for  # noqa: E402
@@ -315,13 +314,7 @@ def main() -> int:
     import rembg
 
     data = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "physical_cores": physical_cores(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": machine(physical_cores=physical_cores()),
         "versions": {"onnxruntime": onnxruntime.__version__, "rembg": getattr(rembg, "__version__", "?")},
         "settings": {
             "repeats_1024": args.repeats,
@@ -331,9 +324,7 @@ def main() -> int:
         },
         "results": results,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.json}")
+    write_results(args.json, data)
     return 0
 
 

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -46,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
+from common import machine, write_results  # noqa: E402
 
 from workers.voice_conversion.options import PRESETS, VoiceConversionOptions  # noqa: E402
 
@@ -356,15 +355,11 @@ def main() -> int:
         print(f"{f['converter']:<38} {f['audio_s']:>8.1f} {f['convert_s']:>7.2f} {f['file_rtf']:>6.3f}")
 
     data = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "device": args.device,
-            "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" and torch.cuda.is_available() else "",
-        },
+        "machine": machine(
+            torch_threads=torch.get_num_threads(),
+            device=args.device,
+            gpu=torch.cuda.get_device_name(0) if args.device == "cuda" and torch.cuda.is_available() else "",
+        ),
         "versions": {"torch": torch.__version__},
         "settings": {
             "blocks": args.blocks,
@@ -378,9 +373,7 @@ def main() -> int:
         "realtime": results,
         "files": files,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    print(f"\nwritten to {args.json}")
+    write_results(args.json, data)
     return 0
 
 

@@ -12,9 +12,7 @@ Measures, on the offscreen platform:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import machine, write_results
 from PySide6.QtCore import QCoreApplication
 
 from workers import base
@@ -117,7 +116,7 @@ def main() -> int:
     jobs.stop()
 
     result = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "stream_items": args.items,
         "stream_items_per_s": round(throughput, 1),
         "push_to_ui_ms_p50": round(statistics.median(latencies), 3),
@@ -144,9 +143,7 @@ def main() -> int:
     print(f"{'-' * width}  {'-' * 30}")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"\nwritten: {args.json}")
+    write_results(args.json, result)
     return 0
 
 
