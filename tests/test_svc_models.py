@@ -272,6 +272,18 @@ def test_a_pickle_with_code_is_refused_and_never_runs(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def test_a_plain_pickle_with_code_is_refused_and_named(tmp_path: Path) -> None:
+    """A .pth written by pickle itself (protocol 4, not torch.save) that calls os.system."""
+    import pickle
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "plain-evil.pth"
+    path.write_bytes(pickle.dumps({"weight": _Code(marker)}, protocol=4))
+    with pytest.raises(UserError, match=r"Python objects or code \(.*system\)"):
+        load_voice_model(path)
+    assert not marker.exists()
+
+
 def test_checkpoints_of_other_kinds_are_named(models: dict[str, Path], tmp_path: Path) -> None:
     disc = tmp_path / "D_100.pth"
     torch.save({"model": {"discriminators.0.convs.0.weight_g": torch.zeros(1)}, "iteration": 1}, disc)

@@ -21,6 +21,7 @@ import json
 import logging
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,13 +88,48 @@ class CheckpointInfo:
 _GLOBAL = re.compile(r"GLOBAL ([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)")
 
 
+#: Modules a weights-only checkpoint's pickle may name (tensors, storages, ordered dicts).
+_WEIGHT_MODULES = ("torch", "collections", "numpy", "_codecs")
+
+
+def _foreign_global(path: Path) -> str | None:
+    """The first Python object a pickle names outside :data:`_WEIGHT_MODULES`, read with pickletools
+    (nothing is executed); ``None`` when there is none or the pickle cannot be walked."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+        strings: list[str] = []
+        for op, arg, _pos in pickletools.genops(data):
+            if isinstance(arg, str):
+                strings.append(arg)
+            if op.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                module, _, attr = arg.partition(" ")
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                module, attr = strings[-2], strings[-1]
+            else:
+                continue
+            if module.split(".")[0] not in _WEIGHT_MODULES:
+                return f"{module}.{attr}"
+    except Exception:  # damaged: the caller says so
+        return None
+    return None
+
+
 def _refusal(path: Path, exc: BaseException) -> UserError:
     """A sentence for a pickle that ``weights_only`` refused: Python objects, or just damage."""
     text = str(exc)
     found = _GLOBAL.search(text)
-    if found:
+    name = found.group(1) if found else _foreign_global(path)
+    if name:
         return UserError(
-            f"{path.name} holds Python objects or code ({found.group(1)}) besides weights, so it was not "
+            f"{path.name} holds Python objects or code ({name}) besides weights, so it was not "
             "opened (loading it could run that code); use a checkpoint that contains only weights."
         )
     return UserError(f"{path.name} is damaged or is not a PyTorch checkpoint; it could not be read.")
@@ -117,7 +153,9 @@ def torch_load(path: Path, *, safe_globals: list[Any] | None = None) -> Any:
     if path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin"):
         sniff_file(path)  # a clear sentence for an image, a WAV, or no pickle/zip header at all
     context = torch.serialization.safe_globals(safe_globals) if safe_globals else contextlib.nullcontext()
-    with context:
+    with context, warnings.catch_warnings():
+        # torch warns on stderr about pickle protocols it did not write; the outcome is what counts.
+        warnings.simplefilter("ignore", UserWarning)
         try:
             try:
                 return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
