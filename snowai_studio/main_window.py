@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
         self.notifications.notified.connect(self._on_notification)
 
     def _build_tool_docks(self) -> None:
+        first_in_area: dict[Qt.DockWidgetArea, QDockWidget] = {}
         last_in_area: dict[Qt.DockWidgetArea, QDockWidget] = {}
         for spec in registered_docks():
             dock = self._make_dock(spec)
@@ -81,8 +82,12 @@ class MainWindow(QMainWindow):
             previous = last_in_area.get(spec.area)
             if spec.tabbed and previous is not None:
                 self.tabifyDockWidget(previous, dock)
+            first_in_area.setdefault(spec.area, dock)
             last_in_area[spec.area] = dock
             dock.setVisible(spec.visible)
+        # A fresh layout opens on the first tool of each tab group, not the last one added.
+        for dock in first_in_area.values():
+            dock.raise_()
 
     def _make_dock(self, spec: DockSpec) -> QDockWidget | None:
         try:
