@@ -96,6 +96,12 @@ def run_gui(argv: list[str] | None = None) -> int:
     _close_on_signals(app)
     log.info("SnowAI Studio started (log: %s)", log_path)
     code = app.exec()
-    base.shutdown_all()
+    stuck = base.shutdown_all()
     window.notifications.uninstall_hooks()
+    if stuck:
+        # A worker still inside a model load or a driver call cannot be joined; letting the interpreter
+        # tear its thread down would abort the process. Settings and window state are saved by now.
+        log.warning("Leaving while these workers are still busy: %s", ", ".join(stuck))
+        logging.shutdown()
+        os._exit(int(code))
     return int(code)

@@ -56,6 +56,12 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_self_test(args: argparse.Namespace) -> int:
+    from workers.selftest import run_cli
+
+    return run_cli(json_output=args.self_test_json, version=__version__)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="snowai-studio",
@@ -63,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"SnowAI Studio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print log messages to the terminal")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="load each shipped model, run one small inference per tool and print the timings (no window); "
+        "exit 0 when all pass",
+    )
+    parser.add_argument("--json", dest="self_test_json", action="store_true", help="with --self-test: print JSON")
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     gui = sub.add_parser("gui", help="open the studio's window (the default)")
     gui.set_defaults(func=None)
@@ -79,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if args.self_test:
+        func = _run_self_test
     if func is None:
         from snowai_studio.app import run_gui
 

@@ -147,6 +147,9 @@ def make_dock(qtbot: Any, tmp_path: Path) -> Iterator[Callable[..., AssistantDoc
         dock.shutdown()
     for manager in managers:
         manager.uninstall_hooks()
+    for worker in base.live_workers():  # a load still sleeping in a fake factory on a busy machine
+        if worker.name in ("Assistant", "Voice assistant tasks"):
+            worker.stop(15000)
     assert not [w.name for w in base.live_workers() if w.name in ("Assistant", "Voice assistant tasks")]
 
 

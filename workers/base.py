@@ -12,10 +12,27 @@ A worker loads its models on its own thread (``load``), emits ``ready``, then se
   as an event so that parameter changes and stop requests get in between.
 
 Every worker emits ``progress(done, total)``, ``error(message)``, ``warning(message)`` and
-``stats(dict)``. An exception inside a worker becomes an ``error`` signal with a readable sentence;
-it never reaches the UI thread as a crash. Cancel is cooperative: :meth:`Worker.cancel` bumps a
-generation counter that every running job polls. :func:`shutdown_all` stops every live worker,
-joins its thread and releases its devices.
+``stats(dict)``. An exception inside a worker becomes an ``error`` signal with a readable sentence
+(a full disk always reads "The disk is full: …"); it never reaches the UI thread as a crash. Cancel
+is cooperative: :meth:`Worker.cancel` bumps a generation counter that every running job polls.
+:func:`shutdown_all` stops every live worker, joins its thread and releases its devices.
+
+Failing streams are bounded, the same way for every worker:
+
+- a stream item that fails gives one ``error``; the failures that follow it within the window do not
+  (they go to the log), so a model that fails on every frame never floods the notifications;
+- after :attr:`Worker.max_consecutive_failures` failures in a row (or
+  :attr:`Worker.max_window_failures` among the last :attr:`Worker.failure_window` items) the worker
+  restarts its engine once (:meth:`Worker.recover`); if that is not possible or the failures go on,
+  it halts the stream: one ``error`` and one ``stream_halted(sentence)``, later items are dropped
+  until :meth:`Worker.resume_stream` (a Retry button) is called. Jobs keep working;
+- a source loop (a camera, a microphone) whose :meth:`Worker.step` raises ends with one ``error``
+  and one ``stream_halted``.
+
+Model files are watched: :meth:`Worker.watched_files` names the files the loaded models came from;
+about once a second (and before each job) they are compared with what was loaded. A removed file is
+reported once (the copy in memory stays in use); a changed one is loaded again
+(:meth:`Worker.reload_models`), or reported when it cannot be.
 """
 
 from __future__ import annotations
@@ -26,12 +43,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from workers.engine import Engine
 from workers.errors import Cancelled, UserError, describe_exception
+from workers.files import disk_full_sentence, is_disk_full
 from workers.queues import DropOldestQueue, LatestValue, StreamItem, StreamResult
 
 log = logging.getLogger(__name__)
@@ -151,6 +170,9 @@ class Worker(QObject):
     job_failed = Signal(int, str)
     result_ready = Signal()
     stopped = Signal()
+    #: The live stream stopped because of a failure (the sentence); items are dropped until
+    #: :meth:`resume_stream`. A dock shows it with a Retry button.
+    stream_halted = Signal(str)
 
     _submit_requested = Signal(int, int, object)
     _wake_requested = Signal()
@@ -166,6 +188,14 @@ class Worker(QObject):
     #: The same error message is not repeated within this many seconds (a stream failing on
     #: every frame must not bury the log).
     repeat_error_after: ClassVar[float] = 5.0
+    #: Stream items that may fail in a row before the engine is restarted (once) or the stream halted.
+    max_consecutive_failures: ClassVar[int] = 5
+    #: ...or this many failures among the last ``failure_window`` items (a stream that fails every
+    #: other frame).
+    max_window_failures: ClassVar[int] = 10
+    failure_window: ClassVar[int] = 20
+    #: Seconds between two checks of :meth:`watched_files` (0 turns the watch off).
+    watch_interval: ClassVar[float] = 1.0
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -184,6 +214,14 @@ class Worker(QObject):
         self._looping = False
         self._last_stats = 0.0
         self._recent_errors: dict[str, float] = {}
+        self._fail_streak = 0
+        self._outcomes: deque[bool] = deque(maxlen=max(1, self.failure_window))
+        self._recovered = False
+        self._halted: str | None = None
+        self._file_stamps: dict[Path, tuple[int, int, int] | None] = {}
+        self._reported_missing: set[Path] = set()
+        self._last_watch = 0.0
+        self._watch_timer: QTimer | None = None
         self._submit_requested.connect(self._run_job)
         self._wake_requested.connect(self._drain)
         self._param_requested.connect(self._apply_param)
@@ -206,6 +244,26 @@ class Worker(QObject):
 
     def on_param(self, name: str, value: Any) -> None:
         """A parameter changed (already stored in ``self.params``)."""
+
+    def interrupt(self) -> None:
+        """Wake the worker's thread from a device wait (called by :meth:`stop` from the caller's
+        thread, before it waits for the thread): a source worker breaks out of an ``open`` or a
+        ``read`` that hangs. Must be safe to call from any thread."""
+
+    def recover(self) -> bool:
+        """Restart the engine after a run of failed stream items (worker thread). Return True when a
+        fresh engine is in place; the default cannot restart anything."""
+        return False
+
+    def watched_files(self) -> list[Path]:
+        """The files the loaded models were read from (worker thread); see :meth:`reload_models`."""
+        return []
+
+    def reload_models(self, changed: list[Path]) -> bool:
+        """A watched file changed on disk: load the models again (worker thread). Return True when
+        the new file is in use; raise (a UserError sentence) when it cannot be loaded, keeping the
+        models loaded before. The default restarts the engine (:meth:`recover`)."""
+        return self.recover()
 
     # ---- lifecycle (called from the UI thread) -------------------------------------------
     def start(self, *, loop: bool = False) -> None:
@@ -235,6 +293,10 @@ class Worker(QObject):
             return True
         self._stopping = True
         self.cancel()
+        try:
+            self.interrupt()
+        except Exception as exc:  # waking a device must never keep the window from closing
+            log.debug("%s: interrupt failed: %s", self.name, exc)
         if thread.isRunning():
             self._stop_requested.emit()
             finished = thread.wait(timeout_ms)
@@ -260,6 +322,8 @@ class Worker(QObject):
         """Offer a stream item; returns how many stale items were dropped to make room."""
         if not isinstance(item, StreamItem):
             item = StreamItem(item)
+        if self._halted is not None:
+            return 0  # the stream was halted after repeated failures: nothing is queued until resumed
         dropped = self._queue.put(item)
         if self._thread is not None:
             self._request_wake()
@@ -282,6 +346,19 @@ class Worker(QObject):
     def dropped(self) -> int:
         return self._queue.dropped
 
+    @property
+    def halted(self) -> str | None:
+        """Why the stream was halted (the sentence of ``stream_halted``), or None while it runs."""
+        return self._halted
+
+    def resume_stream(self) -> None:
+        """Take stream items again after a halt (a Retry button), with a fresh failure count and one
+        more engine restart allowed. Callable from any thread."""
+        self._fail_streak = 0
+        self._outcomes.clear()
+        self._recovered = False
+        self._halted = None
+
     # ---- internals (worker thread) -------------------------------------------------------
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -301,9 +378,18 @@ class Worker(QObject):
         log.warning("%s", message, extra={"source": self.name})
         self.warning.emit(message)
 
+    def describe_error(self, exc: BaseException, what: str | None = None) -> str:
+        """The sentence for an exception, prefixed with ``what`` (None: the worker's name; "": no
+        prefix); a full disk reads "The disk is full: …" whatever library raised it."""
+        context = self.name if what is None else what
+        if is_disk_full(exc) and not isinstance(exc, Cancelled):
+            detail = str(exc) if isinstance(exc, UserError) else ""
+            return f"{context}: {disk_full_sentence(detail)}" if context else disk_full_sentence(detail)
+        return describe_exception(exc, context)
+
     def report(self, exc: BaseException, what: str = "") -> str:
         """Log an exception (with its traceback) and emit it as a readable ``error``."""
-        message = describe_exception(exc, what or self.name)
+        message = self.describe_error(exc, what or None)
         self._emit_error(message, exc)  # the traceback goes to the log file; the panel shows the sentence
         return message
 
@@ -315,11 +401,16 @@ class Worker(QObject):
         try:
             self.load()
         except BaseException as exc:
-            self._load_error = self.report(exc, f"{self.name} could not start")
+            if self._stopping:  # stopped while opening: nothing to tell the user
+                self._load_error = self.describe_error(exc, f"{self.name} could not start")
+                log.info("%s", self._load_error)
+            else:
+                self._load_error = self.report(exc, f"{self.name} could not start")
             self._set_state("failed")
             return
         self._set_state("ready")
         self.ready.emit()
+        self._start_watch()
         if len(self._queue):
             self._request_wake()
         if self._looping:
@@ -332,7 +423,12 @@ class Worker(QObject):
         try:
             more = self.step()
         except BaseException as exc:
-            self.report(exc)
+            if self._stopping:
+                log.info("%s", self.describe_error(exc))
+                return
+            message = self.report(exc)
+            self._halted = message
+            self.stream_halted.emit(message)
             more = False
         self._maybe_emit_stats()
         if more and not self._stopping:
@@ -351,6 +447,7 @@ class Worker(QObject):
             return
         self._set_state("busy")
         try:
+            self.check_model_files(force=True)
             result = job(ctx)
         except Cancelled:
             self.job_cancelled.emit(job_id)
@@ -373,7 +470,7 @@ class Worker(QObject):
     def _drain(self) -> None:
         with self._wake_lock:
             self._wake_pending = False
-        if self._stopping or self._load_error is not None:
+        if self._stopping or self._load_error is not None or self._halted is not None:
             self._queue.clear()
             return
         item = self._queue.get_nowait()
@@ -384,17 +481,150 @@ class Worker(QObject):
 
     def process_item(self, item: StreamItem) -> None:
         """Run :meth:`process` on one item and publish the result (worker thread)."""
+        if self._halted is not None:
+            return
         try:
             payload = self.process(item)
         except BaseException as exc:
-            self.report(exc)
+            self._stream_failed(exc)
             return
+        self._fail_streak = 0
+        self._outcomes.append(True)
         if payload is None:
             return
         result = payload if isinstance(payload, StreamResult) else StreamResult(payload, item.timestamp, item.seq)
         self.timer.add_item(result.latency_ms)
         self.publish(result)
         self._maybe_emit_stats()
+
+    # ---- the failure policy of streams (worker thread) -----------------------------------------
+    def _stream_failed(self, exc: BaseException) -> None:
+        """One stream item failed: report the first failure of a run, restart the engine once when
+        the failures go on, then halt the stream (see the module's docstring)."""
+        first = False not in self._outcomes
+        self._fail_streak += 1
+        self._outcomes.append(False)
+        if first:
+            message = self.report(exc)
+        else:
+            message = self.describe_error(exc)
+            log.info("%s (%d failures in a row)", message, self._fail_streak, extra={"source": self.name})
+        failures = sum(1 for ok in self._outcomes if not ok)
+        if self._fail_streak < self.max_consecutive_failures and failures < self.max_window_failures:
+            return
+        count = self._fail_streak if self._fail_streak >= self.max_consecutive_failures else failures
+        reason = message
+        if not self._recovered:
+            self._recovered = True
+            log.info("%s failed on %d items; restarting its engine", self.name, count)
+            try:
+                restarted = self.recover()
+            except BaseException as rexc:
+                restarted = False
+                reason = self.describe_error(rexc, f"{self.name} could not restart")
+                log.info("%s", reason, exc_info=not isinstance(rexc, UserError))
+            if restarted:
+                self._fail_streak = 0  # the failures stay in the window: no second error unless it recovers
+                return
+        self._halt_stream(reason, count)
+
+    def _halt_stream(self, reason: str, count: int) -> None:
+        prefix = f"{self.name}: "
+        sentence = reason[len(prefix) :] if reason.startswith(prefix) else reason
+        text = f"{prefix}The live stream stopped after {count} failures: {sentence}"
+        self._halted = text
+        self._queue.clear()
+        self._emit_error(text)
+        self.stream_halted.emit(text)
+
+    # ---- model files (worker thread) -----------------------------------------------------------
+    @staticmethod
+    def _file_label(path: Path) -> str:
+        """``tiny.onnx``, or ``whisper-tiny/model.bin`` for the generic names inside model folders."""
+        generic = {"model.bin", "config.json", "model.onnx", "model.safetensors", "pytorch_model.bin"}
+        return f"{path.parent.name}/{path.name}" if path.name.lower() in generic and path.parent.name else path.name
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _start_watch(self) -> None:
+        self.remember_model_files()
+        watches = type(self).watched_files is not Worker.watched_files
+        if watches and self.watch_interval > 0 and self._watch_timer is None:
+            timer = QTimer(self)
+            timer.setInterval(max(50, int(self.watch_interval * 1000)))
+            timer.timeout.connect(lambda: self.check_model_files())
+            timer.start()
+            self._watch_timer = timer
+
+    def remember_model_files(self) -> None:
+        """Take the current state of :meth:`watched_files` as the loaded one (after a load)."""
+        try:
+            paths = [Path(p) for p in self.watched_files()]
+        except Exception as exc:
+            log.debug("%s: no model files to watch: %s", self.name, exc)
+            paths = []
+        self._file_stamps = {p: self._stamp(p) for p in paths}
+        self._reported_missing -= set(paths)
+
+    def check_model_files(self, force: bool = False) -> bool:
+        """Compare the watched model files with what was loaded; a removed file is reported once,
+        a changed one loaded again (worker thread). True when the models were loaded again."""
+        now = time.monotonic()
+        if self._stopping or (not force and now - self._last_watch < self.watch_interval):
+            return False
+        self._last_watch = now
+        try:
+            paths = [Path(p) for p in self.watched_files()]
+        except Exception as exc:
+            log.debug("%s: no model files to watch: %s", self.name, exc)
+            return False
+        changed: list[Path] = []
+        for path in paths:
+            stamp = self._stamp(path)
+            if path not in self._file_stamps:
+                self._file_stamps[path] = stamp  # a model chosen since: its state now is the loaded one
+                continue
+            before = self._file_stamps[path]
+            if stamp is None:
+                if path not in self._reported_missing:
+                    self._reported_missing.add(path)
+                    self._emit_warning(
+                        f"{self.name}: the model file {self._file_label(path)} was removed or moved. The copy "
+                        "already loaded stays in use, but it cannot be loaded again until the file is back."
+                    )
+                continue
+            if path in self._reported_missing:
+                self._reported_missing.discard(path)
+            if stamp != before:
+                changed.append(path)
+        if not changed:
+            return False
+        names = ", ".join(self._file_label(p) for p in changed)
+        log.info("%s: %s changed on disk; loading it again", self.name, names)
+        try:
+            reloaded = self.reload_models(changed)
+        except BaseException as exc:
+            for path in changed:
+                self._file_stamps[path] = self._stamp(path)  # reported once, not every second
+            sentence = self.describe_error(exc, "")
+            self._emit_warning(
+                f"{self.name}: {names} changed on disk and could not be loaded again ({sentence.rstrip('.')}). "
+                "The model loaded before stays in use."
+            )
+            return False
+        if reloaded:
+            self.remember_model_files()
+            self._emit_warning(f"{self.name}: {names} changed on disk and was loaded again.")
+        else:
+            for path in changed:
+                self._file_stamps[path] = self._stamp(path)
+        return bool(reloaded)
 
     def publish(self, result: Any) -> None:
         """Put a result in the mailbox; ``result_ready`` fires only if the UI took the last one."""
@@ -426,6 +656,9 @@ class Worker(QObject):
 
     @Slot()
     def _shutdown(self) -> None:
+        if self._watch_timer is not None:
+            self._watch_timer.stop()
+            self._watch_timer = None
         try:
             self.unload()
         except BaseException as exc:
@@ -462,6 +695,20 @@ class EngineWorker(Worker):
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+
+    def recover(self) -> bool:
+        """A fresh engine from the factory replaces the one that kept failing (parameters re-applied)."""
+        engine = self._factory()
+        engine.load()
+        for name, value in self.params.items():
+            engine.set_param(name, value)
+        old, self.engine = self.engine, engine
+        if old is not None:
+            try:
+                old.close()
+            except Exception as exc:
+                log.debug("closing a failed engine: %s", exc)
+        return True
 
     def process(self, item: StreamItem) -> Any:
         assert self.engine is not None

@@ -109,12 +109,10 @@ class Settings:
 
     def save(self, path: Path | None = None) -> Path:
         """Write atomically (temp file, then rename) so a crash never leaves half a file."""
+        from workers.files import write_atomic
+
         path = path or self.path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_atomic(path, json.dumps(self.to_dict(), indent=2).encode("utf-8"))
 
 
 def _accepts(tp: Any, value: Any) -> bool:

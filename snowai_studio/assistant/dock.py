@@ -51,6 +51,7 @@ from snowai_studio.assistant.widgets import (
 from snowai_studio.docks import StudioContext
 from snowai_studio.tool_dock import microphone_factory, open_model_manager, speaker_factory
 from snowai_studio.widgets.level_meter import LevelMeter
+from snowai_studio.widgets.problem_bar import ProblemBar
 from snowai_studio.widgets.status_rows import MessageLine, ProgressRow
 from workers.assistant.options import AssistantOptions
 from workers.errors import UserError, describe_exception
@@ -205,6 +206,9 @@ class AssistantDock(QWidget):
         status.addWidget(self.state_pill)
         status.addWidget(self.level_meter, 1)
         status.addWidget(self.voice_label)
+        # What stopped the listening (the microphone failed or went quiet), with Retry.
+        self.live_problem = ProblemBar("assistantListenProblem")
+        self.live_problem.retry_requested.connect(self.retry_listening)
 
         self.chat = ChatView()
         self.chat.talk_key.connect(self._on_talk_key)
@@ -291,6 +295,7 @@ class AssistantDock(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.note_banner)
         layout.addLayout(status)
+        layout.addWidget(self.live_problem)
         layout.addWidget(self.chat, 1)
         layout.addWidget(self.latency_bar)
         layout.addWidget(self.latency_label)
@@ -516,6 +521,7 @@ class AssistantDock(QWidget):
             worker.progress.connect(self._on_progress)
             worker.error.connect(self._on_worker_error)
             worker.warning.connect(self._on_worker_warning)
+            worker.stream_halted.connect(self._on_listening_halted)
             worker.state_changed.connect(self._on_worker_state)
             status = getattr(worker, "status", None)
             if status is not None:
@@ -558,7 +564,15 @@ class AssistantDock(QWidget):
             self._conversation = worker.conversation
         except Exception:
             self._conversation = None
-        for signal in (worker.event, worker.loaded, worker.ready, worker.progress, worker.error, worker.warning):
+        for signal in (
+            worker.event,
+            worker.loaded,
+            worker.ready,
+            worker.progress,
+            worker.error,
+            worker.warning,
+            worker.stream_halted,
+        ):
             with contextlib.suppress(RuntimeError, TypeError):
                 signal.disconnect()
         if not worker.stop(wait_ms):
@@ -800,8 +814,37 @@ class AssistantDock(QWidget):
         else:
             self.stop_listening()
 
+    @Slot(str)
+    def _on_listening_halted(self, message: str) -> None:
+        """The microphone could not open, failed or went quiet: listening stops, with Retry."""
+        if self._closing:
+            return
+        text = _strip_source(message, "Microphone")
+        if self._talking:
+            self.set_talk(False)
+        self._set_listening(False)
+        self.level_meter.reset()
+        self.voice_label.setText("")
+        if self.state_pill.state in ("listening", "hearing", "idle"):
+            self.state_pill.set_state("idle", self._idle_text())
+        self.live_problem.show_problem(text)
+
+    @Slot()
+    def retry_listening(self) -> None:
+        """Retry after the microphone failed: it is opened again with the same settings."""
+        self.live_problem.clear()
+        worker = self._worker
+        if worker is not None and self._ready:
+            self._set_listening(True)
+            self.state_pill.set_state("listening", self._idle_text())
+            worker.restart_listening()
+            self.show_message("Opening the microphone again…")
+        else:
+            self.start_listening()
+
     def start_listening(self) -> bool:
         """Open the microphone (the one chosen in Devices) and answer what is said."""
+        self.live_problem.clear()
         if self._listening:
             return True
         if not self._when_ready("listen", lambda w: w.start_listening()):
@@ -819,6 +862,7 @@ class AssistantDock(QWidget):
 
     def stop_listening(self) -> None:
         """Close the microphone (an answer being spoken goes on; Stop ends it)."""
+        self.live_problem.clear()
         if not self._listening:
             return
         self._set_listening(False)

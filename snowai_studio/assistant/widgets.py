@@ -331,6 +331,8 @@ class ChatView(QScrollArea):
     talk_key = Signal(bool)
 
     EMPTY_TEXT = "Press Start listening and speak, or type a question below."
+    #: Turns shown at most: hours of talk must not pile up widgets (the conversation keeps every turn).
+    MAX_TURNS_SHOWN = 200
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -349,6 +351,13 @@ class ChatView(QScrollArea):
         self.placeholder.setWordWrap(True)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setStyleSheet("color: palette(placeholder-text);")
+        self.trimmed_note = QLabel()
+        self.trimmed_note.setWordWrap(True)
+        self.trimmed_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.trimmed_note.setStyleSheet("color: palette(placeholder-text);")
+        self.trimmed_note.hide()
+        self.hidden_turns = 0
+        self._column.addWidget(self.trimmed_note)
         self._column.addWidget(self.placeholder)
         self._column.addStretch(1)
         self.setWidget(self._body)
@@ -392,7 +401,29 @@ class ChatView(QScrollArea):
             view = _TurnView()
             self._turns[turn] = view
             self._order.append(turn)
+            self._trim()
         return view
+
+    def _trim(self) -> None:
+        """Keep only the newest :attr:`MAX_TURNS_SHOWN` turns on screen (Save still writes every turn)."""
+        while len(self._order) > self.MAX_TURNS_SHOWN:
+            old = self._turns.pop(self._order.pop(0))
+            for bubble in (old.user, old.reply):
+                if bubble is None:
+                    continue
+                if bubble in self._bubbles:
+                    self._bubbles.remove(bubble)
+                row = getattr(bubble, "row", None)
+                if row is not None and row in self._rows:
+                    self._rows.remove(row)
+                    row.setParent(None)
+                    row.deleteLater()
+            self.hidden_turns += 1
+        if self.hidden_turns:
+            self.trimmed_note.setText(
+                f"{self.hidden_turns} earlier turns are not shown; Save keeps the whole conversation."
+            )
+            self.trimmed_note.show()
 
     def add_user(self, turn: int, text: str, source: str = "voice") -> ChatBubble:
         """The user's words of a new turn (recognised speech, or typed)."""
@@ -483,6 +514,8 @@ class ChatView(QScrollArea):
         self._waiting.clear()
         self._turns.clear()
         self._order.clear()
+        self.hidden_turns = 0
+        self.trimmed_note.hide()
         self.placeholder.show()
         self._stick = True
 

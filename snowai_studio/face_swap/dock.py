@@ -47,6 +47,7 @@ from snowai_studio.docks import StudioContext
 from snowai_studio.face_swap.consent import LOCKED_TEXT, ask_consent, confirm_mark_off
 from snowai_studio.face_swap.widgets import FaceMapEditor, FaceStrip
 from snowai_studio.tool_dock import camera_factory, open_model_manager, pictures_dir, videos_dir
+from snowai_studio.widgets.problem_bar import ProblemBar
 from snowai_studio.widgets.sliders import LabeledSlider
 from snowai_studio.widgets.status_rows import MessageLine, ProgressRow
 from snowai_studio.widgets.video_view import VideoView
@@ -409,6 +410,9 @@ class FaceSwapDock(QWidget):
         self.live_status = QLabel()
         self.live_status.setObjectName("faceSwapLiveStatus")
         self.live_status.setWordWrap(True)
+        # What stopped the live picture (the camera, or the swap failing on every frame), with Retry.
+        self.live_problem = ProblemBar("faceSwapLiveProblem")
+        self.live_problem.retry_requested.connect(self.retry_live)
 
         self.progress_box = ProgressRow()
         self.progress = self.progress_box.bar
@@ -425,6 +429,7 @@ class FaceSwapDock(QWidget):
         column.addWidget(bar)
         column.addWidget(self.live_hint)
         column.addWidget(self.preview, 1)
+        column.addWidget(self.live_problem)
         column.addWidget(self.live_status)
         column.addWidget(self.progress_box)
         column.addWidget(self.message_line)
@@ -687,9 +692,11 @@ class FaceSwapDock(QWidget):
             worker.result_ready.connect(self._on_live_result)
             worker.stats.connect(self._on_live_stats)
             worker.error.connect(self._on_worker_error)
+            worker.stream_halted.connect(self._on_stream_halted)
             worker.warning.connect(self._on_worker_warning)
             worker.ready.connect(self.refresh_engine)
             worker.recording_saved.connect(self._on_recording_saved)
+            worker.recording_failed.connect(self._on_recording_failed)
             worker.virtual_camera_changed.connect(self._on_vcam_changed)
             worker.start()
             self._worker = worker
@@ -737,7 +744,10 @@ class FaceSwapDock(QWidget):
             return None
         missing = [p for p in chosen if not p.is_file()]
         if missing:
-            self.show_message(f"The photo {missing[0]} was not found.", "warning")
+            if missing[0].is_dir():
+                self.show_message(f"{missing[0].name} is a folder; choose the photos inside it.", "warning")
+            else:
+                self.show_message(f"The photo {missing[0]} was not found.", "warning")
             return None
         self.source_label.setText(f"Looking for the face in {', '.join(p.name for p in chosen)}…")
         return self._start(
@@ -886,12 +896,16 @@ class FaceSwapDock(QWidget):
         from workers.media.worker import CameraWorker
 
         worker = self._ensure_worker()
+        if worker.halted:
+            worker.resume_stream()  # the swap stopped after repeated failures: try it again
         camera = CameraWorker(camera_factory(self.context))
         camera.error.connect(self._on_camera_error)
         camera.state_changed.connect(self._on_camera_state)
+        camera.stream_halted.connect(self._on_stream_halted)
         camera.result_ready.connect(self._on_camera_frame)
         camera.add_subscriber(worker)
         self._camera = camera
+        self.live_problem.clear()
         self.preview.clear()
         self.preview.set_overlay("")
         self.preview.set_placeholder("Starting the camera…")
@@ -905,6 +919,17 @@ class FaceSwapDock(QWidget):
         return True
 
     def stop_live(self) -> None:
+        self._release_live()
+        self.live_problem.clear()
+        if not self._closing:
+            self.preview.set_overlay("")
+            self.preview.set_placeholder(IDLE_TEXT)
+            self.live_status.setText("")
+            self._update_hint()
+            self._update_actions()
+
+    def _release_live(self) -> None:
+        """Stop the camera (its thread joined, the device released), a recording and the virtual camera."""
         camera, self._camera = self._camera, None
         if camera is not None:
             if self._worker is not None:
@@ -919,12 +944,27 @@ class FaceSwapDock(QWidget):
         for button in (self.live_button, self.record_button, self.vcam_button, self.before_button):
             self._set_checked(button, False)
         self._before = False
-        if not self._closing:
-            self.preview.set_overlay("")
-            self.preview.set_placeholder(IDLE_TEXT)
-            self.live_status.setText("")
-            self._update_hint()
-            self._update_actions()
+
+    @Slot()
+    def retry_live(self) -> None:
+        """Retry after the live picture stopped: the camera and the swap start again, same settings."""
+        self.live_problem.clear()
+        self._release_live()
+        self.start_live()
+
+    def _live_problem(self, message: str) -> None:
+        """The camera or the swap stopped the live picture: release the camera, keep the last picture
+        and say what happened, with Retry."""
+        if self._closing:
+            return
+        self._release_live()
+        text = _strip_source(message[len("Camera: ") :] if message.startswith("Camera: ") else message)
+        self.preview.set_overlay("")
+        self.live_problem.show_problem(text)
+        self.live_status.setText("Live stopped.")
+        self.show_message(text, "error", notify=False)
+        self._update_hint()
+        self._update_actions()
 
     @property
     def live_running(self) -> bool:
@@ -935,8 +975,16 @@ class FaceSwapDock(QWidget):
         return self._camera
 
     @Slot(str)
+    def _on_stream_halted(self, message: str) -> None:
+        if self._camera is not None:
+            self._live_problem(message)
+
+    @Slot(str)
     def _on_camera_state(self, state: str) -> None:
-        if state in ("ended", "failed") and self._camera is not None:
+        if state == "ended" and self._camera is not None:
+            self._live_problem(CAMERA_STOPPED)
+            return
+        if state == "failed" and self._camera is not None:
             QTimer.singleShot(0, self.stop_live)
             QTimer.singleShot(
                 0, lambda: self.preview.set_placeholder("The camera stopped. Check Devices, then press Live again.")
@@ -1024,6 +1072,12 @@ class FaceSwapDock(QWidget):
     def _on_recording_saved(self, path: str) -> None:
         self._set_checked(self.record_button, False)
         self.show_message(f"Recording saved: {path}")
+
+    @Slot(str)
+    def _on_recording_failed(self, message: str) -> None:
+        """The recording stopped (say, the disk is full): the Record button says so, the live view goes on."""
+        self._set_checked(self.record_button, False)
+        self.show_message(_strip_source(message), "error", notify=False)
 
     def set_virtual_camera(self, on: bool) -> bool:
         """Send the swapped picture to a virtual camera (True) or stop (False)."""
@@ -1250,6 +1304,10 @@ def stage_text(stages: dict[str, float]) -> str:
     names = [n for n in STAGE_ORDER if n in stages] + [n for n in stages if n not in STAGE_ORDER and n != "total"]
     shown = [f"{name} {stages[name]:.0f}" for name in names if stages[name] >= 0.5]
     return " · ".join(shown) + " ms" if shown else ""
+
+
+#: What the live view says when the camera's stream ended without an error.
+CAMERA_STOPPED = "The camera stopped sending pictures. Check that it is plugged in, then press Retry."
 
 
 def _strip_source(message: str) -> str:

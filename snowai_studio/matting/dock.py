@@ -64,6 +64,7 @@ from snowai_studio.docks import StudioContext
 from snowai_studio.matting.canvas import VIEW_MODES, MattingCanvas, Stroke
 from snowai_studio.matting.state import SEED_BACKGROUND, SEED_SUBJECT, ImageEntry, make_thumbnail, path_key
 from snowai_studio.tool_dock import camera_factory, open_model_manager, pictures_dir, videos_dir
+from snowai_studio.widgets.problem_bar import ProblemBar
 from snowai_studio.widgets.status_rows import MessageLine, ProgressRow, message_icons
 from snowai_studio.widgets.video_view import VideoView
 from workers.base import Worker
@@ -413,6 +414,9 @@ class MattingDock(QWidget):
         stop = QPushButton("Stop live")
         stop.clicked.connect(lambda: self.stop_live())
         self.live_status = QLabel()
+        # What stopped the live picture (the camera, or the model failing on every frame), with Retry.
+        self.live_problem = ProblemBar("mattingLiveProblem")
+        self.live_problem.retry_requested.connect(self.retry_live)
         row = QHBoxLayout()
         row.addWidget(self.live_status, 1)
         row.addWidget(self.record_button)
@@ -420,6 +424,7 @@ class MattingDock(QWidget):
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.live_view, 1)
+        layout.addWidget(self.live_problem)
         layout.addLayout(row)
         return page
 
@@ -543,7 +548,9 @@ class MattingDock(QWidget):
             worker.result_ready.connect(self._on_live_result)
             worker.stats.connect(self._on_live_stats)
             worker.error.connect(self._on_worker_error)
+            worker.stream_halted.connect(self._on_stream_halted)
             worker.recording_saved.connect(self._on_recording_saved)
+            worker.recording_failed.connect(self._on_recording_failed)
             worker.set_param("background", self.background)
             worker.start()
             self._matting = worker
@@ -600,7 +607,12 @@ class MattingDock(QWidget):
         if unmatched:
             names = ", ".join(Path(u).name or u for u in unmatched[:5])
             more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
-            self.show_message(f"Not an image the studio can open: {names}{more}.", "warning")
+            if all(not Path(u).expanduser().exists() for u in unmatched):
+                self.show_message(f"Not found: {names}{more}.", "warning")
+            elif all(Path(u).expanduser().is_dir() for u in unmatched):
+                self.show_message(f"There are no images the studio can open in {names}{more}.", "warning")
+            else:
+                self.show_message(f"Not an image the studio can open: {names}{more}.", "warning")
         elif not added and files:
             self.show_message("These images are already open.")
         first = added[0] if added else (known.get(path_key(files[0])) if files else None)
@@ -1018,11 +1030,15 @@ class MattingDock(QWidget):
         from workers.media.worker import CameraWorker
 
         worker = self._ensure_matting()
+        if worker.halted:
+            worker.resume_stream()  # the model stopped after repeated failures: try it again
         camera = CameraWorker(camera_factory(self.context))
         camera.error.connect(self._on_camera_error)  # a bound slot: runs on the UI thread
         camera.state_changed.connect(self._on_camera_state)
+        camera.stream_halted.connect(self._on_stream_halted)
         camera.add_subscriber(worker)
         self._camera = camera
+        self.live_problem.clear()
         self.live_view.clear()
         self.live_view.set_placeholder("Starting the camera…")
         self.live_status.setText("")
@@ -1035,6 +1051,15 @@ class MattingDock(QWidget):
         return True
 
     def stop_live(self) -> None:
+        self._release_live()
+        self.live_problem.clear()
+        if not self._closing:
+            self.stack.setCurrentWidget(self.canvas if self.current is not None else self.empty_page)
+            self.thumbs.setVisible(len(self.entries) > 1)
+            self._update_actions()
+
+    def _release_live(self) -> None:
+        """Stop the camera (its thread joined, the device released) and finish a recording."""
         camera, self._camera = self._camera, None
         if camera is not None:
             if self._matting is not None:
@@ -1046,24 +1071,46 @@ class MattingDock(QWidget):
         self.record_button.setChecked(False)
         self.record_button.blockSignals(False)
         self.live_action.setChecked(False)
-        if not self._closing:
-            self.stack.setCurrentWidget(self.canvas if self.current is not None else self.empty_page)
-            self.thumbs.setVisible(len(self.entries) > 1)
-            self._update_actions()
+
+    @Slot()
+    def retry_live(self) -> None:
+        """Retry after the live picture stopped: the camera and the stream start again, same settings."""
+        self.live_problem.clear()
+        self._release_live()
+        self.start_live()
+
+    def _live_problem(self, message: str) -> None:
+        """The camera or the model stopped the live picture: release the camera, keep the last picture
+        and say what happened, with Retry."""
+        if self._closing:
+            return
+        self._release_live()
+        text = _strip_source(_strip_camera(message))
+        self.live_view.set_overlay("")
+        self.live_problem.show_problem(text)
+        self.live_status.setText("Live stopped.")
+        self.show_message(text, "error", notify=False)
+        self._update_actions()
 
     @property
     def live_running(self) -> bool:
         return self._camera is not None
 
     @Slot(str)
-    @Slot(str)
     def _on_camera_error(self, message: str) -> None:
         self.show_message(message, "error", notify=False)
 
+    @Slot(str)
+    def _on_stream_halted(self, message: str) -> None:
+        if self._camera is not None:
+            self._live_problem(message)
+
     def _on_camera_state(self, state: str) -> None:
-        if state in ("ended", "failed") and self._camera is not None:
+        if state == "failed" and self._camera is not None:
             self.live_view.set_placeholder("The camera stopped. Check Devices, then press Live… again.")
             QTimer.singleShot(0, self.stop_live)
+        elif state == "ended" and self._camera is not None:
+            self._live_problem(CAMERA_STOPPED)
 
     @Slot()
     def _on_live_result(self) -> None:
@@ -1120,6 +1167,14 @@ class MattingDock(QWidget):
     @Slot(str)
     def _on_recording_saved(self, path: str) -> None:
         self.show_message(f"Recording saved: {path}")
+
+    @Slot(str)
+    def _on_recording_failed(self, message: str) -> None:
+        """The recording stopped (say, the disk is full): the Record button says so, the live view goes on."""
+        self.record_button.blockSignals(True)
+        self.record_button.setChecked(False)
+        self.record_button.blockSignals(False)
+        self.show_message(_strip_source(message), "error", notify=False)
 
     @Slot(str)
     def _on_worker_error(self, message: str) -> None:
@@ -1285,7 +1340,10 @@ class MattingDock(QWidget):
         out, total = job.extra
         self.last_report = report
         done, failed = len(report.done), len(report.failed)
-        if report.cancelled:
+        stopped = getattr(report, "stopped", "")
+        if stopped:
+            text = f"Batch stopped: {done} of {total} images saved in {out}. {stopped}"
+        elif report.cancelled:
             text = f"Batch cancelled: {done} of {total} images saved in {out}."
         else:
             text = f"Batch finished: {done} images saved in {out}."
@@ -1345,7 +1403,7 @@ class MattingDock(QWidget):
         has_image = entry is not None and entry.image is not None
         has_mask = has_image and entry is not None and entry.alpha is not None
         busy = bool(entry.busy) if entry is not None else False
-        live = self._camera is not None
+        live = self._camera is not None or self.live_problem.active  # a stopped live view keeps its page
         long_job = self._busy_with("batch", "video")
         self.remove_action.setEnabled(has_image and not busy and not live)
         self.refine_action.setEnabled(has_mask and not busy and not live)
@@ -1412,6 +1470,15 @@ class MattingDock(QWidget):
 
     def sizeHint(self) -> QSize:
         return QSize(760, 640)
+
+
+#: What the live view says when the camera's stream ended without an error.
+CAMERA_STOPPED = "The camera stopped sending pictures. Check that it is plugged in, then press Retry."
+
+
+def _strip_camera(message: str) -> str:
+    """Camera errors arrive as "Camera: <sentence>"; the live view shows the sentence."""
+    return message[len("Camera: ") :] if message.startswith("Camera: ") else message
 
 
 def _strip_source(message: str) -> str:

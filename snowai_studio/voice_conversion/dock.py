@@ -45,6 +45,7 @@ from snowai_studio.docks import StudioContext
 from snowai_studio.tool_dock import microphone_factory, open_model_manager, speaker_factory
 from snowai_studio.voice_conversion.widgets import AudioFileList
 from snowai_studio.widgets.level_meter import LevelMeter
+from snowai_studio.widgets.problem_bar import ProblemBar
 from snowai_studio.widgets.sliders import ValueSlider
 from snowai_studio.widgets.status_rows import MessageLine, ProgressRow
 from workers import paths
@@ -385,6 +386,9 @@ class VoiceConversionDock(QWidget):
         start_row = QHBoxLayout()
         start_row.addWidget(self.start_button, 1)
         start_row.addWidget(self.passthrough)
+        # What stopped the live conversion (the microphone, the output or the voice failed), with Retry.
+        self.live_problem = ProblemBar("svcLiveProblem")
+        self.live_problem.retry_requested.connect(self.retry_live)
 
         self.in_meter = LevelMeter()
         self.in_meter.setObjectName("svcInputLevel")
@@ -470,6 +474,7 @@ class VoiceConversionDock(QWidget):
         layout = QVBoxLayout(box)
         layout.addLayout(devices)
         layout.addLayout(start_row)
+        layout.addWidget(self.live_problem)
         layout.addLayout(meters)
         layout.addWidget(self.stats_label)
         line = QFrame()
@@ -905,6 +910,7 @@ class VoiceConversionDock(QWidget):
         """Convert the microphone live to the output (``realtime_toggled(True)`` once it runs)."""
         if self._live or self._starting:
             return True
+        self.live_problem.clear()
         worker = self._ensure_worker()
         self._starting = True
         _set_checked(self.start_button, True)
@@ -917,6 +923,7 @@ class VoiceConversionDock(QWidget):
 
     def stop_live(self) -> None:
         """Stop the live conversion; the devices are released."""
+        self.live_problem.clear()
         self._starting = False
         if self._worker is not None:
             self._worker.stop_realtime()
@@ -949,6 +956,18 @@ class VoiceConversionDock(QWidget):
         self._set_live(running)
         if message and not self._closing:
             self.show_message(message, level, notify=False)
+        if running:
+            self.live_problem.clear()
+        elif level == "error" and message and not self._closing:
+            self.live_problem.show_problem(message)  # a device or the voice failed: offer to start again
+
+    @Slot()
+    def retry_live(self) -> None:
+        """Retry after the live conversion stopped: both devices are opened again, same settings."""
+        self.live_problem.clear()
+        if self._live:
+            self.stop_live()
+        self.start_live()
 
     @Slot(dict)
     def _on_stats(self, stats: dict) -> None:
@@ -975,7 +994,8 @@ class VoiceConversionDock(QWidget):
         missing = [p for p in paths if not p.is_file()]
         added = self.file_list.add_paths([p for p in paths if p.is_file()])
         if missing:
-            self.show_message(f"{missing[0].name} was not found; it was not added.", "warning")
+            what = "is a folder" if missing[0].is_dir() else "was not found"
+            self.show_message(f"{missing[0].name} {what}; it was not added.", "warning")
         elif added:
             n = self.file_list.count()
             self.show_message(f"{n} file{'s' if n != 1 else ''} ready to convert. Press Convert.")

@@ -20,7 +20,9 @@ faster_whisper, ctranslate2 and av are imported when needed, never at import tim
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -386,7 +388,7 @@ def _detail(exc: BaseException) -> str:
 
 
 def _stamp(seconds: float, sep: str) -> str:
-    ms = max(0, round(seconds * 1000))
+    ms = max(0, round(seconds * 1000)) if math.isfinite(seconds) else 0
     h, ms = divmod(ms, 3_600_000)
     m, ms = divmod(ms, 60_000)
     s, ms = divmod(ms, 1000)
@@ -405,11 +407,14 @@ def format_transcript(t: Transcript, fmt: str) -> str:
         return t.text.strip() + "\n" if t.text.strip() else ""
     blocks = []
     for i, s in enumerate(segments, 1):
-        end = max(s.end, s.start + 0.001)
+        start = s.start if math.isfinite(s.start) else 0.0
+        end = max(s.end, start + 0.001) if math.isfinite(s.end) else start + 0.001
+        # One line per cue: a blank line would end the cue early, and "-->" would read as a cue time.
+        text = re.sub(r"--+>", "->", " ".join(s.text.split()))
         if kind == "srt":
-            blocks.append(f"{i}\n{_stamp(s.start, ',')} --> {_stamp(end, ',')}\n{s.text.strip()}\n")
+            blocks.append(f"{i}\n{_stamp(start, ',')} --> {_stamp(end, ',')}\n{text}\n")
         else:
-            blocks.append(f"{_stamp(s.start, '.')} --> {_stamp(end, '.')}\n{s.text.strip()}\n")
+            blocks.append(f"{_stamp(start, '.')} --> {_stamp(end, '.')}\n{text}\n")
     body = "\n".join(blocks)
     return body if kind == "srt" else "WEBVTT\n\n" + body
 
@@ -429,7 +434,9 @@ def read_audio_16k(path: str | Path) -> np.ndarray:
         audio = _read_av(p)
     if audio.size == 0:
         raise UserError(f"{p.name} holds no sound.")
-    return np.ascontiguousarray(audio, dtype=np.float32)
+    # A float file may hold NaN, infinite or huge samples: they would poison the whole recognition.
+    audio = np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.ascontiguousarray(np.clip(audio, -1.0, 1.0), dtype=np.float32)
 
 
 def _read_soundfile(p: Path) -> np.ndarray | None:
@@ -444,6 +451,7 @@ def _read_soundfile(p: Path) -> np.ndarray | None:
         return None
     if rate <= 0:
         return None
+    data = np.clip(np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
     mono = convert_channels(as_block(data), 1)
     return resample(mono, int(rate), SAMPLE_RATE)[:, 0]
 

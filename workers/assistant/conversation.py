@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,10 +65,9 @@ class Turn:
         timings_raw = data.get("timings") or {}
         if not isinstance(timings_raw, dict):
             raise ValueError("a turn's timings are not an object")
-        timings = {str(k): float(v) for k, v in timings_raw.items() if isinstance(v, (int, float))}
-        turn_id = data.get("id", fallback_id)
+        timings = {str(k): t for k, v in timings_raw.items() if (t := _finite(v)) is not None}
         return cls(
-            id=int(turn_id) if isinstance(turn_id, (int, float, str)) and str(turn_id).strip() else fallback_id,
+            id=_turn_id(data.get("id", fallback_id), fallback_id),
             user=user,
             assistant=assistant,
             interrupted=bool(data.get("interrupted", False)),
@@ -75,6 +75,38 @@ class Turn:
             timings=timings,
             created=str(data.get("created") or ""),
         )
+
+
+def _finite(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (text, booleans, inf, 1e400, 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _turn_id(value: Any, fallback: int) -> int:
+    """A turn number from a file (a number or digits); ``fallback`` when it is missing or not one."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.lstrip("-").isdigit() or len(value) > 18:
+            return fallback
+        return int(value)
+    number = _finite(value)
+    if number is None or abs(number) >= 2**53:
+        return fallback
+    return int(number)
+
+
+def _json(text: str) -> Any:
+    """``json.loads`` whose every failure is a ValueError (nesting too deep included)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON is nested far too deep") from None
 
 
 @dataclass
@@ -132,7 +164,7 @@ class Conversation:
     @classmethod
     def from_json(cls, text: str) -> Conversation:
         try:
-            data = json.loads(text)
+            data = _json(text)
         except ValueError as exc:
             raise UserError(f"This is not a saved conversation (the JSON is damaged: {exc}).") from None
         if not isinstance(data, dict) or not isinstance(data.get("turns", None), list):
@@ -176,7 +208,7 @@ class Conversation:
                 m = re.match(rf"<!--\s*{FORMAT}\s+(.*?)\s*-->\s*$", line.strip())
                 if m:
                     try:
-                        created = str(json.loads(m.group(1)).get("created") or "")
+                        created = str(_json(m.group(1)).get("created") or "")
                     except (ValueError, AttributeError):
                         created = ""
         system: str | None = None
@@ -221,6 +253,8 @@ class Conversation:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise UserError(f"{path.name} is not a saved conversation (it is not UTF-8 text).") from None
+        if not text.strip():
+            raise UserError(f"{path.name} is empty; it is not a saved conversation.")
         suffix = path.suffix.lower()
         try:
             if suffix == ".json" or (suffix not in (".md", ".markdown") and text.lstrip().startswith("{")):
@@ -261,7 +295,7 @@ def _parse_turn(title: str, body: list[str], fallback_id: int) -> Turn:
         m = re.match(r"<!-- turn (.*?)\s*-->$", line.rstrip())
         if m and not meta:
             try:
-                loaded = json.loads(m.group(1))
+                loaded = _json(m.group(1))
                 meta = loaded if isinstance(loaded, dict) else {}
             except ValueError:
                 meta = {}

@@ -50,6 +50,10 @@ CONVERTER_VERSION = 1
 #: Written last into a converted folder; its absence means the folder is incomplete.
 MARKER = "snowai-converted.json"
 CONVERTED_DIR = "converted"
+#: Deepest nesting of metadata arrays read (real files nest one level at most).
+MAX_ARRAY_DEPTH = 8
+#: Largest ``general.alignment`` accepted (the format's default is 32 bytes).
+MAX_ALIGNMENT = 1 << 20
 #: GGUF files up to this size are converted to float32 weights, bigger ones to 16 bits.
 FLOAT32_LIMIT = 1536 * 1024 * 1024
 
@@ -205,7 +209,7 @@ class _Cursor:
         self.pos = pos
         return out
 
-    def array(self, item_type: int, count: int) -> Any:
+    def array(self, item_type: int, count: int, depth: int = 0) -> Any:
         if item_type == _STRING:
             return self.strings(count)
         if item_type in _NUMPY_TYPES:
@@ -216,10 +220,12 @@ class _Cursor:
             self.pos += n
             return arr
         if item_type == _ARRAY:
-            return [self.value(_ARRAY) for _ in range(count)]
+            if depth >= MAX_ARRAY_DEPTH:
+                raise _corrupt(self.path, "arrays nested too deep")
+            return [self.value(_ARRAY, depth + 1) for _ in range(count)]
         raise _corrupt(self.path, f"unknown array item type {item_type}")
 
-    def value(self, value_type: int) -> Any:
+    def value(self, value_type: int, depth: int = 0) -> Any:
         if value_type == _STRING:
             return self.string()
         if value_type == _ARRAY:
@@ -227,7 +233,7 @@ class _Cursor:
             count = self.u64()
             if count > self.size:
                 raise _corrupt(self.path, "an array longer than the file")
-            return self.array(item_type, count)
+            return self.array(item_type, count, depth)
         fmt = _SCALAR_FORMATS.get(value_type)
         if fmt is None:
             raise _corrupt(self.path, f"unknown metadata type {value_type}")
@@ -242,6 +248,20 @@ def _truncated(path: Path) -> UserError:
 
 def _corrupt(path: Path, what: str) -> UserError:
     return UserError(f"{path.name} is not a readable GGUF model ({what}); download or copy it again.")
+
+
+def _alignment(path: Path, value: Any) -> int:
+    """The ``general.alignment`` of a file: a positive whole number of bytes (32 when not given)."""
+    if value is None:
+        return 32
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise _corrupt(path, "an invalid general.alignment")
+    alignment = int(value)
+    if alignment == 0:
+        return 32
+    if not 0 < alignment <= MAX_ALIGNMENT:
+        raise _corrupt(path, f"an invalid general.alignment {alignment}")
+    return alignment
 
 
 def _block_sizes(ggml_type: int) -> tuple[int, int]:
@@ -307,7 +327,7 @@ def read_gguf(path: str | Path) -> GGUFFile:
             ggml_type = cur.u32()
             offset = cur.u64()
             infos.append((name, dims, ggml_type, offset))
-        alignment = int(metadata.get("general.alignment", 32) or 32)
+        alignment = _alignment(path, metadata.get("general.alignment", 32))
         data_start = (cur.pos + alignment - 1) // alignment * alignment
     tensors: list[GGUFTensor] = []
     for name, dims, ggml_type, offset in infos:

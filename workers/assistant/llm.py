@@ -257,6 +257,9 @@ def check_model_folder(folder: Path) -> None:
     tokenizer_files = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json", "spiece.model")
     if not any((folder / f).is_file() for f in tokenizer_files):
         raise UserError(f"{folder.name} has no tokenizer files (tokenizer.json or tokenizer.model).")
+    from workers.models.safety import check_weights
+
+    check_weights(folder)  # a pytorch_model.bin that would run code: one sentence, and nothing is loaded
 
 
 def _first_line(exc: BaseException) -> str:

@@ -293,6 +293,9 @@ class BarkTTS:
         wanted = (device or "auto").lower()
         use_cuda = wanted in ("cuda", "gpu") or (wanted == "auto" and torch.cuda.is_available())
         self.device = "cuda" if use_cuda else "cpu"
+        from workers.models.safety import check_weights
+
+        check_weights(self.folder)  # a pytorch_model.bin that would run code: one sentence, nothing loaded
         try:
             self._processor = AutoProcessor.from_pretrained(str(self.folder), local_files_only=True)
             dtype = torch.float16 if use_cuda else torch.float32

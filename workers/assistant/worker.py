@@ -10,7 +10,11 @@ Commands are plain methods callable from the UI thread: :meth:`start_listening`,
 :meth:`stop_listening`, :meth:`submit_text`, :meth:`set_talk`, :meth:`interrupt`, :meth:`set_options`
 (reloads only the models whose settings changed), :meth:`new_conversation`, :meth:`set_conversation`.
 No microphone means typed questions only; no speaker means answers as text only (a ``warning`` event
-says so either way).
+says so either way). The microphone is read through a :class:`~workers.media.watch.WatchedSource`: one
+that cannot open, raises, hangs or stops delivering sound gives ``stream_halted(sentence)`` once (the
+dock offers Retry: :meth:`restart_listening`). The model files in use are watched (see
+:mod:`workers.base`): a removed Whisper folder is reported once while the loaded copy keeps working; a
+changed file is loaded again.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Signal
@@ -201,12 +206,64 @@ class AssistantWorker(Worker):
             if pipeline is None or not self._listen_wanted or pipeline.listening:
                 return
             try:
-                source = self._source_factory()
+                from workers.media.watch import WatchedSource
+
+                source = WatchedSource(self._source_factory(), "microphone", on_failure=self._microphone_failed)
             except Exception as exc:
                 text = f"{describe_exception(exc, 'Microphone')} The assistant takes typed questions only."
                 self._relay(AssistantEvent("warning", text=text))
+                self._microphone_failed(describe_exception(exc, "Microphone"))
                 return
             pipeline.set_source(source)
+
+    def _microphone_failed(self, sentence: str) -> None:
+        """The microphone could not open, failed or went quiet (any thread): once per opening."""
+        log.info("Listening stopped: %s", sentence)
+        self.stream_halted.emit(sentence)
+
+    # ---- model files (worker thread) -------------------------------------------------------------
+    def _model_paths(self) -> dict[Path, str]:
+        """The files the loaded models came from, and which part ("asr", "llm", "voice") each belongs to."""
+        components = self.components
+        if components is None:
+            return {}
+        out: dict[Path, str] = {}
+        folder = getattr(components.asr, "folder", None)
+        if folder:
+            out[Path(folder) / "model.bin"] = "asr"
+        llm = components.llm
+        for attr in ("path", "folder"):
+            where = getattr(llm, attr, None)
+            if isinstance(where, str | Path) and str(where):
+                p = Path(where)
+                out[p / "config.json" if attr == "folder" else p] = "llm"
+                break
+        voice_path = getattr(components.voice, "model_path", None)
+        if isinstance(voice_path, str | Path) and str(voice_path):
+            out[Path(voice_path)] = "voice"
+        return out
+
+    def watched_files(self) -> list[Path]:
+        return list(self._model_paths())
+
+    def reload_models(self, changed: list[Path]) -> bool:
+        """A model file changed on disk: load those models again (the others are kept); raises when
+        they cannot be loaded, and the models in use stay."""
+        owners = self._model_paths()
+        parts = {owners[p] for p in changed if p in owners}
+        pipeline, components, options = self.pipeline, self.components, self._loaded_options
+        if not parts or pipeline is None or components is None or options is None:
+            return False
+        try:
+            fresh = self._build(options, reuse=components, parts=parts)
+        finally:
+            self.status.emit("")
+        pipeline.set_components(fresh)
+        self.components = fresh
+        if fresh.llm is not components.llm:
+            Components(components.vad, components.asr, components.llm, components.voice).close()
+        self.loaded.emit(fresh.describe())
+        return True
 
     # ---- events (pipeline threads) -------------------------------------------------------------
     def _relay(self, event: AssistantEvent) -> None:
@@ -264,6 +321,18 @@ class AssistantWorker(Worker):
         with self._source_lock:
             if self.pipeline is not None:
                 self.pipeline.set_source(None)
+
+    def restart_listening(self) -> None:
+        """Open the microphone anew with the same settings (Retry after it failed)."""
+        self._listen_wanted = True
+        if self.pipeline is not None or self.thread_running:
+            self._run_on_thread(self._reopen_source)
+
+    def _reopen_source(self) -> None:
+        with self._source_lock:
+            if self.pipeline is not None:
+                self.pipeline.set_source(None)
+        self._open_source()
 
     def submit_text(self, text: str) -> None:
         """A typed question."""
@@ -327,6 +396,7 @@ class AssistantWorker(Worker):
         parts = changed_components(self._loaded_options, options)
         if not parts:
             self._loaded_options = options
+            self.status.emit("")  # the dock may be showing a reload that turned out not to be needed
             return
         try:
             fresh = self._build(options, reuse=components, parts=parts)

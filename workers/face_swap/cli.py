@@ -143,6 +143,8 @@ def target_kind(path: Path) -> str:
     try:
         with Image.open(path):
             return "image"  # an animated image counts as one picture: its first frame
+    except Image.DecompressionBombError:
+        return "image"  # reading it says that it is too large
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         pass
     from workers.media.video import probe_video

@@ -203,6 +203,27 @@ class FaceSwapWorker(RecordingWorker):
         if pipeline is not None:
             pipeline.close()
 
+    def recover(self) -> bool:
+        """A fresh pipeline (models read again, the source face and reference prepared again)
+        replaces the current one once it has loaded."""
+        if self._factory is not None:
+            pipeline = self._factory(self.store, self.options.copy())
+        else:
+            pipeline = _default_pipeline(self.store, self.options.copy(), self.device)
+        pipeline.load()
+        if self._source_images:
+            pipeline.set_source(list(self._source_images))
+        if self._reference is not None:
+            pipeline.set_reference(self._reference)
+        old, self.pipeline = self.pipeline, pipeline
+        if old is not None:
+            try:
+                old.close()
+            except Exception as exc:
+                log.debug("closing a failed pipeline: %s", exc)
+        log.info("Face swap restarted: %s engine", self.engine_name)
+        return True
+
     @property
     def engine_name(self) -> str:
         pipeline = self.pipeline
@@ -255,6 +276,7 @@ class FaceSwapWorker(RecordingWorker):
         self._load_error = None
         self._set_state("ready")
         self.ready.emit()
+        self._start_watch()
 
     # ---- jobs (any thread) ---------------------------------------------------------------------------
     def set_source(self, paths: list[str | Path]) -> int:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from workers.errors import UserError, describe_exception
+from workers.files import disk_full_sentence, is_disk_full
 from workers.matting.compose import Background, composite
 from workers.matting.imageio import IMAGE_EXTENSIONS, LoadedImage, load_image, normalize_format, output_path, save_image
 
@@ -45,6 +46,8 @@ class BatchReport:
     done: list[tuple[Path, Path]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     cancelled: bool = False
+    #: Why the batch stopped before the end (a full disk), or "".
+    stopped: str = ""
 
     @property
     def total(self) -> int:
@@ -56,7 +59,10 @@ class BatchReport:
             text += f", {len(self.failed)} skipped"
         if self.cancelled:
             text += " (cancelled)"
-        return text + "."
+        text += "."
+        if self.stopped:
+            text += f" Stopped early: {self.stopped}"
+        return text
 
 
 def _is_image(path: Path) -> bool:
@@ -190,6 +196,9 @@ def run_batch(
                     report.done.append((src, fut.result()))
                 except Exception as exc:
                     report.failed.append((src, describe_exception(exc)))
+                    if is_disk_full(exc) and not report.stopped:
+                        # every later image would fail the same way: stop instead of trying them all
+                        report.stopped = disk_full_sentence("the cut-outs could not be saved.")
                 finished += 1
                 if progress is not None:
                     progress(finished, total)
@@ -197,6 +206,13 @@ def run_batch(
 
         top_up()
         while pending:
+            if report.stopped:
+                for src, fut in pending:
+                    fut.cancel()
+                    report.failed.append((src, report.stopped))
+                report.failed.extend((src, report.stopped) for src in queue)
+                pending.clear()
+                break
             if cancel is not None and cancel():
                 report.cancelled = True
                 for _src, fut in pending:

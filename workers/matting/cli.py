@@ -100,8 +100,16 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(f"Saved {saved} image{'s' if saved != 1 else ''} to {args.outdir} (model: {engine.model_label}).\n")
     skipped = [(str(path), reason) for path, reason in report.failed]
     skipped += [(text, "no image matched this input.") for text in unmatched]
+    if report.stopped:
+        err.write(f"{report.stopped} {saved} of {len(files)} images were saved.\n")
+        return EXIT_FAILED
     if not skipped:
         return EXIT_OK
+    if len(skipped) == 1 and not saved:
+        # One input and it failed: its sentence is the whole message.
+        name, reason = skipped[0]
+        err.write(f"{reason}\n" if Path(name).name in reason else f"{name}: {reason}\n")
+        return EXIT_FAILED
     err.write("Skipped:\n")
     for name, reason in skipped:
         err.write(f"  {name}: {reason}\n")

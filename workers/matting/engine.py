@@ -237,6 +237,12 @@ class MattingEngine:
         return Path(model).name if model.lower().endswith(".onnx") else model
 
     @property
+    def model_path(self) -> Path | None:
+        """The file of the chosen model, once it has been resolved (None before)."""
+        target = self._targets.get(self.options.model)
+        return target.path if target else None
+
+    @property
     def input_size(self) -> tuple[int, int] | None:
         """(height, width) the current model is fed, once loaded."""
         target = self._targets.get(self.options.model)
@@ -421,6 +427,12 @@ class MattingEngine:
             len(out_dims) not in (2, 3, 4) or (len(out_dims) == 4 and out_dims[1] not in (1, None))
         ):
             raise UserError(f"{what}: its output of shape {_shape_text(outputs[0].shape)} is not a one-channel mask.")
+        spatial = list(out_dims)
+        while len(spatial) > 2 and spatial[0] == 1:
+            spatial.pop(0)
+        if outputs[0].shape and (len(spatial) != 2 or any(d is not None and d < 2 for d in spatial)):
+            # e.g. a classifier's 1x10 scores: not a picture-shaped mask
+            raise UserError(f"{what}: its output of shape {_shape_text(outputs[0].shape)} is not a mask.")
         height, width = dims[2], dims[3]
         spec = target.spec
         if spec is not None:
@@ -472,7 +484,7 @@ class MattingEngine:
         pred = np.asarray(outs[0], dtype=np.float32)
         while pred.ndim > 2 and pred.shape[0] == 1:
             pred = pred[0]
-        if pred.ndim != 2:
+        if pred.ndim != 2 or min(pred.shape) < 2:
             raise UserError(f"{loaded.target.label} gave no one-channel mask (output shape {pred.shape}).")
         if loaded.sigmoid:
             with np.errstate(over="ignore"):

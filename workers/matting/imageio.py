@@ -122,7 +122,13 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     if path.is_dir():
         raise UserError(f"{name} could not be read: it is a folder, not an image.")
     try:
+        if path.stat().st_size == 0:
+            raise UserError(f"{name} could not be read: the file is empty (0 bytes).")
+    except OSError:
+        pass  # Pillow says what is wrong below
+    try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like: the pixels count
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 sixteen = _is_16bit(opened)  # the tile list is gone once decoded

@@ -16,10 +16,16 @@ Parameters change live through :meth:`~workers.base.Worker.set_param`: ``"backgr
 :class:`~workers.matting.compose.Background` or its text form) and every
 :class:`~workers.matting.options.MattingOptions` field, ``"model"`` included (a model switch keeps
 the worker running).
+
+The model file is watched (see :mod:`workers.base`): the live picture goes on from the session in
+memory when the file is removed; a file changed on disk is loaded again between two frames (or the
+sentence says why it cannot be); a live stream that keeps failing gets a fresh engine once, then
+stops with ``stream_halted``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -87,6 +93,23 @@ class MattingWorker(RecordingWorker):
         if engine is not None:
             engine.close()
 
+    def recover(self) -> bool:
+        """A fresh engine (the model file read again) replaces the current one once it has loaded."""
+        factory = self._engine_factory or _default_engine
+        engine = factory(self.store, self.options.copy(), self.device)
+        engine.load()
+        old, self.engine = self.engine, engine
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close()
+        log.info("Background removal reloaded: %s", self._model_label())
+        return True
+
+    def watched_files(self) -> list[Path]:
+        """The model file the engine reads (once it resolved the chosen model)."""
+        path = getattr(self.engine, "model_path", None)
+        return [path] if path else []
+
     def _engine(self) -> Any:
         if self.engine is None:
             raise UserError("Background removal is not ready yet; wait for the model to load.")
@@ -124,6 +147,7 @@ class MattingWorker(RecordingWorker):
         self._load_error = None
         self._set_state("ready")
         self.ready.emit()
+        self._start_watch()
 
     # ---- jobs (any thread) ------------------------------------------------------------------------
     def remove(self, image: LoadedImage) -> int:

@@ -22,12 +22,16 @@ from workers.media.devices import CameraDevice, DeviceReport, devices_summary, l
 from workers.media.fakes import (
     ArrayMicrophone,
     FailingCamera,
+    FailingMicrophone,
     GeneratedCamera,
     MemorySink,
+    StallingCamera,
+    StallingMicrophone,
     VideoFileCamera,
     WavMicrophone,
     WavSink,
 )
+from workers.media.watch import DeviceStalled, WatchedSource
 
 __all__ = [
     "TEST_PATTERN",
@@ -41,12 +45,17 @@ __all__ = [
     "CameraDevice",
     "CameraSource",
     "DeviceReport",
+    "DeviceStalled",
     "FailingCamera",
+    "FailingMicrophone",
     "FrameInfo",
     "FrameSource",
     "GeneratedCamera",
     "MemorySink",
+    "StallingCamera",
+    "StallingMicrophone",
     "VideoFileCamera",
+    "WatchedSource",
     "WavMicrophone",
     "WavSink",
     "audio_status",

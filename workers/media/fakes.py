@@ -152,6 +152,84 @@ class FailingCamera(GeneratedCamera):
         return super().read()
 
 
+#: How a stalling fake stops delivering: it hangs in ``read``, hands out nothing, or ends.
+STALL_MODES = ("block", "silent", "end")
+
+
+class _Stall:
+    """What the stalling fakes share: the point where they stop, and the hang they stop in."""
+
+    def __init__(self, stall_after: int, mode: str, release_on_close: bool) -> None:
+        if mode not in STALL_MODES:
+            raise ValueError(f"unknown stall mode {mode!r}; choose one of {', '.join(STALL_MODES)}")
+        self.stall_after = int(stall_after)
+        self.mode = mode
+        self.release_on_close = release_on_close
+        #: Set when the device starts to hang or go quiet (tests wait on it).
+        self.stalled = threading.Event()
+        #: Set while a read is hanging inside the device.
+        self.hanging = threading.Event()
+        self._unblock = threading.Event()
+
+    def release(self) -> None:
+        """Let a hanging read return (a device that comes back, or the end of a test)."""
+        self._unblock.set()
+
+    def hang(self) -> None:
+        self.stalled.set()
+        self.hanging.set()
+        try:
+            self._unblock.wait()
+        finally:
+            self.hanging.clear()
+
+    def closed(self) -> None:
+        if self.release_on_close:
+            self._unblock.set()
+
+
+class StallingCamera(GeneratedCamera):
+    """A test pattern that stops delivering after ``stall_after`` frames, the way a camera that is
+    unplugged without an error does: ``mode="block"`` hangs inside ``read`` (until the camera is
+    closed, like a driver whose read returns when the device is released; with
+    ``release_on_close=False`` until :meth:`release`, like a driver stuck for good) and
+    ``mode="end"`` returns None (the stream ends). ``"silent"`` is the same as ``"end"`` for a camera.
+    """
+
+    def __init__(
+        self,
+        stall_after: int = 3,
+        mode: str = "block",
+        *,
+        release_on_close: bool = True,
+        width: int = 64,
+        height: int = 48,
+        fps: float = 30,
+        paced: bool = False,
+    ) -> None:
+        super().__init__(width, height, fps, paced=paced, label="Stalling camera")
+        self.stall = _Stall(stall_after, mode, release_on_close)
+
+    @property
+    def stalled(self) -> threading.Event:
+        return self.stall.stalled
+
+    def release(self) -> None:
+        self.stall.release()
+
+    def read(self) -> StreamItem | None:
+        if self.is_open and self._seq >= self.stall.stall_after:
+            if self.stall.mode == "block":
+                self.stall.hang()
+            self.stall.stalled.set()
+            return None
+        return super().read()
+
+    def close(self) -> None:
+        self.stall.closed()
+        super().close()
+
+
 # ---- microphones ----------------------------------------------------------------------------------
 
 
@@ -255,6 +333,90 @@ class ArrayMicrophone:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class FailingMicrophone(ArrayMicrophone):
+    """A tone played as a microphone that breaks on demand: on open, or with an error on the read
+    after ``fail_after`` blocks."""
+
+    def __init__(
+        self,
+        fail_after: int = 5,
+        *,
+        fail_on_open: bool = False,
+        message: str = "The microphone stopped sending sound. It may have been unplugged.",
+        exception: type[BaseException] = UserError,
+        samplerate: int = 16000,
+        blocksize: int = 512,
+        paced: bool = True,
+        seconds: float = 30.0,
+    ) -> None:
+        t = np.arange(int(samplerate * seconds), dtype=np.float32) / samplerate
+        tone = (0.2 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+        super().__init__(tone, samplerate, samplerate, blocksize, 1, paced=paced, label="Failing microphone")
+        self.fail_after = fail_after
+        self.fail_on_open = fail_on_open
+        self.message = message
+        self.exception = exception
+
+    def open(self) -> None:
+        if self.fail_on_open:
+            raise self.exception(self.message)
+        super().open()
+
+    def read(self, timeout: float | None = None) -> StreamItem | None:
+        if self._data is not None and self._seq >= self.fail_after:
+            raise self.exception(self.message)
+        return super().read(timeout)
+
+
+class StallingMicrophone(ArrayMicrophone):
+    """A tone played as a microphone that stops delivering after ``stall_after`` blocks:
+    ``mode="silent"`` hands out nothing from then on (``read`` waits its timeout and returns None,
+    ``ended`` stays False: a driver that went quiet), ``mode="block"`` hangs inside ``read`` whatever
+    its timeout (until closed; with ``release_on_close=False`` until :meth:`release`), and
+    ``mode="end"`` ends the stream."""
+
+    def __init__(
+        self,
+        stall_after: int = 5,
+        mode: str = "silent",
+        *,
+        release_on_close: bool = True,
+        samplerate: int = 16000,
+        blocksize: int = 512,
+        paced: bool = True,
+        seconds: float = 30.0,
+    ) -> None:
+        t = np.arange(int(samplerate * seconds), dtype=np.float32) / samplerate
+        tone = (0.2 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+        super().__init__(tone, samplerate, samplerate, blocksize, 1, paced=paced, label="Stalling microphone")
+        self.stall = _Stall(stall_after, mode, release_on_close)
+
+    @property
+    def stalled(self) -> threading.Event:
+        return self.stall.stalled
+
+    def release(self) -> None:
+        self.stall.release()
+
+    def read(self, timeout: float | None = None) -> StreamItem | None:
+        if self._data is not None and self._seq >= self.stall.stall_after:
+            mode = self.stall.mode
+            if mode == "block":
+                self.stall.hang()
+                return None
+            self.stall.stalled.set()
+            if mode == "end":
+                self._ended = True
+                return None
+            self._closed.wait(timeout if timeout is not None else 0.05)
+            return None
+        return super().read(timeout)
+
+    def close(self) -> None:
+        self.stall.closed()
+        super().close()
 
 
 class WavMicrophone(ArrayMicrophone):

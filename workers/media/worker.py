@@ -1,10 +1,13 @@
 """Qt workers for media devices: a camera loop, a microphone loop and a speaker test.
 
-Each worker builds its device from a factory on its own thread (so a webcam or a PortAudio stream
-is opened, read and released by one thread), publishes the newest result through the one-item
-mailbox of :class:`~workers.base.Worker` (``result_ready`` then ``take_result``) and forwards
-every item to subscriber workers' :meth:`~workers.base.Worker.push`, whose bounded queues drop
-the oldest item when a model falls behind.
+Each worker builds its device from a factory and reads it through a
+:class:`~workers.media.watch.WatchedSource` (one reader thread opens, reads and releases the device;
+a device that raises, hangs or stops delivering becomes one sentence, and stopping never waits on a
+hung driver), publishes the newest result through the one-item mailbox of
+:class:`~workers.base.Worker` (``result_ready`` then ``take_result``) and forwards every item to
+subscriber workers' :meth:`~workers.base.Worker.push`, whose bounded queues drop the oldest item
+when a model falls behind. A device failure ends the loop with one ``error`` and one
+``stream_halted``; a stream that ends by itself (a video file) emits ``ended``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from workers.base import JobContext, Worker
 from workers.media.audio import AudioSink, AudioSource, iter_blocks, peak_dbfs, rms_dbfs, test_tone
 from workers.media.camera import FrameSource
 from workers.media.recording import LiveRecording
+from workers.media.watch import WatchedSource
 from workers.queues import StreamItem, StreamResult
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,24 @@ class _SourceWorker(Worker):
     def start(self, *, loop: bool = True) -> None:
         super().start(loop=loop)
 
+    def interrupt(self) -> None:
+        source = getattr(self, "source", None)
+        if isinstance(source, WatchedSource):
+            source.interrupt()
+
+    def _open_watched(self, source: WatchedSource) -> None:
+        """Open ``source`` as this worker's device (worker thread); reachable by :meth:`interrupt`
+        while it opens, released when it cannot open."""
+        self.source = source  # type: ignore[attr-defined]
+        if self._stopping:
+            source.interrupt()  # stop() came before the source was reachable: do not wait for the device
+        try:
+            source.open()
+        except BaseException:
+            self.source = None  # type: ignore[attr-defined]
+            source.close()
+            raise
+
     def extra_stats(self) -> dict[str, Any]:
         # A source has no input queue: what it drops are preview frames the UI never took.
         return {"dropped": self.latest.overwritten, "queued": 0}
@@ -94,23 +116,26 @@ class CameraWorker(_SourceWorker):
     releases it. The newest frame waits in the mailbox for the preview (a ``StreamResult`` whose
     payload is the BGR frame); every frame also goes to the subscribers. ``stats`` carries the
     measured fps, the size and how many preview frames were skipped. A source that fails mid
-    stream gives one ``error`` sentence, is released, and the loop ends (state ``ended``).
+    stream (raises, hangs, or delivers nothing for ``stall_seconds``) gives one ``error`` sentence
+    and one ``stream_halted``, is released, and the loop ends (state ``ended``).
     """
 
     name = "Camera"
     #: The source is open: emits its :class:`~workers.media.camera.FrameInfo`.
     opened = Signal(object)
 
-    def __init__(self, source_factory: Callable[[], FrameSource], name: str | None = None) -> None:
+    def __init__(
+        self, source_factory: Callable[[], FrameSource], name: str | None = None, *, stall_seconds: float | None = None
+    ) -> None:
         super().__init__(name)
         self._factory = source_factory
-        self.source: FrameSource | None = None
+        self.stall_seconds = stall_seconds
+        self.source: WatchedSource | None = None
         self.frames = 0
 
     def load(self) -> None:
-        source = self._factory()
-        source.open()
-        self.source = source
+        source = WatchedSource(self._factory(), "camera", stall_seconds=self.stall_seconds, name=self.name)
+        self._open_watched(source)
         self.opened.emit(source.info)
 
     def unload(self) -> None:
@@ -121,8 +146,10 @@ class CameraWorker(_SourceWorker):
     def step(self) -> bool:
         if self.source is None:
             return False
-        item = self._read_or_release(self.source.read)
+        item = self._read_or_release(self.source.read, WatchedSource.poll)
         if item is None:
+            if not self.source.ended:
+                return True  # no frame yet: parameter changes and stop requests get in between
             log.info("%s: end of stream after %d frames", self.name, self.frames)
             self.ended.emit()
             return False
@@ -158,19 +185,20 @@ class MicrophoneWorker(_SourceWorker):
         *,
         forward: bool = True,
         read_timeout: float = 0.05,
+        stall_seconds: float | None = None,
     ) -> None:
         super().__init__(name)
         self._factory = source_factory
         self.forward = forward
         self.read_timeout = read_timeout
-        self.source: AudioSource | None = None
+        self.stall_seconds = stall_seconds
+        self.source: WatchedSource | None = None
         self.blocks = 0
         self.level_dbfs = -120.0
 
     def load(self) -> None:
-        source = self._factory()
-        source.open()
-        self.source = source
+        source = WatchedSource(self._factory(), "microphone", stall_seconds=self.stall_seconds, name=self.name)
+        self._open_watched(source)
         self.opened.emit(int(source.samplerate), int(source.channels))
 
     def unload(self) -> None:
@@ -252,6 +280,10 @@ class RecordingWorker(Worker):
 
     #: A recording was finished and saved: its path.
     recording_saved = Signal(str)
+    #: A recording stopped because it could not be written (the sentence; a full disk reads "The disk is
+    #: full: …"). What could still be finished was saved (``recording_saved``); nothing half-written is
+    #: left under the recording's name.
+    recording_failed = Signal(str)
     #: Forced suffix of recordings (None keeps the one asked for).
     record_suffix: ClassVar[str | None] = None
 
@@ -292,4 +324,4 @@ class RecordingWorker(Worker):
         self.recording_saved.emit(str(path))
 
     def _recording_error(self, exc: BaseException, what: str) -> None:
-        self.report(exc, f"{self.name}: {what}")
+        self.recording_failed.emit(self.report(exc, f"{self.name}: {what}"))

@@ -4,6 +4,10 @@ Nothing here opens a socket at import time or on its own: a download starts only
 asks for one. A file is fetched into ``<name>.part`` (resumed with an HTTP Range request when a
 part is already there), its checksum is checked, and only then is it renamed to its final name.
 A wrong checksum deletes the part file, so a damaged download never becomes a model.
+
+A connection that drops, a server that stops sending (``timeout`` seconds without a byte) and a full
+disk each end with a sentence and keep the part file, so that the next attempt resumes where this one
+stopped; a full disk is not retried on the other sources (they would fill the same disk).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from workers.errors import Cancelled, UserError
+from workers.files import disk_full_sentence, is_disk_full
 from workers.models.manifest import ModelFile, Source, pip_command
 from workers.models.store import ModelState, ModelStore, Status, human_size
 
@@ -30,6 +35,19 @@ DEFAULT_TIMEOUT = 30.0
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
+
+
+class DiskFull(UserError):
+    """The disk filled up during a download (the part file is kept for a resume)."""
+
+
+def _disk_full(label: str, folder: Path, done: int | None = None, total: int | None = None) -> DiskFull:
+    got = f" after {human_size(done)}" + (f" of {human_size(total)}" if total else "") if done else ""
+    return DiskFull(
+        disk_full_sentence(f"{label} could not be saved in {folder}{got}.").replace(
+            "Free some space and try again.", "Free some space, then click Download again to resume."
+        )
+    )
 
 
 def _host(url: str) -> str:
@@ -69,7 +87,12 @@ def download_file(
     if scheme not in ("https", "http"):
         raise UserError(f"Only web downloads are supported, not {scheme or 'this'} addresses.")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise _disk_full(dest.name, dest.parent) from exc
+        raise UserError(f"The folder {dest.parent} could not be created ({exc.strerror or exc}).") from exc
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     if expected_size is not None and have > expected_size:
@@ -144,6 +167,9 @@ def _fetch(
             length = response.headers.get("Content-Length")
             total = have + int(length) if length and length.isdigit() else 0
         done = have
+        # read1 hands over what has arrived (up to CHUNK) without waiting for a whole CHUNK, so a
+        # connection that stalls or drops loses nothing that was already received.
+        read = getattr(response, "read1", None) or response.read
         try:
             with part.open(mode) as out:
                 if progress is not None:
@@ -151,17 +177,30 @@ def _fetch(
                 while True:
                     if cancel is not None and cancel():
                         raise Cancelled()
-                    block = response.read(CHUNK)
+                    block = read(CHUNK)
                     if not block:
                         break
                     out.write(block)
                     done += len(block)
                     if progress is not None:
                         progress(done, max(total, done))
-        except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
-            dropped = isinstance(exc, ConnectionError | TimeoutError | http.client.HTTPException)
+                left = getattr(response, "length", None)
+                if isinstance(left, int) and left > 0:
+                    raise ConnectionError(f"the server closed the connection {left} bytes before the end")
+        except TimeoutError as exc:
+            raise UserError(
+                f"{_host(url)} stopped sending {label} for {timeout:g} seconds after {human_size(done)}; "
+                "click Download again to resume where it stopped."
+            ) from exc
+        except (ConnectionError, http.client.HTTPException, OSError) as exc:
+            if is_disk_full(exc):
+                raise _disk_full(label, part.parent, done, total) from exc
+            dropped = isinstance(exc, ConnectionError | http.client.HTTPException)
             if not dropped and exc.errno is not None:
-                raise
+                raise UserError(
+                    f"{label} could not be saved in {part.parent} ({exc.strerror or exc}); "
+                    "what was downloaded is kept for the next attempt."
+                ) from exc
             raise UserError(
                 f"The connection to {_host(url)} dropped after {human_size(done)} of {label}; "
                 "click Download again to resume where it stopped."
@@ -246,6 +285,8 @@ def _download_one(
                 cancel=cancel,
                 timeout=timeout,
             )
+        except DiskFull:
+            raise  # another source would fill the same disk
         except UserError as exc:
             log.warning("source %s failed for %s: %s", url, spec.name, exc)
             errors.append(str(exc))

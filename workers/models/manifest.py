@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from workers.errors import UserError
+from workers.models.safety import name_problem, relative_name_problem
 from workers.paths import resources_dir
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ VERIFY_MODES = ("sha256", "md5", "size-only")
 EXTRACT_MODES = ("zip",)
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _HEX_RE = re.compile(r"^[0-9a-f]+$")
+_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 
 
 class ManifestError(UserError):
@@ -239,6 +242,9 @@ def _parse_model(entry: Any, index: int) -> Model:
     where = f"Model {model_id!r}" if model_id else f"Model entry number {index + 1}"
     if not isinstance(model_id, str) or not _ID_RE.match(model_id):
         raise ManifestError(f"{where} needs an id of lower-case letters, digits, '.', '_' or '-'.")
+    problem = name_problem(model_id)
+    if problem:
+        raise ManifestError(f"{where}: the id becomes the model's folder name, and it {problem}; choose another id.")
     tool = entry.get("tool")
     if tool not in TOOLS:
         raise ManifestError(f"{where} names an unknown tool {tool!r}; use one of {', '.join(TOOLS)}.")
@@ -266,18 +272,23 @@ def _parse_model(entry: Any, index: int) -> Model:
 
 
 def check_file_name(name: Any, where: str = "A file") -> str:
-    """A file name must stay inside its model folder: relative, no '..', no drive, no backslash."""
+    """A file name must stay inside its model folder on every platform: relative, no '..', no drive, no
+    backslash, no reserved device name (CON, NUL...), no character or ending Windows refuses."""
     if not isinstance(name, str) or not name.strip():
         raise ManifestError(f"{where} has a file without a name.")
     if "\\" in name or "\x00" in name:
         raise ManifestError(f"{where}: the file name {name!r} may not contain backslashes.")
     posix = PurePosixPath(name)
-    if posix.is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive:
+    windows = PureWindowsPath(name)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or re.match(r"^[A-Za-z]:", name):
         raise ManifestError(f"{where}: the file name {name!r} is absolute; it must be relative to the model folder.")
-    if any(part in ("..", "") for part in name.split("/")) or name.startswith("./"):
+    if any(part in ("..", "", ".") for part in name.split("/")) or name.startswith("./"):
         raise ManifestError(f"{where}: the file name {name!r} would leave the model folder.")
     if posix.name.startswith("."):
         raise ManifestError(f"{where}: the file name {name!r} may not be hidden (start with a dot).")
+    problem = relative_name_problem(name)
+    if problem:
+        raise ManifestError(f"{where}: the file name {name!r} {problem}; choose a plain name.")
     return name
 
 
@@ -327,7 +338,7 @@ def _package_path(raw: Any, where: str) -> PackagePath:
     if not all(isinstance(v, str) and v for v in (package, module, path)):
         raise ManifestError(f"{where}: a package source needs package, module and path.")
     assert isinstance(package, str) and isinstance(module, str) and isinstance(path, str)
-    if not re.match(r"^[A-Za-z0-9_.]+$", module):
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", module):  # a top-level package: no '..', no dots at all
         raise ManifestError(f"{where}: the module {module!r} is not a Python package name.")
     check_file_name(path, where)
     return PackagePath(package, module, path)
@@ -347,7 +358,7 @@ def _parse_source(raw: Any, where: str) -> Source:
         return Source(url=url)
     if key == "hf_repo":
         repo, filename = raw.get("hf_repo"), raw.get("hf_filename")
-        if not isinstance(repo, str) or repo.count("/") != 1:
+        if not isinstance(repo, str) or not _REPO_RE.match(repo) or ".." in repo:
             raise ManifestError(f"{where}: hf_repo must look like owner/name.")
         if not isinstance(filename, str) or not filename:
             raise ManifestError(f"{where}: a Hugging Face source needs hf_filename.")
@@ -355,6 +366,8 @@ def _parse_source(raw: Any, where: str) -> Source:
         revision = raw.get("revision")
         if revision is not None and not isinstance(revision, str):
             raise ManifestError(f"{where}: revision must be text.")
+        if revision is not None and (not _REVISION_RE.match(revision) or ".." in revision.split("/")):
+            raise ManifestError(f"{where}: the revision {revision!r} must be a branch, tag or commit name.")
         return Source(hf_repo=repo, hf_filename=filename, revision=revision)
     if key == "package":
         return Source(shipped=_package_path(raw, where))

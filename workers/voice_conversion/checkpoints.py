@@ -17,11 +17,13 @@ are and are folded into plain weights for inference.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import pickle
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,7 +98,6 @@ def _foreign_global(path: Path) -> str | None:
     """The first Python object a pickle names outside :data:`_WEIGHT_MODULES`, read with pickletools
     (nothing is executed); ``None`` when there is none or the pickle cannot be walked."""
     import pickletools
-    import zipfile
 
     try:
         if zipfile.is_zipfile(path):
@@ -151,12 +152,25 @@ def torch_load(path: Path, *, safe_globals: list[Any] | None = None) -> Any:
     if path.stat().st_size == 0:
         raise UserError(f"{path.name} is empty; it is not a checkpoint.")
     if path.suffix.lower() in (".pth", ".pt", ".ckpt", ".bin"):
-        sniff_file(path)  # a clear sentence for an image, a WAV, or no pickle/zip header at all
+        try:
+            sniff_file(path)  # a clear sentence for an image, a WAV, no pickle/zip header, or code inside
+        except UserError:
+            raise
+        except Exception as exc:  # a damaged archive can fail in many ways while it is looked into
+            log.info("Looking into %s failed: %s: %s", path, type(exc).__name__, exc)
+            raise UserError(
+                f"{path.name} is damaged or incomplete (perhaps a download or copy was cut short); "
+                "it could not be read."
+            ) from None
     context = torch.serialization.safe_globals(safe_globals) if safe_globals else contextlib.nullcontext()
     with context, warnings.catch_warnings():
         # torch warns on stderr about pickle protocols it did not write; the outcome is what counts.
         warnings.simplefilter("ignore", UserWarning)
         try:
+            if not zipfile.is_zipfile(path):
+                # A plain (legacy) pickle is read from memory: a length field of a damaged or hostile
+                # file then cannot make the unpickler ask the file for gigabytes at once.
+                return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
             try:
                 return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             except RuntimeError as exc:
@@ -297,6 +311,8 @@ def _sovits_config(cfg_path: Path) -> tuple[dict[str, Any], Any]:
         data = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{cfg_path.name} is not a valid JSON config file ({exc}).") from None
+    except RecursionError:
+        raise UserError(f"{cfg_path.name} is not a so-vits-svc config (its JSON is nested far too deep).") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict) or not isinstance(data.get("data"), dict):
         raise UserError(f"{cfg_path.name} is not a so-vits-svc config (it has no 'model' and 'data' sections).")
     try:

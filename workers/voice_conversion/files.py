@@ -74,6 +74,15 @@ def _read_with_av(path: Path) -> tuple[np.ndarray, int]:
     return np.concatenate(chunks, axis=0), int(rate)
 
 
+def _check_not_empty(path: Path) -> None:
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        return  # the reader says what is wrong
+    if empty:
+        raise UserError(f"{path.name} is empty (0 bytes); it is not a sound file.")
+
+
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """A float32 ``(frames, channels)`` array in [-1, 1] and the sample rate; a UserError sentence when
     the file is missing or is not audio."""
@@ -84,6 +93,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise UserError(f"The audio file {p} was not found.")
     if p.is_dir():
         raise UserError(f"{p} is a folder, not an audio file.")
+    _check_not_empty(p)
     try:
         data, rate = soundfile.read(str(p), dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, TypeError, ValueError) as sf_exc:
@@ -227,6 +237,7 @@ def _open_source(path: Path) -> _FileSource | _ArraySource:
         raise UserError(f"The audio file {path} was not found.")
     if path.is_dir():
         raise UserError(f"{path} is a folder, not an audio file.")
+    _check_not_empty(path)
     try:
         source = _FileSource(path)
         if source.frames > 0 and source.rate > 0 and source._file.seekable():

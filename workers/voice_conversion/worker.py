@@ -21,8 +21,12 @@ thread while the previous converter keeps running until the new one is ready), p
 ``"input_device"`` and ``"output_device"`` (reopening the devices when realtime runs) and
 ``"preset"`` (``"cpu"`` or ``"gpu"``: block, crossfade and context together).
 
-A device that fails (unplugged, busy, missing) ends realtime conversion with one ``error``
-sentence and ``realtime_changed(False, sentence, "error")``; a checkpoint that cannot be loaded
+A device that fails (unplugged, busy, missing, or a microphone that stops delivering: it is read
+through a :class:`~workers.media.watch.WatchedSource`) ends realtime conversion with one ``error``
+sentence, ``stream_halted(sentence)`` and ``realtime_changed(False, sentence, "error")``; calling
+:meth:`start_realtime` again (a Retry button) reopens both devices with the same settings. The
+chosen checkpoint is watched (see :mod:`workers.base`): a file changed on disk is loaded again (the
+previous voice stays in use when it cannot be), a removed one is reported once. A checkpoint that cannot be loaded
 gives ``model_failed(sentence)`` and the previous converter stays in use (a saved voice that cannot
 be loaded at start gives way to the built-in voice changer, so that realtime conversion always works).
 
@@ -308,6 +312,40 @@ class VoiceConversionWorker(Worker):
         self._close_session()
         self.converter = None
 
+    def interrupt(self) -> None:
+        """Stopping: a microphone that is still opening or hangs does not keep the thread waiting."""
+        source = self._source
+        stop = getattr(source, "interrupt", None)
+        if callable(stop):
+            stop()
+
+    def watched_files(self) -> list[Path]:
+        """The checkpoint (and its config.json, and the index) of the voice in use."""
+        info = self.model_info
+        paths: list[Path] = []
+        model = str(info.get("model") or "") if info else ""
+        if model and not info.get("dsp", True):
+            path = Path(model).expanduser()
+            if path.is_dir():
+                paths += sorted(p for p in path.iterdir() if p.suffix.lower() in (".pth", ".pt", ".json"))
+            else:
+                paths.append(path)
+                config = path.with_name("config.json")
+                if path.suffix.lower() in (".pth", ".pt") and config.is_file() and config != path:
+                    paths.append(config)
+        index = str(info.get("index") or "") if info else ""
+        if index:
+            paths.append(Path(index).expanduser())
+        return paths
+
+    def reload_models(self, changed: list[Path]) -> bool:
+        """The checkpoint changed on disk: load it again; on failure the voice in use stays (raises)."""
+        converter = self._converter_factory(self._load_options(), self.store, self.device)
+        self._load_error = None
+        self._use_converter(converter)
+        self._rebuild_block()  # the live conversion goes on with the new weights
+        return True
+
     def _load_options(self) -> VoiceConversionOptions:
         """The options a converter is loaded with: speaker 0, which every model has (the chosen speaker
         is set afterwards, falling back to 0 when the new model has fewer)."""
@@ -357,7 +395,9 @@ class VoiceConversionWorker(Worker):
             return
         value = coerce_option(name, value)
         if name == "model" and value == self.options.model and self.converter is not None:
-            self.model_loaded.emit(dict(self.model_info))  # nothing to load: say which voice is in use
+            # The same voice again: loaded anew only when its file changed on disk since.
+            if not self.check_model_files(force=True):
+                self.model_loaded.emit(dict(self.model_info))  # nothing to load: say which voice is in use
             return
         old = getattr(self.options, name)
         setattr(self.options, name, value)
@@ -396,6 +436,7 @@ class VoiceConversionWorker(Worker):
             return
         self._load_error = None
         self._use_converter(converter)
+        self.remember_model_files()
         self._set_state("ready")
         self._rebuild_block()  # the live conversion goes on with the new voice
 
@@ -440,8 +481,11 @@ class VoiceConversionWorker(Worker):
             self._open_session(self._ready_converter())
         except BaseException as exc:
             self._close_session()
-            message = self.report(exc, f"{self.name} could not start")
             self._running = False
+            if self._stopping:  # the studio is closing while the devices opened: nothing to tell
+                log.info("Realtime conversion was not started: the worker is stopping (%s)", exc)
+                return
+            message = self.report(exc, f"{self.name} could not start")
             self.realtime_changed.emit(False, _strip(message, f"{self.name} could not start"), "error")
             return
         self._running = True
@@ -459,9 +503,14 @@ class VoiceConversionWorker(Worker):
         )
 
     def _open_session(self, converter: Any) -> None:
+        from workers.media.watch import WatchedSource
         from workers.voice_conversion.realtime import RealtimeSession
 
-        source = self.source_factory(self.input_device, self.samplerate, self.device_blocksize)
+        source = WatchedSource(
+            self.source_factory(self.input_device, self.samplerate, self.device_blocksize),
+            "microphone",
+            name="Microphone",
+        )
         self._source = source
         source.open()  # its rate decides the output's (the session reopens it harmlessly)
         rate = int(source.samplerate)
@@ -563,12 +612,13 @@ class VoiceConversionWorker(Worker):
 
     def _on_session_error(self, exc: BaseException) -> None:
         """A device or the converter failed inside the session (its thread)."""
-        self._session_failed.emit(describe_exception(exc))
+        self._session_failed.emit(self.describe_error(exc, ""))
 
     @Slot(str)
     def _on_session_failed(self, message: str) -> None:
         self._emit_error(f"{self.name}: {message}")
         self._stop_realtime_here(f"Realtime conversion stopped: {message}", "error")
+        self.stream_halted.emit(f"{self.name}: {message}")
 
     def _on_session_stats(self, stats: dict[str, Any]) -> None:
         """Measurements of the session (its thread), with what the dock shows beside them."""
@@ -649,7 +699,7 @@ class VoiceConversionWorker(Worker):
                 if ctx.cancelled:
                     report.cancelled = True
                     break
-                message = describe_exception(exc)
+                message = self.describe_error(exc, "")  # a full disk reads "The disk is full: …"
                 log.warning("Converting %s failed: %s", src, message, exc_info=not isinstance(exc, UserError))
                 report.failed.append((src, message))
                 continue
