@@ -169,12 +169,7 @@ def _case(name: str) -> Case:
 
 
 #: Defects outside the files these tests may change: (entry point, case) -> what is wrong.
-KNOWN_DEFECTS = {
-    ("assistant voice", "mdl-piper-wrong-model"): (
-        "workers/assistant/tts.py PiperTTS loads any ONNX model that has a .onnx.json next to it; it fails only "
-        "when asked to speak"
-    ),
-}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 def cases(entry: str) -> list[Any]:

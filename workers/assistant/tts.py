@@ -162,7 +162,7 @@ class PiperTTS:
         except ImportError as exc:  # pragma: no cover - a dependency of the studio
             raise UserError("Piper voices need the piper-tts package (pip install piper-tts).") from exc
         try:
-            return PiperVoice.load(self.model_path, use_cuda=use_cuda)
+            voice = PiperVoice.load(self.model_path, use_cuda=use_cuda)
         except UserError:
             raise
         except Exception as exc:  # a damaged .onnx, an unreadable .onnx.json
@@ -175,6 +175,16 @@ class PiperTTS:
                 f"The Piper voice {self.model_path.name} could not be loaded ({_detail(exc)}); "
                 "the file may be damaged or not a Piper voice."
             ) from exc
+        session = getattr(voice, "session", None)
+        if session is not None:
+            names = {i.name for i in session.get_inputs()}
+            if not {"input", "input_lengths", "scales"} <= names:
+                # any ONNX model with a .onnx.json beside it loads; only a Piper voice takes these inputs
+                raise UserError(
+                    f"{self.model_path.name} is not a Piper voice: the model takes "
+                    f"{', '.join(sorted(names)) or 'no input'} instead of Piper's text input."
+                )
+        return voice
 
     # ---- settings --------------------------------------------------------------------------
     @property
