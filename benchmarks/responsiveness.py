@@ -202,104 +202,6 @@ class StallTracer:
         return sorted(self.counts.items(), key=lambda kv: -kv[1])[:n]
 
 
-# ---- fake devices that keep nothing ------------------------------------------------------------------------
-
-
-class NullSpeaker:
-    """A speaker that plays at real-time pace from a small buffer, like a sound card, and keeps nothing
-    but counters (so hours of output take no memory; the fakes in workers.media.fakes keep all they got)."""
-
-    def __init__(self, samplerate: int = DEVICE_RATE, channels: int = 1, buffer_seconds: float = 0.1) -> None:
-        self.samplerate = int(samplerate)
-        self.channels = int(channels)
-        self.buffer_seconds = float(buffer_seconds)
-        self.is_open = False
-        self.open_count = 0
-        self.close_count = 0
-        self.frames_written = 0
-        self.frames_cleared = 0
-        self.loud_frames = 0
-        self._opened_at = 0.0
-        self._cursor = 0
-        self._cond = threading.Condition()
-
-    def _now_frame(self) -> int:
-        return int((time.monotonic() - self._opened_at) * self.samplerate)
-
-    @property
-    def capacity(self) -> int:
-        return max(1, int(self.buffer_seconds * self.samplerate))
-
-    @property
-    def buffered_frames(self) -> int:
-        with self._cond:
-            return max(0, self._cursor - self._now_frame()) if self.is_open else 0
-
-    def open(self) -> None:
-        with self._cond:
-            if not self.is_open:
-                self._opened_at = time.monotonic()
-                self._cursor = 0
-                self.is_open = True
-                self.open_count += 1
-
-    def write(self, block: np.ndarray, timeout: float | None = 5.0) -> None:
-        data = np.asarray(block, np.float32)
-        frames = int(data.shape[0]) if data.ndim else 0
-        if not frames:
-            return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                if not self.is_open:
-                    from workers.errors import UserError
-
-                    raise UserError("The test speaker is not open.")
-                queued = self._cursor - self._now_frame()
-                if queued <= 0 or queued + frames <= self.capacity:
-                    break
-                wait = (queued + frames - self.capacity) / self.samplerate
-                if deadline is not None:
-                    wait = min(wait, max(0.0, deadline - time.monotonic()))
-                    if wait <= 0:
-                        break
-                self._cond.wait(max(0.001, wait))
-            self._cursor = max(self._cursor, self._now_frame()) + frames
-            self.frames_written += frames
-            if float(np.abs(data).max()) > 0.01:
-                self.loud_frames += frames
-
-    def clear(self) -> int:
-        with self._cond:
-            if not self.is_open:
-                return 0
-            dropped = max(0, self._cursor - self._now_frame())
-            self._cursor -= dropped
-            self.frames_cleared += dropped
-            self._cond.notify_all()
-            return dropped
-
-    def drain(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self.is_open and self._cursor > self._now_frame():
-                wait = (self._cursor - self._now_frame()) / self.samplerate
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    wait = min(wait, left)
-                self._cond.wait(max(0.001, wait))
-            return True
-
-    def close(self) -> None:
-        with self._cond:
-            if self.is_open:
-                self.close_count += 1
-            self.is_open = False
-            self._cond.notify_all()
-
-
 class Devices:
     """The camera, microphone and speaker factories injected into the window, and what they made."""
 
@@ -309,7 +211,7 @@ class Devices:
         self.voice_rate = voice_rate
         self.cameras: list[Any] = []
         self.microphones: list[Any] = []
-        self.speakers: list[NullSpeaker] = []
+        self.speakers: list[Any] = []
 
     def camera(self) -> Any:
         from workers.media.fakes import VideoFileCamera
@@ -327,8 +229,11 @@ class Devices:
         self.microphones = [*self.microphones[-7:], mic]
         return mic
 
-    def speaker(self) -> NullSpeaker:
-        speaker = NullSpeaker(DEVICE_RATE, 1, buffer_seconds=0.1)
+    def speaker(self) -> Any:
+        from workers.media.fakes import PacedSpeaker
+
+        # paced like a sound card, keeping nothing: hours of output take no memory
+        speaker = PacedSpeaker(DEVICE_RATE, 1, buffer_seconds=0.1, keep=False)
         self.speakers = [*self.speakers[-7:], speaker]
         return speaker
 

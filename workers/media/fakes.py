@@ -335,6 +335,12 @@ class ArrayMicrophone:
         self.close()
 
 
+def _tone(samplerate: int, seconds: float) -> np.ndarray:
+    """A 220 Hz sine at -14 dBFS peak: what the failing and stalling microphones play until they break."""
+    t = np.arange(int(samplerate * seconds), dtype=np.float32) / samplerate
+    return (0.2 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+
+
 class FailingMicrophone(ArrayMicrophone):
     """A tone played as a microphone that breaks on demand: on open, or with an error on the read
     after ``fail_after`` blocks."""
@@ -351,8 +357,7 @@ class FailingMicrophone(ArrayMicrophone):
         paced: bool = True,
         seconds: float = 30.0,
     ) -> None:
-        t = np.arange(int(samplerate * seconds), dtype=np.float32) / samplerate
-        tone = (0.2 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+        tone = _tone(samplerate, seconds)
         super().__init__(tone, samplerate, samplerate, blocksize, 1, paced=paced, label="Failing microphone")
         self.fail_after = fail_after
         self.fail_on_open = fail_on_open
@@ -388,8 +393,7 @@ class StallingMicrophone(ArrayMicrophone):
         paced: bool = True,
         seconds: float = 30.0,
     ) -> None:
-        t = np.arange(int(samplerate * seconds), dtype=np.float32) / samplerate
-        tone = (0.2 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+        tone = _tone(samplerate, seconds)
         super().__init__(tone, samplerate, samplerate, blocksize, 1, paced=paced, label="Stalling microphone")
         self.stall = _Stall(stall_after, mode, release_on_close)
 
@@ -597,12 +601,20 @@ class PacedSpeaker:
     and waits while more than ``buffer_seconds`` are queued, like a sound card; :meth:`clear` drops what
     was not played yet. Everything that was played (silence included) stays on the timeline:
     :meth:`played_between` reads it back for an :class:`EchoRoomMicrophone`, and
-    :meth:`sound_intervals` tells a test when sound came out.
+    :meth:`sound_intervals` tells a test when sound came out. With ``keep=False`` it only keeps the pace
+    (hours of output take no memory, for soak runs) and remembers nothing.
     """
 
     def __init__(
-        self, samplerate: int = 48000, channels: int = 1, *, buffer_seconds: float = 0.1, label: str = "Test speaker"
+        self,
+        samplerate: int = 48000,
+        channels: int = 1,
+        *,
+        buffer_seconds: float = 0.1,
+        label: str = "Test speaker",
+        keep: bool = True,
     ) -> None:
+        self.keep = keep
         self.samplerate = int(samplerate)
         self.channels = int(channels)
         self.buffer_seconds = float(buffer_seconds)
@@ -668,12 +680,14 @@ class PacedSpeaker:
                 self._cond.wait(max(0.001, wait))  # a clear() or close() wakes it early
             start = max(self._cursor, self._now_frame())
             end = start + len(data)
+            self._cursor = end
+            if not self.keep:
+                return
             if end > len(self._timeline):
                 grown = np.zeros((max(end, 2 * len(self._timeline), self.samplerate), self.channels), np.float32)
                 grown[: len(self._timeline)] = self._timeline
                 self._timeline = grown
             self._timeline[start:end] = data
-            self._cursor = end
             self.writes.append((time.monotonic(), len(data)))
 
     def clear(self) -> int:
@@ -686,7 +700,8 @@ class PacedSpeaker:
             if dropped:
                 self._timeline[now : self._cursor] = 0.0
                 self._cursor = now
-            self.clears.append((time.monotonic(), dropped))
+            if self.keep:
+                self.clears.append((time.monotonic(), dropped))
             self._cond.notify_all()
             return dropped
 
