@@ -108,7 +108,8 @@ def _transcribe(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             transcript = transcriber.transcribe_file(path, language=args.language)
         except UserError as exc:
-            err.write(f"{path.name}: {exc}\n")
+            text = str(exc)
+            err.write(f"{text}\n" if path.name in text else f"{path.name}: {text}\n")
             failed += 1
             continue
         text = format_transcript(transcript, args.fmt)
