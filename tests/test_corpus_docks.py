@@ -46,7 +46,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from snowai_studio.docks import StudioContext
 from snowai_studio.notifications import NotificationManager
-from workers.matting.imageio import IMAGE_EXTENSIONS
+from workers.media.imageio import IMAGE_EXTENSIONS
 from workers.voice_conversion.checkpoints import load_voice_model as _REAL_LOAD_VOICE_MODEL
 
 pytestmark = pytest.mark.timeout(60)

@@ -117,7 +117,7 @@ def test_matting_model_deleted_while_live_keeps_running_then_reload_is_a_sentenc
 def test_matting_model_overwritten_while_live_is_read_again_not_a_stale_cache(
     qtbot: Any, tmp_path: Path, fast_watch: None, stopped: list[base.Worker]
 ) -> None:
-    from workers.matting.imageio import LoadedImage
+    from workers.media.imageio import LoadedImage
     from workers.queues import StreamItem
 
     path = build_u2net_like(tmp_path / "models" / "subject.onnx", gain=3.0)

@@ -472,7 +472,7 @@ def images(scratch: Path) -> dict[str, bytes]:
     buf = io.BytesIO()
     rgb.convert("RGBA").save(buf, "PNG")
     out["RGBA"] = buf.getvalue()
-    from workers.matting.imageio import load_image
+    from workers.media.imageio import load_image
 
     for fmt, data in out.items():  # Pillow imports its format plugins on first use
         load_image(Slot(scratch, f"warm.{fmt.lower()}").write(data))
@@ -482,7 +482,7 @@ def images(scratch: Path) -> dict[str, bytes]:
 @FUZZ
 @given(fmt=st.sampled_from(["PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP", "RGBA"]), edits=EDITS, cut=CUTS)
 def test_image_reader_on_mutated_files(scratch: Path, images: dict[str, bytes], fmt: str, edits: Any, cut: Any) -> None:
-    from workers.matting.imageio import load_image
+    from workers.media.imageio import load_image
 
     path = Slot(scratch, f"fuzz.{fmt.lower()}").write(mutate(images[fmt], edits, cut))
     with warnings.catch_warnings(record=True) as caught:

@@ -12,8 +12,8 @@ from matting_fixtures import build_u2net_like, iou, subject_image
 from workers.matting.batch import BatchReport, expand_inputs, run_batch
 from workers.matting.compose import Background
 from workers.matting.engine import MattingEngine
-from workers.matting.imageio import load_image
 from workers.matting.options import MattingOptions
+from workers.media.imageio import load_image
 from workers.models.store import ModelStore
 
 

@@ -11,7 +11,7 @@ import pytest
 from matting_fixtures import build_u2net_like, iou, subject_image
 
 from snowai_studio import cli
-from workers.matting.imageio import load_image
+from workers.media.imageio import load_image
 from workers.models.store import ModelStore
 
 

@@ -17,10 +17,10 @@ from matting_fixtures import build_u2net_like, iou, subject_image
 
 from workers.base import Worker
 from workers.matting.compose import Background
-from workers.matting.imageio import LoadedImage
 from workers.matting.options import MaskResult, MattingOptions
 from workers.matting.worker import MattingWorker
 from workers.media.fakes import GeneratedCamera
+from workers.media.imageio import LoadedImage
 from workers.media.worker import CameraWorker
 from workers.models.store import ModelStore
 from workers.queues import StreamResult
@@ -313,7 +313,7 @@ def test_remove_job_gives_a_mask_result(qtbot: Any, workers: list, store, bright
 
 
 def test_batch_job_writes_cutouts(qtbot: Any, workers: list, store, bright: str, tmp_path: Path) -> None:
-    from workers.matting.imageio import load_image, save_image
+    from workers.media.imageio import load_image, save_image
 
     inputs = []
     for i in range(3):

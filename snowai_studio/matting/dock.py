@@ -71,9 +71,9 @@ from workers.base import Worker
 from workers.errors import UserError, describe_exception
 from workers.matting.batch import expand_inputs
 from workers.matting.compose import Background, background_layer, composite
-from workers.matting.imageio import IMAGE_EXTENSIONS, load_image, output_path, save_image
 from workers.matting.options import DEFAULT_MODEL, MattingOptions, ModelChoice, available_models
 from workers.matting.refine import grabcut_refine
+from workers.media.imageio import IMAGE_EXTENSIONS, load_image, output_path, save_image
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ _NOTICE_MARKER = "face-swap-notice-shown"
 # ---- file jobs shared with the worker -----------------------------------------------------------------
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as BGR uint8 (EXIF orientation applied); a UserError sentence when unreadable."""
-    from workers.matting.imageio import load_image
+    from workers.media.imageio import load_image
 
     return load_image(Path(path).expanduser()).bgr
 
@@ -57,7 +57,7 @@ def save_result(path: Path, bgr: np.ndarray, *, marked: bool) -> Path:
         from workers.face_swap.mark import save_marked_image
 
         return save_marked_image(path, bgr)
-    from workers.matting.imageio import save_image
+    from workers.media.imageio import save_image
 
     return save_image(path, bgr)
 
@@ -138,15 +138,10 @@ def target_kind(path: Path) -> str:
         raise UserError(f"The target {path} was not found.")
     if path.is_dir():
         raise UserError(f"The target {path} is a folder; choose an image or a video file.")
-    from PIL import Image, UnidentifiedImageError
+    from workers.media.imageio import is_image_file
 
-    try:
-        with Image.open(path):
-            return "image"  # an animated image counts as one picture: its first frame
-    except Image.DecompressionBombError:
-        return "image"  # reading it says that it is too large
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        pass
+    if is_image_file(path):
+        return "image"  # an animated image counts as one picture: its first frame
     from workers.media.video import probe_video
 
     try:

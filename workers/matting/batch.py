@@ -21,7 +21,7 @@ import numpy as np
 from workers.errors import UserError, describe_exception
 from workers.files import disk_full_sentence, is_disk_full
 from workers.matting.compose import Background, composite
-from workers.matting.imageio import IMAGE_EXTENSIONS, LoadedImage, load_image, normalize_format, output_path, save_image
+from workers.media.imageio import IMAGE_EXTENSIONS, LoadedImage, load_image, normalize_format, output_path, save_image
 
 log = logging.getLogger(__name__)
 

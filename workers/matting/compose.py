@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from workers.errors import UserError
+from workers.media.pixels import blend, mask2d
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def parse_background(text: str) -> Background:
         return Background(kind="color", color=color)
     path = Path(value).expanduser()
     if path.exists():
-        from workers.matting.imageio import load_image
+        from workers.media.imageio import load_image
 
         try:
             image = load_image(path)
@@ -114,35 +115,12 @@ def parse_background(text: str) -> Background:
     )
 
 
-def _alpha2d(alpha: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if alpha.ndim == 3:
-        alpha = alpha[..., 0]
-    if alpha.shape != shape[:2]:
-        raise ValueError(f"the mask is {alpha.shape[1]}x{alpha.shape[0]} but the image is {shape[1]}x{shape[0]}")
-    if alpha.dtype != np.uint8:
-        alpha = np.clip(alpha, 0, 255).astype(np.uint8)
-    return alpha
-
-
 def cutout(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The image with the alpha as its fourth channel (BGRA uint8; colours are kept, not premultiplied)."""
-    alpha = _alpha2d(alpha, bgr.shape)
+    alpha = mask2d(alpha, bgr.shape)
     out = cv2.cvtColor(np.ascontiguousarray(bgr[..., :3]), cv2.COLOR_BGR2BGRA)
     out[..., 3] = alpha
     return out
-
-
-def blend(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
-    """``fg * a + bg * (1 - a)`` for BGR uint8 images of the same size, rounded."""
-    alpha = _alpha2d(alpha, fg.shape)
-    a = alpha[..., None].astype(np.uint16)
-    out = fg.astype(np.uint16) * a
-    out += bg.astype(np.uint16) * (255 - a)
-    # Exact rounding of out / 255 in 16 bits: (t + (t >> 8)) >> 8 with t = out + 128.
-    out += 128
-    out += out >> 8
-    out >>= 8
-    return out.astype(np.uint8)
 
 
 def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from workers.errors import UserError
 
 if TYPE_CHECKING:
-    from workers.matting.imageio import LoadedImage
+    from workers.media.imageio import LoadedImage
     from workers.models.store import ModelStore
 
 log = logging.getLogger(__name__)

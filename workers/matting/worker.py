@@ -36,14 +36,15 @@ import numpy as np
 
 from workers.base import JobContext
 from workers.errors import UserError
-from workers.matting.compose import Background, blend, checkerboard, composite, parse_background
+from workers.matting.compose import Background, checkerboard, composite, parse_background
 from workers.matting.options import MaskResult, MattingOptions, coerce_option
+from workers.media.pixels import blend
 from workers.media.worker import RecordingWorker
 from workers.queues import StreamItem, StreamResult
 
 if TYPE_CHECKING:
     from workers.matting.batch import BatchReport
-    from workers.matting.imageio import LoadedImage
+    from workers.media.imageio import LoadedImage
     from workers.models.store import ModelStore
 
 log = logging.getLogger(__name__)

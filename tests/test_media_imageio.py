@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from workers.errors import UserError
-from workers.matting.imageio import IMAGE_EXTENSIONS, load_image, output_path, save_image
+from workers.media.imageio import IMAGE_EXTENSIONS, load_image, output_path, save_image
 
 
 def _rgb(h: int = 20, w: int = 30) -> np.ndarray:
@@ -167,7 +167,7 @@ def test_save_is_atomic_and_refuses_unknown_formats(tmp_path: Path, monkeypatch:
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("workers.matting.imageio.os.replace", broken_replace)
+    monkeypatch.setattr("workers.media.imageio.os.replace", broken_replace)
     with pytest.raises(UserError, match="could not be saved"):
         save_image(target, np.full((4, 4, 3), 255, np.uint8))
     assert target.read_bytes() == before
@@ -187,3 +187,70 @@ def test_output_path_never_the_source_and_numbers_taken_names(tmp_path: Path) ->
     (tmp_path / "photo-nobg-2.webp").write_bytes(b"")
     assert output_path(src, tmp_path, "webp") == tmp_path / "photo-nobg-3.webp"
     assert {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"} == IMAGE_EXTENSIONS
+
+
+# ---- one image I/O for every tool --------------------------------------------------------------------------
+def test_the_image_io_lives_in_the_shared_media_package() -> None:
+    import importlib
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("workers.matting.imageio")
+
+
+def test_face_swap_reads_and_writes_images_like_the_other_tools(tmp_path: Path) -> None:
+    """The face swap's file jobs decode odd images (CMYK, EXIF-rotated, 16-bit) like background removal
+    does, and refuse a non-image with the same sentence."""
+    from workers.face_swap.cli import read_image, save_result, target_kind
+
+    rgb = _rgb(20, 30)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    np.testing.assert_array_equal(read_image(tmp_path / "cmyk.jpg"), load_image(tmp_path / "cmyk.jpg").bgr)
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees
+    Image.fromarray(rgb).save(tmp_path / "rotated.jpg", exif=exif.tobytes())
+    assert read_image(tmp_path / "rotated.jpg").shape == (30, 20, 3)
+
+    wide = (np.arange(30, dtype=np.uint16) * 2000)[None, :].repeat(20, axis=0)
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    assert read_image(tmp_path / "wide.png").dtype == np.uint8
+
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    with pytest.raises(UserError) as from_face_swap:
+        read_image(tmp_path / "notes.jpg")
+    with pytest.raises(UserError) as shared:
+        load_image(tmp_path / "notes.jpg")
+    assert str(from_face_swap.value) == str(shared.value)
+    assert target_kind(tmp_path / "cmyk.jpg") == "image"
+
+    bgr = rgb[..., ::-1].copy()
+    out = save_result(tmp_path / "plain.png", bgr, marked=False)
+    np.testing.assert_array_equal(load_image(out).bgr, bgr)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_is_image_file_looks_at_the_content(tmp_path: Path) -> None:
+    from workers.media.imageio import is_image_file
+
+    Image.fromarray(_rgb()).save(tmp_path / "real.png")
+    (tmp_path / "real.png").rename(tmp_path / "real.dat")
+    (tmp_path / "fake.png").write_bytes(b"hello")
+    assert is_image_file(tmp_path / "real.dat")
+    assert not is_image_file(tmp_path / "fake.png")
+    assert not is_image_file(tmp_path / "missing.png")
+    assert not is_image_file(tmp_path)
+
+
+def test_blend_is_shared_and_rounds_exactly() -> None:
+    from workers.matting.compose import Background, composite
+    from workers.media.pixels import blend, mask2d
+
+    fg = np.full((2, 3, 3), 200, np.uint8)
+    bg = np.full((2, 3, 3), 100, np.uint8)
+    alpha = np.array([[0, 128, 255], [64, 191, 255]], np.uint8)
+    out = blend(fg, alpha, bg)
+    expected = np.rint((200 * alpha.astype(float) + 100 * (255 - alpha.astype(float))) / 255).astype(np.uint8)
+    np.testing.assert_array_equal(out[..., 0], expected)
+    np.testing.assert_array_equal(composite(fg, alpha, Background(kind="color", color=(100, 100, 100))), out)
+    with pytest.raises(ValueError, match="the mask is 2x2"):
+        mask2d(np.zeros((2, 2), np.uint8), fg.shape)

@@ -1,4 +1,4 @@
-"""Reading and writing the images of the background-removal tool.
+"""Reading and writing images, for every tool (background removal, face swap, the CLI).
 
 Decoding goes through Pillow with the EXIF orientation applied, and every odd kind of file is
 brought to 8-bit BGR (plus its alpha when it has one): greyscale, 16-bit greyscale or RGB,
@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from workers.errors import UserError
 from workers.files import save_bytes
+from workers.media.pixels import blend
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,22 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     return LoadedImage(np.ascontiguousarray(bgr), alpha, path, ", ".join(notes))
 
 
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """Whether Pillow recognises the file as an image, by its content (the suffix does not count).
+
+    An image too large to decode still counts: reading it says so in a sentence.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(Path(path)):
+                return True
+    except Image.DecompressionBombError:
+        return True
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return False
+
+
 def from_array(bgr: np.ndarray, path: Path | None = None) -> LoadedImage:
     """Wrap a BGR, BGRA or greyscale array as a :class:`LoadedImage`."""
     if bgr.ndim == 2:
@@ -165,8 +182,6 @@ def from_array(bgr: np.ndarray, path: Path | None = None) -> LoadedImage:
 
 
 def _flatten(bgra: np.ndarray, color: tuple[int, int, int] = FLATTEN_COLOR) -> np.ndarray:
-    from workers.matting.compose import blend
-
     bg = np.empty((*bgra.shape[:2], 3), np.uint8)
     bg[:] = color
     return blend(np.ascontiguousarray(bgra[..., :3]), np.ascontiguousarray(bgra[..., 3]), bg)
