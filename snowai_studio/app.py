@@ -29,7 +29,7 @@ def display_problem() -> str | None:
 
 def create_window(settings: Settings | None = None, extras: dict | None = None):
     """Build the context and the main window (the QApplication must exist)."""
-    from snowai_studio.docks import StudioContext
+    from snowai_studio.context import StudioContext
     from snowai_studio.main_window import MainWindow
     from snowai_studio.notifications import NotificationManager
     from workers.models.store import ModelStore

@@ -1,4 +1,5 @@
-"""The studio's home page: what this machine can run, which devices and models are here."""
+"""The studio's Home page: the tools with what to do first, and what this machine, its devices and
+its models offer."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
+from snowai_studio.icons import icon
+from snowai_studio.panels.tool_page import push_button
+from snowai_studio.tools import ToolSpec
 from workers import paths
 from workers.errors import describe_exception
 
@@ -34,14 +38,29 @@ TOOLS = {
 }
 
 
-def _card(title: str) -> tuple[QFrame, QVBoxLayout]:
+#: What to do first on each tool's page.
+FIRST_STEPS = {
+    "face_swap": "First: choose a face photo, then an image, a video or Start live.",
+    "matting": "First: open or drop a photo; the background is removed at once.",
+    "assistant": "First: press Start listening and ask a question, or type one.",
+    "voice_conversion": "First: pick a voice, then convert a recording or go live.",
+}
+
+
+def _card(title: str, icon_name: str = "") -> tuple[QFrame, QVBoxLayout]:
     frame = QFrame()
     frame.setObjectName("card")
     layout = QVBoxLayout(frame)
     layout.setContentsMargins(14, 12, 14, 12)
+    head = QHBoxLayout()
+    if icon_name:
+        badge = QLabel()
+        badge.setPixmap(icon(icon_name).pixmap(22, 22))
+        head.addWidget(badge)
     heading = QLabel(title)
     heading.setObjectName("cardTitle")
-    layout.addWidget(heading)
+    head.addWidget(heading, 1)
+    layout.addLayout(head)
     return frame, layout
 
 
@@ -52,34 +71,65 @@ def _value_label(text: str = "") -> QLabel:
     return label
 
 
-class OverviewPage(QScrollArea):
+class HomePage(QScrollArea):
+    """Where the studio opens: the four tools with what to do first, then this machine, its devices
+    and models."""
+
     devices_requested = Signal()
     models_requested = Signal()
+    #: The user picked a tool card: its id.
+    tool_requested = Signal(str)
 
-    def __init__(self, context: StudioContext, parent: QWidget | None = None) -> None:
+    def __init__(self, context: StudioContext, tools: list[ToolSpec], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
+        self.setObjectName("homePage")
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         body = QWidget()
         outer = QVBoxLayout(body)
-        outer.setContentsMargins(24, 20, 24, 20)
+        outer.setContentsMargins(28, 22, 28, 22)
         outer.setSpacing(14)
-        title = QLabel("SnowAI Studio")
+        title = QLabel("Welcome to SnowAI Studio")
         title.setObjectName("overviewTitle")
         subtitle = QLabel(
-            "Face swap, background removal, a voice assistant and voice conversion, "
-            "all running on this machine. Nothing leaves it unless you start a download."
+            "Everything runs on this computer and works offline. Pick a tool to start; "
+            "each one works right away with the models that came with the studio."
         )
         subtitle.setWordWrap(True)
         outer.addWidget(title)
         outer.addWidget(subtitle)
 
+        tool_grid = QGridLayout()
+        tool_grid.setSpacing(14)
+        self.tool_buttons: dict[str, QPushButton] = {}
+        for index, spec in enumerate(tools):
+            card, lay = _card(spec.title, spec.icon)
+            blurb = _value_label(spec.blurb)
+            lay.addWidget(blurb)
+            first = FIRST_STEPS.get(spec.id, "")
+            if first:
+                step = _value_label(first)
+                step.setProperty("hint", True)
+                lay.addWidget(step)
+            lay.addStretch(1)
+            number = index + 1
+            button = push_button(f"Open {spec.title.lower()}", spec.icon, primary=True)
+            button.setObjectName(f"home.open.{spec.id}")
+            button.setToolTip(f"Ctrl+{number}")
+            button.clicked.connect(lambda _checked=False, tool=spec.id: self.tool_requested.emit(tool))
+            self.tool_buttons[spec.id] = button
+            lay.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
+            tool_grid.addWidget(card, index // 2, index % 2)
+        tool_grid.setColumnStretch(0, 1)
+        tool_grid.setColumnStretch(1, 1)
+        outer.addLayout(tool_grid)
+
         grid = QGridLayout()
         grid.setSpacing(14)
         outer.addLayout(grid)
 
-        card, lay = _card("This machine")
+        card, lay = _card("This computer", "settings")
         self.compute_value = _value_label("Detecting the compute device…")
         mem = psutil.virtual_memory().total / 2**30
         self.machine_value = _value_label(f"{os.cpu_count() or 1} CPU threads · {mem:.1f} GiB memory")
@@ -88,47 +138,47 @@ class OverviewPage(QScrollArea):
         lay.addStretch(1)
         grid.addWidget(card, 0, 0)
 
-        card, lay = _card("Devices")
+        card, lay = _card("Devices", "camera")
         self.devices_value = _value_label("Looking for cameras, microphones and speakers…")
         lay.addWidget(self.devices_value)
         lay.addStretch(1)
-        self.devices_button = QPushButton("Devices…")
+        self.devices_button = push_button("Devices…", "camera")
         self.devices_button.clicked.connect(self.devices_requested)
         lay.addWidget(self.devices_button, 0, Qt.AlignmentFlag.AlignLeft)
         grid.addWidget(card, 0, 1)
 
-        card, lay = _card("Models")
+        card, lay = _card("Models", "models")
         self.models_value = _value_label()
         lay.addWidget(self.models_value)
         lay.addStretch(1)
         row = QHBoxLayout()
-        self.models_button = QPushButton("Model manager…")
+        self.models_button = push_button("Model manager…", "models")
         self.models_button.clicked.connect(self.models_requested)
-        store_button = QPushButton("Open the model folder")
+        store_button = push_button("Open the model folder", "folder")
         store_button.clicked.connect(self._open_store)
         row.addWidget(self.models_button)
         row.addWidget(store_button)
         row.addStretch(1)
         lay.addLayout(row)
-        grid.addWidget(card, 1, 0, 1, 2)
+        grid.addWidget(card, 0, 2)
+        for column in range(3):
+            grid.setColumnStretch(column, 1)
 
-        card, lay = _card("Folders")
         self.folders_value = _value_label()
-        lay.addWidget(self.folders_value)
-        grid.addWidget(card, 2, 0, 1, 2)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
+        self.folders_value.setProperty("hint", True)
+        outer.addWidget(self.folders_value)
         outer.addStretch(1)
         self.setWidget(body)
         self.refresh_models()
         self._show_folders()
 
     def set_compute(self, info: Any) -> None:
-        text = f"<b>{info.label()}</b>"
-        extra = [f"{name}: {what}" for name, what in info.runtimes.items()] + list(info.notes)
-        if not info.runtimes:
-            extra.append("No model runtime is installed yet; each tool installs its own.")
-        self.compute_value.setText(text + "<br>" + "<br>".join(extra))
+        """The device in words; the runtimes' own names only in the tooltip."""
+        gpu = getattr(info, "device", "cpu") != "cpu"
+        plain = "Models run on the graphics card." if gpu else "Models run on the processor (no usable GPU found)."
+        self.compute_value.setText(f"<b>{info.label()}</b><br>{plain}")
+        details = [f"{name}: {what}" for name, what in info.runtimes.items()] + list(info.notes)
+        self.compute_value.setToolTip("\n".join(details))
 
     def set_devices_summary(self, summary: str) -> None:
         self.devices_value.setText(summary)
@@ -148,7 +198,9 @@ class OverviewPage(QScrollArea):
     def _show_folders(self) -> None:
         store = self.context.model_store
         store_root = getattr(store, "root", paths.models_dir())
-        self.folders_value.setText(f"Models: {store_root}<br>Settings: {paths.config_dir()}<br>Logs: {paths.log_dir()}")
+        self.folders_value.setText(
+            f"Models in {store_root} · settings in {paths.config_dir()} · logs in {paths.log_dir()}"
+        )
 
     def _open_store(self) -> None:
         root = getattr(self.context.model_store, "root", paths.models_dir())
@@ -163,9 +215,9 @@ def models_summary_html(store: Any) -> str:
     rows = []
     for tool, counts in summarize(store).items():
         name = TOOLS.get(tool, tool)
-        rows.append(f"{name}: {counts['ready']} of {counts['known']} models ready")
+        rows.append(f"{name}: {counts['ready']} of {counts['known']} ready")
     total = summarize_usage(store)
-    return "<br>".join(rows) + (f"<br><br>Disk used by downloaded models: {total}" if total else "")
+    return "<br>".join(rows) + (f"<br>Downloaded and imported: {total}" if total else "")
 
 
 def summarize_usage(store: Any) -> str:

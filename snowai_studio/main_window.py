@@ -1,4 +1,5 @@
-"""The studio's main window: menus, tool docks, notifications panel, status bar."""
+"""The studio's main window: a slim tool switcher on the left, the Home page and one page per tool in
+the middle, and a status bar with the devices, the compute device and the notifications popover."""
 
 from __future__ import annotations
 
@@ -6,27 +7,34 @@ import logging
 import platform
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Slot
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QUrl, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QDockWidget,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QStackedWidget,
+    QToolBar,
     QToolButton,
     QWidget,
 )
 
-from snowai_studio import __version__, theme
-from snowai_studio.docks import DockSpec, StudioContext, registered_docks
-from snowai_studio.notifications import Notification, NotificationPanel
-from snowai_studio.overview import OverviewPage
+from snowai_studio import __version__, theme, wheel_guard
+from snowai_studio.context import StudioContext
+from snowai_studio.home import HomePage
+from snowai_studio.icons import icon
+from snowai_studio.notifications import Notification, NotificationPopover
+from snowai_studio.panels.live_source import describe_camera, describe_microphone
+from snowai_studio.panels.tool_page import ToolPage
+from snowai_studio.tools import ToolSpec, registered_tools
 from workers import base, compute, paths
 from workers.errors import describe_exception
 from workers.logs import log_file
 
 log = logging.getLogger(__name__)
+
+HOME = "home"
 
 
 class MainWindow(QMainWindow):
@@ -37,84 +45,110 @@ class MainWindow(QMainWindow):
         self.notifications = context.notifications
         self.setObjectName("SnowAIStudioMainWindow")
         self.setWindowTitle("SnowAI Studio")
-        icon = paths.resources_dir() / "icons" / "snowai.svg"
-        if icon.is_file():
-            self.setWindowIcon(QIcon(str(icon)))
+        icon_path = paths.resources_dir() / "icons" / "snowai.svg"
+        if icon_path.is_file():
+            self.setWindowIcon(QIcon(str(icon_path)))
         self.resize(1280, 800)
-        self.setDockNestingEnabled(True)
-        self.docks: dict[str, QDockWidget] = {}
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            wheel_guard.install(app)
+        #: The tool pages by id (a page that failed to open is left out and reported).
+        self.pages: dict[str, QWidget] = {}
+        self.page_actions: dict[str, QAction] = {}
         self.compute_info: compute.ComputeInfo | None = None
         self.device_report: Any = None
         self._closing = False
 
-        self.overview = OverviewPage(context, self)
-        self.setCentralWidget(self.overview)
-        self.overview.devices_requested.connect(self.open_devices)
-        self.overview.models_requested.connect(self.open_model_manager)
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("pages")
+        self.setCentralWidget(self.stack)
+        specs = registered_tools()
+        self.home = HomePage(context, specs, self)
+        self.home.devices_requested.connect(self.open_devices)
+        self.home.models_requested.connect(self.open_model_manager)
+        self.home.tool_requested.connect(self.show_page)
+        self.stack.addWidget(self.home)
+        self._build_switcher()
+        for spec in specs:
+            self._add_page(spec)
 
-        self._build_notifications_dock()
-        self._build_tool_docks()
         self._build_menus()
         self._build_status_bar()
-        self._default_state = self.saveState()
         self._restore_window_state()
         self._start_probes()
 
     # ---- construction ------------------------------------------------------------------------
-    def _build_notifications_dock(self) -> None:
-        self.notification_panel = NotificationPanel(self.notifications)
-        dock = QDockWidget("Notifications", self)
-        dock.setObjectName("dock.notifications")
-        dock.setWidget(self.notification_panel)
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [170], Qt.Orientation.Vertical)
-        self.docks["notifications"] = dock
-        self.notifications.notified.connect(self._on_notification)
+    def _build_switcher(self) -> None:
+        bar = QToolBar("Tools")
+        bar.setObjectName("toolSwitcher")
+        bar.setMovable(False)
+        bar.setFloatable(False)
+        bar.setIconSize(QSize(26, 26))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+        bar.toggleViewAction().setEnabled(False)
+        self.addToolBar(Qt.ToolBarArea.LeftToolBarArea, bar)
+        self.switcher = bar
+        self.switcher_group = QActionGroup(self)
+        self.switcher_group.setExclusive(True)
+        self._add_switcher_action(HOME, "Home", "home", "Ctrl+0", "The start page: the tools, devices and models")
 
-    def _build_tool_docks(self) -> None:
-        first_in_area: dict[Qt.DockWidgetArea, QDockWidget] = {}
-        last_in_area: dict[Qt.DockWidgetArea, QDockWidget] = {}
-        for spec in registered_docks():
-            dock = self._make_dock(spec)
-            if dock is None:
-                continue
-            self.addDockWidget(spec.area, dock)
-            previous = last_in_area.get(spec.area)
-            if spec.tabbed and previous is not None:
-                self.tabifyDockWidget(previous, dock)
-            first_in_area.setdefault(spec.area, dock)
-            last_in_area[spec.area] = dock
-            dock.setVisible(spec.visible)
-        # A fresh layout opens on the first tool of each tab group, not the last one added.
-        for dock in first_in_area.values():
-            dock.raise_()
+    def _add_switcher_action(self, page_id: str, text: str, icon_name: str, shortcut: str, tip: str) -> QAction:
+        action = QAction(icon(icon_name), text, self)
+        action.setObjectName(f"switch.{page_id}")
+        action.setCheckable(True)
+        action.setShortcut(QKeySequence(shortcut))
+        keys = QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)
+        action.setToolTip(f"{tip} ({keys})")
+        action.triggered.connect(lambda _checked=False, pid=page_id: self.show_page(pid))
+        self.switcher_group.addAction(action)
+        self.switcher.addAction(action)
+        button = self.switcher.widgetForAction(action)
+        if isinstance(button, QToolButton):
+            button.setObjectName(f"switcher.{page_id}")
+        self.page_actions[page_id] = action
+        return action
 
-    def _make_dock(self, spec: DockSpec) -> QDockWidget | None:
+    def _add_page(self, spec: ToolSpec) -> None:
         try:
-            widget = spec.factory(self.context)
+            page = spec.factory(self.context)
         except Exception as exc:  # one broken tool must not take the studio down
             log.error("%s", describe_exception(exc, f"The {spec.title} tool could not be opened"), exc_info=exc)
-            return None
-        dock = QDockWidget(spec.title, self)
-        dock.setObjectName(f"dock.{spec.id}")
-        dock.setWidget(widget)
-        self.docks[spec.id] = dock
-        return dock
+            return
+        page.setObjectName(page.objectName() or f"page.{spec.id}")
+        self.pages[spec.id] = page
+        self.stack.addWidget(page)
+        number = len(self.pages)
+        self._add_switcher_action(spec.id, spec.short_title or spec.title, spec.icon or "home",
+                                  f"Ctrl+{number}" if number < 10 else "", spec.title)
+        if isinstance(page, ToolPage):
+            page.remember_default_layout()
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self.settings_action = file_menu.addAction("&Settings…", self.open_settings)
-        self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        self.open_action = file_menu.addAction(icon("open"), "&Open…", self.open_in_page)
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_action.setToolTip("Open a file in the tool on screen")
+        file_menu.addSeparator()
+        self.settings_action = file_menu.addAction(icon("settings"), "&Settings…", self.open_settings)
+        self.settings_action.setShortcuts([QKeySequence("Ctrl+,"), *QKeySequence.keyBindings(
+            QKeySequence.StandardKey.Preferences)])
         file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit", self.close)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setShortcuts([QKeySequence("Ctrl+Q"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Quit)])
 
         view_menu = bar.addMenu("&View")
-        for dock_id, dock in self.docks.items():
-            action = dock.toggleViewAction()
-            action.setObjectName(f"view.{dock_id}")
+        for action in self.page_actions.values():
             view_menu.addAction(action)
+        view_menu.addSeparator()
+        self.inspector_actions: dict[str, QAction] = {}
+        for page_id, page in self.pages.items():
+            if isinstance(page, ToolPage):
+                toggle = page.inspector_dock.toggleViewAction()
+                toggle.setText(f"{page.title} settings panel")
+                toggle.setObjectName(f"view.inspector.{page_id}")
+                view_menu.addAction(toggle)
+                self.inspector_actions[page_id] = toggle
         view_menu.addSeparator()
         theme_menu = view_menu.addMenu("&Theme")
         group = QActionGroup(self)
@@ -129,10 +163,13 @@ class MainWindow(QMainWindow):
         view_menu.addAction("&Reset layout", self.reset_layout)
 
         tools_menu = bar.addMenu("&Tools")
-        self.devices_action = tools_menu.addAction("&Devices…", self.open_devices)
-        self.models_action = tools_menu.addAction("&Model manager…", self.open_model_manager)
+        self.devices_action = tools_menu.addAction(icon("camera"), "&Devices…", self.open_devices)
+        self.models_action = tools_menu.addAction(icon("models"), "&Model manager…", self.open_model_manager)
+        self.models_action.setShortcut(QKeySequence("Ctrl+M"))
 
         help_menu = bar.addMenu("&Help")
+        self.shortcuts_action = help_menu.addAction(icon("help"), "&Keyboard shortcuts", self.show_shortcuts)
+        self.shortcuts_action.setShortcut(QKeySequence("F1"))
         help_menu.addAction("Open the &log file", self.open_log_file)
         help_menu.addAction("Open the data &folder", lambda: self._open_path(paths.data_dir()))
         help_menu.addSeparator()
@@ -140,18 +177,75 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.compute_label = QLabel("Compute: detecting…")
-        self.compute_label.setObjectName("computeLabel")
         self.devices_label = QLabel("Devices: checking…")
         self.devices_label.setObjectName("devicesLabel")
+        self.compute_label = QLabel("Compute: detecting…")
+        self.compute_label.setObjectName("computeLabel")
         self.notifications_button = QToolButton()
+        self.notifications_button.setObjectName("notificationsButton")
         self.notifications_button.setAutoRaise(True)
-        self.notifications_button.setToolTip("Show the notifications panel")
+        self.notifications_button.setIcon(icon("bell"))
+        self.notifications_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.notifications_button.setToolTip("Errors and warnings of every tool")
         self.notifications_button.clicked.connect(self.show_notifications)
         bar.addPermanentWidget(self.devices_label)
         bar.addPermanentWidget(self.compute_label)
         bar.addPermanentWidget(self.notifications_button)
+        self.notification_popover = NotificationPopover(self.notifications, self)
+        self.notification_panel = self.notification_popover.panel
+        self.notifications.notified.connect(self._on_notification)
+        self.notifications.repeated.connect(lambda _i, _n: self._update_notification_button())
         self._update_notification_button()
+
+    # ---- pages -------------------------------------------------------------------------------------
+    @Slot(str)
+    def show_page(self, page_id: str) -> None:
+        """Bring the Home page or a tool page to the front."""
+        widget = self.home if page_id == HOME else self.pages.get(page_id)
+        if widget is None:
+            return
+        self.stack.setCurrentWidget(widget)
+        action = self.page_actions.get(page_id)
+        if action is not None:
+            action.setChecked(True)
+        self.open_action.setEnabled(self._page_open_action() is not None)
+
+    def current_page_id(self) -> str:
+        widget = self.stack.currentWidget()
+        return next((pid for pid, page in self.pages.items() if page is widget), HOME)
+
+    def _page_open_action(self) -> QAction | None:
+        page = self.stack.currentWidget()
+        action = getattr(page, "open_action", None)
+        return action if isinstance(action, QAction) else None
+
+    @Slot()
+    def open_in_page(self) -> None:
+        """File → Open (Ctrl+O): what the page on screen opens (images, a face photo, a recording)."""
+        action = self._page_open_action()
+        if action is not None and action.isEnabled():
+            action.trigger()
+
+    def shortcut_groups(self) -> dict[str, list[tuple[str, str]]]:
+        def keys(action: QAction) -> str:
+            return ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+
+        window_rows: list[tuple[str, str]] = []
+        for action in self.findChildren(QAction):
+            if action.shortcuts() and action.parent() is self:
+                what = action.toolTip().split(" (")[0] if action.objectName().startswith("switch.") else ""
+                window_rows.append((keys(action), what or action.text().replace("&", "").rstrip("…")))
+        groups = {"Everywhere": sorted(set(window_rows))}
+        for page_id, page in self.pages.items():
+            if isinstance(page, ToolPage):
+                groups[page.title or page_id] = page.page_shortcuts()
+        return groups
+
+    @Slot()
+    def show_shortcuts(self) -> None:
+        from snowai_studio.dialogs.shortcuts_dialog import ShortcutsDialog
+
+        ShortcutsDialog(self.shortcut_groups(), self).exec()
 
     # ---- start-up probes (off the UI thread) ---------------------------------------------
     def _start_probes(self) -> None:
@@ -168,41 +262,48 @@ class MainWindow(QMainWindow):
             self.compute_info = result
             self.compute_label.setText(f"Compute: {result.label()}")
             self.compute_label.setToolTip(result.details())
-            self.overview.set_compute(result)
+            self.home.set_compute(result)
         elif job_id == self._devices_job:
             from workers.media.devices import devices_summary
 
             self.device_report = result
-            summary = devices_summary(result)
-            self.devices_label.setText(summary)
-            self.overview.set_devices_summary(summary)
+            self.home.set_devices_summary(devices_summary(result))
+            self._show_devices()
+
+    def _show_devices(self) -> None:
+        """The chosen camera and microphone (a file standing in for one is named as such), or what
+        the scan found when nothing is chosen."""
+        from workers.media.devices import devices_summary
+
+        devices = self.settings.devices
+        report = self.device_report
+        if report is None:
+            return
+        parts = devices_summary(report).split(" · ")
+        camera = devices.camera or "0"
+        if not camera.strip().isdigit():
+            parts = [describe_camera(camera)] + [p for p in parts if "camera" not in p.lower()]
+        if devices.microphone and any(sep in devices.microphone for sep in "/\\"):
+            parts = [p for p in parts if "microphone" not in p.lower()]
+            parts.insert(1, describe_microphone(devices.microphone))
+        self.devices_label.setText(" · ".join(parts))
 
     # ---- notifications -----------------------------------------------------------------------
     @Slot(object)
-    def _on_notification(self, n: Notification) -> None:
+    def _on_notification(self, _n: Notification) -> None:
         self._update_notification_button()
-        if n.level in ("error", "warning"):
-            self.statusBar().showMessage(n.message, 8000)
 
     def _update_notification_button(self) -> None:
         c = self.notifications.counts()
-        style = self.style()
-        if c["error"]:
-            self.notifications_button.setIcon(style.standardIcon(style.StandardPixmap.SP_MessageBoxCritical))
-            self.notifications_button.setText(f" {c['error']} errors")
-        elif c["warning"]:
-            self.notifications_button.setIcon(style.standardIcon(style.StandardPixmap.SP_MessageBoxWarning))
-            self.notifications_button.setText(f" {c['warning']} warnings")
-        else:
-            self.notifications_button.setIcon(style.standardIcon(style.StandardPixmap.SP_MessageBoxInformation))
-            self.notifications_button.setText(" No problems")
-        self.notifications_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.notifications_button.setText(self.notifications.summary())
+        level = "error" if c["error"] else "warning" if c["warning"] else ""
+        self.notifications_button.setProperty("level", level)
+        self.notifications_button.style().unpolish(self.notifications_button)
+        self.notifications_button.style().polish(self.notifications_button)
 
     @Slot()
     def show_notifications(self) -> None:
-        dock = self.docks["notifications"]
-        dock.show()
-        dock.raise_()
+        self.notification_popover.show_at(self.notifications_button)
 
     # ---- actions ------------------------------------------------------------------------
     def set_theme(self, mode: str) -> None:
@@ -221,15 +322,33 @@ class MainWindow(QMainWindow):
         dialog = DevicesDialog(self.settings, self, **options)
         if dialog.exec():
             self._save_settings()
+            self._show_devices()
             self._devices_job = self.probe_worker.submit(lambda ctx: _scan_devices())
+            for page in self.pages.values():
+                if isinstance(page, ToolPage):
+                    page.devices_changed()
 
     @Slot()
     def open_model_manager(self) -> None:
         from snowai_studio.dialogs.models_dialog import ModelManagerDialog
 
         dialog = ModelManagerDialog(self.context.model_store, self)
+        imported = getattr(dialog, "model_imported", None)
+        if imported is not None:
+            imported.connect(self._on_model_imported)
         dialog.exec()
-        self.overview.refresh_models()
+        self.home.refresh_models()
+        for page in self.pages.values():
+            if isinstance(page, ToolPage):
+                page.models_changed()
+
+    @Slot(str, str)
+    def _on_model_imported(self, tool: str, model_id: str) -> None:
+        """A model just imported is selected in its tool's page."""
+        page = self.pages.get(tool)
+        if isinstance(page, ToolPage):
+            page.models_changed()
+            page.model_imported(model_id)
 
     @Slot()
     def open_settings(self) -> None:
@@ -240,13 +359,13 @@ class MainWindow(QMainWindow):
             self._save_settings()
             self.set_theme(self.settings.theme)
             self.context.model_store = _reopen_store(self.context.model_store, self.settings)
-            self.overview.refresh_models()
+            self.home.refresh_models()
 
     @Slot()
     def reset_layout(self) -> None:
-        self.restoreState(self._default_state)
-        for dock in self.docks.values():
-            dock.show()
+        for page in self.pages.values():
+            if isinstance(page, ToolPage):
+                page.reset_layout()
 
     def open_log_file(self) -> None:
         self._open_path(log_file())
@@ -274,16 +393,29 @@ class MainWindow(QMainWindow):
     def _restore_window_state(self) -> None:
         qs = self.window_settings()
         geometry = qs.value("geometry")
-        state = qs.value("state")
         if isinstance(geometry, QByteArray | bytes):
             self.restoreGeometry(QByteArray(geometry))
-        if isinstance(state, QByteArray | bytes):
-            self.restoreState(QByteArray(state))
+        for page_id, page in self.pages.items():
+            if not isinstance(page, ToolPage):
+                continue
+            state = qs.value(f"pages/{page_id}/state")
+            if isinstance(state, QByteArray | bytes):
+                page.restoreState(QByteArray(state))
+            sections = qs.value(f"pages/{page_id}/sections")
+            if isinstance(sections, str):
+                page.inspector.restore_section_states(_parse_sections(sections))
+        current = qs.value("page")
+        self.show_page(current if isinstance(current, str) and (current in self.pages or current == HOME) else HOME)
 
     def save_window_state(self) -> None:
         qs = self.window_settings()
         qs.setValue("geometry", self.saveGeometry())
-        qs.setValue("state", self.saveState())
+        qs.setValue("page", self.current_page_id())
+        for page_id, page in self.pages.items():
+            if isinstance(page, ToolPage):
+                qs.setValue(f"pages/{page_id}/state", page.saveState())
+                states = page.inspector.section_states()
+                qs.setValue(f"pages/{page_id}/sections", ",".join(f"{k}={int(v)}" for k, v in states.items()))
         qs.sync()
 
     def _save_settings(self) -> None:
@@ -298,8 +430,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             self.save_window_state()
             self._save_settings()
-            for dock in self.docks.values():
-                widget = dock.widget()
+            for widget in self.pages.values():
                 shutdown = getattr(widget, "shutdown", None)
                 if callable(shutdown):
                     shutdown()
@@ -307,6 +438,15 @@ class MainWindow(QMainWindow):
             if stuck:
                 log.warning("These workers did not stop in time: %s", ", ".join(stuck))
         event.accept()
+
+
+def _parse_sections(text: str) -> dict[str, bool]:
+    out = {}
+    for part in text.split(","):
+        key, _, value = part.rpartition("=")
+        if key and value in ("0", "1"):
+            out[key] = value == "1"
+    return out
 
 
 def _scan_devices() -> Any:

@@ -7,6 +7,7 @@ feeds the :class:`NotificationManager`; uncaught exceptions on any thread reach 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -17,6 +18,7 @@ from types import TracebackType
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -34,6 +36,46 @@ log = logging.getLogger(__name__)
 
 LEVELS = {logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error", logging.CRITICAL: "error"}
 MAX_KEPT = 1000
+#: The same message again within this many seconds counts as a repeat of the first, not a new line.
+REPEAT_SECONDS = 30.0
+
+#: One name per tool, whatever spelling a worker, a logger or a page used.
+SOURCE_NAMES = {
+    "face swap": "Face swap",
+    "faceswap": "Face swap",
+    "matting": "Background removal",
+    "background removal": "Background removal",
+    "assistant": "Voice assistant",
+    "voice assistant": "Voice assistant",
+    "voice conversion": "Voice conversion",
+    "svc": "Voice conversion",
+    "models": "Models",
+    "model manager": "Models",
+    "media": "Devices",
+    "camera": "Devices",
+    "microphone": "Devices",
+    "speaker": "Devices",
+    "devices": "Devices",
+    "settings": "Settings",
+    "studio": "Studio",
+    "crash": "Studio",
+}
+
+
+def source_name(source: str) -> str:
+    """The one name shown for ``source`` ("face_swap", "Face swap worker" → "Face swap")."""
+    key = source.replace("_", " ").strip().lower()
+    if key in SOURCE_NAMES:
+        return SOURCE_NAMES[key]
+    for suffix in (" worker", " thumbnails", " camera", " jobs"):
+        if key.endswith(suffix) and key[: -len(suffix)] in SOURCE_NAMES:
+            return SOURCE_NAMES[key[: -len(suffix)]]
+    return source[:1].upper() + source[1:] if source else "Studio"
+
+
+def plural(count: int, word: str) -> str:
+    """'1 error', '2 errors'."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @dataclass(frozen=True)
@@ -43,12 +85,16 @@ class Notification:
     source: str = ""
     details: str = ""
     time: float = field(default_factory=time.time)
+    #: How many times it came (the same message again soon after is counted here).
+    count: int = 1
 
 
 class NotificationManager(QObject):
     """Collects notifications from any thread and re-emits them on the UI thread."""
 
     notified = Signal(object)
+    #: A notification came again: its index in ``items`` and the updated notification.
+    repeated = Signal(int, object)
     _posted = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -75,6 +121,15 @@ class NotificationManager(QObject):
 
     @Slot(object)
     def _deliver(self, notification: Notification) -> None:
+        notification = dataclasses.replace(notification, source=source_name(notification.source))
+        for index in range(len(self.items) - 1, max(-1, len(self.items) - 20), -1):
+            seen = self.items[index]
+            if notification.time - seen.time > REPEAT_SECONDS:
+                break
+            if seen.message == notification.message and seen.level == notification.level:
+                self.items[index] = dataclasses.replace(seen, count=seen.count + 1, time=notification.time)
+                self.repeated.emit(index, self.items[index])
+                return
         self.items.append(notification)
         if len(self.items) > MAX_KEPT:
             del self.items[: len(self.items) - MAX_KEPT]
@@ -85,6 +140,14 @@ class NotificationManager(QObject):
         for n in self.items:
             out[n.level] += 1
         return out
+
+    def summary(self) -> str:
+        """'1 error, 2 warnings' (messages that came again count once); 'No problems'."""
+        c = self.counts()
+        parts = [plural(c["error"], "error")] if c["error"] else []
+        if c["warning"]:
+            parts.append(plural(c["warning"], "warning"))
+        return ", ".join(parts) or "No problems"
 
     def clear(self) -> None:
         self.items.clear()
@@ -148,10 +211,10 @@ class NotificationLogHandler(logging.Handler):
 def _source_of(logger_name: str) -> str:
     parts = logger_name.split(".")
     if parts[0] == "workers" and len(parts) > 1:
-        return parts[1].replace("_", " ")
+        return source_name(parts[1])
     if parts[0] == "snowai_studio":
-        return "studio"
-    return parts[0]
+        return source_name(parts[1]) if len(parts) > 2 else "Studio"
+    return source_name(parts[0])
 
 
 class NotificationPanel(QWidget):
@@ -192,12 +255,25 @@ class NotificationPanel(QWidget):
         for n in manager.items:
             self._add(n)
         manager.notified.connect(self._add)
+        manager.repeated.connect(self._repeat)
         self._update_summary()
+
+    @staticmethod
+    def _text(n: Notification) -> str:
+        return n.message if n.count == 1 else f"{n.message} (×{n.count})"
+
+    @Slot(int, object)
+    def _repeat(self, index: int, n: Notification) -> None:
+        offset = len(self._manager.items) - self.tree.topLevelItemCount()
+        item = self.tree.topLevelItem(index - offset)
+        if item is not None:
+            item.setText(0, time.strftime("%H:%M:%S", time.localtime(n.time)))
+            item.setText(2, self._text(n))
 
     @Slot(object)
     def _add(self, n: Notification) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(n.time))
-        item = QTreeWidgetItem([stamp, n.source, n.message])
+        item = QTreeWidgetItem([stamp, n.source, self._text(n)])
         item.setIcon(0, self._icons[n.level])
         item.setToolTip(2, n.message + ("\n\n" + n.details if n.details else ""))
         if n.level == "error":
@@ -213,7 +289,8 @@ class NotificationPanel(QWidget):
         if not any(c.values()):
             self.summary.setText("No messages. Errors and warnings from every tool appear here.")
         else:
-            self.summary.setText(f"{c['error']} errors, {c['warning']} warnings, {c['info']} messages")
+            parts = [plural(c["error"], "error"), plural(c["warning"], "warning"), plural(c["info"], "message")]
+            self.summary.setText(", ".join(parts))
 
     @Slot()
     def clear(self) -> None:
@@ -233,3 +310,28 @@ class NotificationPanel(QWidget):
 
     def messages(self) -> list[str]:
         return [self.tree.topLevelItem(i).text(2) for i in range(self.tree.topLevelItemCount())]
+
+
+class NotificationPopover(QFrame):
+    """The list of notifications as a popup over the status bar (opened from its button)."""
+
+    def __init__(self, manager: NotificationManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Popup)
+        self.setObjectName("notificationPopover")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.panel = NotificationPanel(manager)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.panel)
+        self.resize(640, 320)
+
+    def show_at(self, anchor: QWidget) -> None:
+        """Open above ``anchor`` (the status bar's button), kept inside its window."""
+        window = anchor.window()
+        width = min(self.width(), max(320, window.width() - 24))
+        self.resize(width, self.height())
+        corner = anchor.mapToGlobal(anchor.rect().topRight())
+        left = max(window.mapToGlobal(window.rect().topLeft()).x() + 8, corner.x() - width)
+        self.move(left, corner.y() - self.height() - 4)
+        self.show()
+        self.raise_()

@@ -68,13 +68,21 @@ def apply_theme(app: QApplication, mode: str = "system") -> str:
     app.setStyle("Fusion")
     shown = effective_mode(mode)
     app.setPalette(dark_palette() if shown == "dark" else light_palette())
-    qss = resources_dir() / "style" / "studio.qss"
-    app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.is_file() else "")
+    app.setStyleSheet(style_sheet(shown))
     app.setProperty("snowai_theme", shown)
     if not _hooked:
         QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _scheme: _follow_system(app))
         _hooked = True
     return shown
+
+
+def style_sheet(shown: str) -> str:
+    """The studio's style sheet, with the dark theme's additions when ``shown`` is "dark"."""
+    folder = resources_dir() / "style"
+    names = ["studio.qss"] + (["studio-dark.qss"] if shown == "dark" else [])
+    parts = [(folder / name).read_text(encoding="utf-8") for name in names if (folder / name).is_file()]
+    icons = (resources_dir() / "icons").as_posix()
+    return "\n".join(parts).replace("@ICONS@", icons)
 
 
 def _follow_system(app: QApplication) -> None:

@@ -23,11 +23,11 @@ from assistant_fixtures import QUESTIONS, shipped_store, shipped_transcriber, sh
 from llm_fixtures import FakeOpenAIServer, tiny_chat_llm_dir  # noqa: F401  (a session fixture)
 from PySide6.QtCore import Qt
 
-from snowai_studio import docks
-from snowai_studio.assistant import create_dock
+from snowai_studio import tools
+from snowai_studio.assistant import create_page
 from snowai_studio.assistant.dock import AssistantDock
 from snowai_studio.assistant.widgets import breakdown_text, milestones, timings_text
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
 from workers import base
 from workers.assistant.options import AssistantOptions
@@ -250,7 +250,7 @@ def test_tiny_transformers_model_answers_through_the_dock(
     make_dock: Callable[..., AssistantDock], qtbot: Any, tiny_llm: Any
 ) -> None:
     settings = Settings.load()
-    settings.assistant.max_new_tokens = 16  # it never stops by itself: random weights
+    settings.options(AssistantOptions).max_new_tokens = 16  # it never stops by itself: random weights
     dock = make_dock(Components_(tiny_llm), settings=settings)
     assert dock.send_text("Hello there, who are you?")
     done = wait_done(qtbot, dock, 1)
@@ -438,9 +438,9 @@ def test_options_persist_and_apply_live(make_dock: Callable[..., AssistantDock],
     # Applied live: the worker has them (no model was reloaded for these).
     qtbot.waitUntil(lambda: worker.options.min_silence_ms == 700, timeout=WAIT)
     assert worker.options.system_prompt == "Answer like a pirate." and worker is dock.worker
-    qtbot.waitUntil(lambda: Settings.load().assistant.min_silence_ms == 700, timeout=5000)
+    qtbot.waitUntil(lambda: Settings.load().options(AssistantOptions).min_silence_ms == 700, timeout=5000)
 
-    saved = Settings.load().assistant
+    saved = Settings.load().options(AssistantOptions)
     assert saved.vad_threshold == pytest.approx(0.35)
     assert saved.headset is True and saved.barge_in is False
     assert saved.language == "de"
@@ -467,8 +467,8 @@ def test_options_persist_and_apply_live(make_dock: Callable[..., AssistantDock],
     assert dock.options.tts_engine == "piper" and dock.options.voice == "piper-en-us-joe-medium-shipped"
     panel.speed_spin.setValue(1.2)
     dock.save_options()
-    assert Settings.load().assistant.llm_backend == "openai"
-    assert Settings.load().assistant.speed == pytest.approx(1.2)
+    assert Settings.load().options(AssistantOptions).llm_backend == "openai"
+    assert Settings.load().options(AssistantOptions).speed == pytest.approx(1.2)
 
     # A new dock (the next start of the studio) shows what was chosen.
     again = make_dock(settings=Settings.load())
@@ -616,9 +616,9 @@ def test_latency_texts() -> None:
 def test_dock_in_the_main_window(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from snowai_studio.app import create_window
 
-    registry = list(docks.registered_docks())
-    monkeypatch.setattr(docks, "_REGISTRY", registry)
-    docks.register_dock(docks.DockSpec("assistant", "Voice assistant", create_dock))
+    registry = list(tools.registered_tools())
+    monkeypatch.setattr(tools, "_REGISTRY", registry)
+    tools.register_tool(tools.ToolSpec("assistant", "Voice assistant", create_page, "assistant"))
     out = PacedSpeaker(48000, buffer_seconds=0.1)
     extras = {
         "assistant_components_factory": Components_(ScriptedLLM("Hello from the window.")),
@@ -629,14 +629,14 @@ def test_dock_in_the_main_window(qtbot: Any, monkeypatch: pytest.MonkeyPatch) ->
     qtbot.addWidget(window)
     window.show()
     try:
-        assert "assistant" in window.docks
-        dock = window.docks["assistant"].widget()
+        assert "assistant" in window.pages
+        dock = window.pages["assistant"]
         assert isinstance(dock, AssistantDock) and dock.worker is None
         opened: list[bool] = []
         monkeypatch.setattr(window, "open_model_manager", lambda: opened.append(True))
         dock.models_link.linkActivated.emit("models")
         assert opened == [True]
-        window.docks["assistant"].raise_()
+        window.show_page("assistant")
         done = wait_next_done(qtbot, dock, lambda: dock.send_text("Hello?"))
         assert done.text.strip() == "Hello from the window."
         dock.start_listening()

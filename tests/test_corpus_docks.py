@@ -44,7 +44,7 @@ from corpus import (
 from llm_fixtures import tiny_chat_llm_dir  # noqa: F401  (a session fixture)
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
 from workers.media.imageio import IMAGE_EXTENSIONS
 from workers.voice_conversion.checkpoints import load_voice_model as _REAL_LOAD_VOICE_MODEL
@@ -486,8 +486,8 @@ def assistant(home: Path, qapp: Any, dialogs: Dialogs, tiny_chat_llm_dir: Path) 
     from workers.settings import Settings
 
     settings = Settings.load()
-    settings.assistant = AssistantOptions(
-        llm_backend="transformers", llm_model=str(tiny_chat_llm_dir), max_new_tokens=4
+    settings.set_options(
+        AssistantOptions(llm_backend="transformers", llm_model=str(tiny_chat_llm_dir), max_new_tokens=4)
     )
     settings.save()
     extras = {"speaker_factory": lambda: MemorySink(48000, 1), "microphone_factory": lambda: None}
@@ -665,14 +665,14 @@ def rvc_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _svc_dock(store: Any) -> Any:
-    from snowai_studio.voice_conversion import create_dock
+    from snowai_studio.voice_conversion import create_page
     from workers.media.fakes import ArrayMicrophone, MemorySink
 
     extras = {
         "microphone_factory": lambda: ArrayMicrophone(__import__("numpy").zeros(4800, "float32"), 48000, 48000, 1024),
         "speaker_factory": lambda: MemorySink(48000, 1),
     }
-    dock = create_dock(context(extras, store))
+    dock = create_page(context(extras, store))
     dock.resize(900, 700)
     dock.show()
     return dock

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from face_fixtures import ASTRONAUT_BOX, astronaut, install_face_models, second_face
 
-from snowai_studio.docks import StudioContext, registered_docks
+from snowai_studio.context import StudioContext
+from snowai_studio.tools import registered_tools
 from snowai_studio.face_swap.consent import ConsentDialog
 from snowai_studio.face_swap.dock import FaceSwapDock
 from snowai_studio.notifications import NotificationManager
@@ -165,10 +166,12 @@ def live_frame(qtbot: Any, dock: FaceSwapDock, ready: Callable[[np.ndarray], boo
     return seen[-1]
 
 
-def test_dock_is_registered_next_to_background_removal() -> None:
-    specs = {spec.id: spec for spec in registered_docks()}
+def test_page_is_registered_next_to_background_removal() -> None:
+    specs = {spec.id: spec for spec in registered_tools()}
     assert specs["face_swap"].title == "Face swap"
-    assert specs["face_swap"].area == specs["matting"].area and specs["face_swap"].tabbed
+    order = [spec.id for spec in registered_tools()]
+    assert order.index("face_swap") + 1 == order.index("matting")
+    assert specs["face_swap"].icon and specs["matting"].icon
 
 
 def test_consent_gate_locks_until_accepted_and_is_saved(make_dock: Any, photos: dict[str, Path]) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from matting_fixtures import build_u2net_like
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
 from workers import base
 from workers.errors import UserError
@@ -395,7 +395,7 @@ class Microphones:
 def test_voice_conversion_live_says_the_microphone_stopped_and_retry_restarts(
     qtbot: Any, tmp_path: Path, broken: Any, said: str
 ) -> None:
-    from snowai_studio.voice_conversion import create_dock
+    from snowai_studio.voice_conversion import create_page
 
     mics = Microphones(broken)
     sinks: list[MemorySink] = []
@@ -405,7 +405,7 @@ def test_voice_conversion_live_says_the_microphone_stopped_and_retry_restarts(
         return sinks[-1]
 
     ctx = make_context(ModelStore(tmp_path / "models"), {"microphone_factory": mics, "speaker_factory": speaker})
-    dock = create_dock(ctx)
+    dock = create_page(ctx)
     qtbot.addWidget(dock)
     dock.show()
     # Another tool listening at the same time: a healthy microphone worker keeps going.

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from matting_fixtures import build_u2net_like, subject_image
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
 from workers import base
 from workers.files import disk_full_sentence, is_disk_full, save_bytes

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from matting_fixtures import build_u2net_like
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
 from workers import base
 from workers.media.fakes import GeneratedCamera

@@ -18,7 +18,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from snowai_studio.docks import StudioContext, registered_docks
+from snowai_studio.context import StudioContext
+from snowai_studio.tools import registered_tools
 from snowai_studio.matting.dock import MattingDock
 from snowai_studio.notifications import NotificationManager
 from workers import base
@@ -88,7 +89,7 @@ def remove_and_wait(qtbot: Any, dock: MattingDock) -> None:
 
 
 def test_dock_is_registered_and_shows_an_empty_state(make_dock: Any) -> None:
-    assert any(spec.id == "matting" and spec.title == "Background removal" for spec in registered_docks())
+    assert any(spec.id == "matting" and spec.title == "Background removal" for spec in registered_tools())
     dock = make_dock(ModelStore(Path(os.environ["SNOWAI_HOME"]) / "empty-store"))
     assert dock.stack.currentWidget() is dock.empty_page
     texts = " ".join(label.text() for label in dock.empty_page.findChildren(type(dock.model_status)))

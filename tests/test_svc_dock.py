@@ -14,15 +14,15 @@ import pytest
 import soundfile
 from svc_speech import pitch_shift, speech, write_speech
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
-from snowai_studio.voice_conversion import create_dock
+from snowai_studio.voice_conversion import create_page
 from snowai_studio.voice_conversion.dock import BUILTIN, VoiceConversionDock, live_text
 from workers import base
 from workers.media.fakes import ArrayMicrophone, MemorySink
 from workers.models.store import ModelStore
 from workers.settings import Settings
-from workers.voice_conversion.options import PRESETS
+from workers.voice_conversion.options import PRESETS, VoiceConversionOptions
 
 WAIT = 60000
 RATE = 48000
@@ -63,7 +63,7 @@ def make_dock(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
         context = StudioContext(
             Settings.load(), notifications, store if store is not None else ModelStore(tmp_path / "models"), extras
         )
-        dock = create_dock(context)
+        dock = create_page(context)
         dock.notifications = notifications  # type: ignore[attr-defined]
         qtbot.addWidget(dock)
         dock.resize(900, 700)
@@ -140,7 +140,7 @@ def test_stop_releases_the_devices_and_settings_apply_live(make_dock: Any, qtbot
     assert "Not running" in dock.stats_label.text()
     # The settings are kept for the next session.
     dock._save_settings()
-    saved = Settings.load().voice_conversion
+    saved = Settings.load().options(VoiceConversionOptions)
     assert (saved.pitch, saved.formant, saved.block_seconds) == (-7.0, 2.5, 0.3)
 
 

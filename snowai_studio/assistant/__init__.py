@@ -1,6 +1,6 @@
 """The voice-assistant dock: speak or type, hear and read the answer, keep the conversation.
 
-Importing this package is cheap; :func:`create_dock` imports the widgets when the dock is built.
+Importing this package is cheap; :func:`create_page` imports the widgets when the page is built.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from snowai_studio.assistant.dock import AssistantDock
-    from snowai_studio.docks import StudioContext
+    from snowai_studio.context import StudioContext
 
 
-def create_dock(context: StudioContext) -> AssistantDock:
-    """Build the dock (the factory registered in :mod:`snowai_studio.docks`)."""
+def create_page(context: StudioContext) -> AssistantDock:
+    """Build the page (the factory registered in :mod:`snowai_studio.tools`)."""
     from snowai_studio.assistant.dock import AssistantDock
 
     return AssistantDock(context)
 
 
-__all__ = ["create_dock"]
+__all__ = ["create_page"]

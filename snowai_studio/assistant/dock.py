@@ -48,7 +48,7 @@ from snowai_studio.assistant.widgets import (
     breakdown_text,
     timings_text,
 )
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.tool_dock import microphone_factory, open_model_manager, speaker_factory
 from snowai_studio.widgets.level_meter import LevelMeter
 from snowai_studio.widgets.problem_bar import ProblemBar
@@ -100,7 +100,7 @@ class AssistantDock(QWidget):
         super().__init__(parent)
         self.setObjectName("assistantDock")
         self.context = context
-        self.options: AssistantOptions = normalized(context.settings.assistant)
+        self.options: AssistantOptions = normalized(context.settings.options(AssistantOptions))
         self.last_message = ""
         self.last_level = "info"
         self.loaded_info: dict[str, Any] = {}
@@ -352,7 +352,7 @@ class AssistantDock(QWidget):
         self.options = normalized(options)
         if not from_panel:
             self.settings_panel.set_options(self.options)
-        self.context.settings.assistant = copy.deepcopy(self.options)
+        self.context.settings.set_options(copy.deepcopy(self.options))
         self._save_timer.start()
         reload = _reloaded_parts(previous, self.options)
         worker = self._worker
@@ -372,7 +372,7 @@ class AssistantDock(QWidget):
     def save_options(self) -> bool:
         """Write the settings now (they are also written shortly after each change)."""
         self._save_timer.stop()
-        self.context.settings.assistant = copy.deepcopy(self.options)
+        self.context.settings.set_options(copy.deepcopy(self.options))
         try:
             self.context.settings.save()
         except OSError as exc:

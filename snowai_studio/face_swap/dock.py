@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.face_swap.consent import LOCKED_TEXT, ask_consent, confirm_mark_off
 from snowai_studio.face_swap.widgets import FaceMapEditor, FaceStrip
 from snowai_studio.tool_dock import camera_factory, open_model_manager, pictures_dir, videos_dir

@@ -60,7 +60,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.matting.canvas import VIEW_MODES, MattingCanvas, Stroke
 from snowai_studio.matting.state import SEED_BACKGROUND, SEED_SUBJECT, ImageEntry, make_thumbnail, path_key
 from snowai_studio.tool_dock import camera_factory, open_model_manager, pictures_dir, videos_dir

@@ -1,6 +1,6 @@
 """The voice-conversion dock: a voice (built-in or so-vits-svc/RVC), live from the microphone, and files.
 
-Importing this package is cheap; :func:`create_dock` imports the widgets when the dock is built.
+Importing this package is cheap; :func:`create_page` imports the widgets when the page is built.
 """
 
 from __future__ import annotations
@@ -8,15 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from snowai_studio.docks import StudioContext
+    from snowai_studio.context import StudioContext
     from snowai_studio.voice_conversion.dock import VoiceConversionDock
 
 
-def create_dock(context: StudioContext) -> VoiceConversionDock:
-    """Build the dock (the factory registered in :mod:`snowai_studio.docks`)."""
+def create_page(context: StudioContext) -> VoiceConversionDock:
+    """Build the page (the factory registered in :mod:`snowai_studio.tools`)."""
     from snowai_studio.voice_conversion.dock import VoiceConversionDock
 
     return VoiceConversionDock(context)
 
 
-__all__ = ["create_dock"]
+__all__ = ["create_page"]

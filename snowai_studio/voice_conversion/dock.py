@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from snowai_studio.docks import StudioContext
+from snowai_studio.context import StudioContext
 from snowai_studio.tool_dock import microphone_factory, open_model_manager, speaker_factory
 from snowai_studio.voice_conversion.widgets import AudioFileList
 from snowai_studio.widgets.level_meter import LevelMeter
@@ -144,7 +144,7 @@ class VoiceConversionDock(QWidget):
         self.show_message("Choose a voice, then press Start to convert your microphone live, or add files below.")
 
     def _initial_options(self) -> VoiceConversionOptions:
-        saved = getattr(self.context.settings, "voice_conversion", None)
+        saved = self.context.settings.options(VoiceConversionOptions)
         options = copy_options(saved) if isinstance(saved, VoiceConversionOptions) else VoiceConversionOptions()
         for name in ("f0_method", "preset"):
             try:
@@ -575,8 +575,7 @@ class VoiceConversionDock(QWidget):
         settings = self.context.settings
         kept = copy_options(self.options)
         kept.model = self._active_model
-        if hasattr(settings, "voice_conversion"):
-            settings.voice_conversion = kept
+        settings.set_options(kept)
         try:
             settings.save()
         except OSError as exc:

@@ -1,0 +1,195 @@
+"""The frame of every tool page: primary actions as real buttons on top, a big preview in the middle,
+the inspector on the right.
+
+A page is a small main window of its own: the inspector is a dock that the user may move to the
+other side, float on a second screen or hide (the window saves where it is), while the default
+layout works untouched at 1280x720.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QMainWindow,
+    QPushButton,
+    QSizePolicy,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from snowai_studio.icons import icon
+from snowai_studio.panels.inspector import INSPECTOR_WIDTH, Inspector
+
+#: The colour of a primary action's icon (drawn on the accent background).
+PRIMARY_ICON_COLOR = "#ffffff"
+
+
+def shortcut_text(shortcut: str | QKeySequence) -> str:
+    return QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)
+
+
+def make_action(
+    owner: QWidget,
+    text: str,
+    slot: Callable[[], Any] | None = None,
+    *,
+    icon_name: str = "",
+    tip: str = "",
+    shortcut: str | QKeySequence = "",
+    checkable: bool = False,
+    primary: bool = False,
+) -> QAction:
+    """An action of ``owner`` with an icon, a tooltip that names its shortcut, and a shortcut that
+    works while ``owner`` (or a child) has the focus or is the visible page."""
+    action = QAction(text, owner)
+    if icon_name:
+        action.setIcon(icon(icon_name, PRIMARY_ICON_COLOR if primary else None))
+    action.setCheckable(checkable)
+    tip = tip or text.rstrip("…")
+    if shortcut:
+        action.setShortcut(QKeySequence(shortcut))
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        tip = f"{tip} ({shortcut_text(shortcut)})"
+        owner.addAction(action)
+    action.setToolTip(tip)
+    action.setProperty("primary", primary)
+    if slot is not None:
+        if checkable:
+            action.toggled.connect(lambda _on: slot())
+        else:
+            action.triggered.connect(lambda _checked=False: slot())
+    return action
+
+
+def action_button(action: QAction, *, primary: bool = False) -> QToolButton:
+    """A button for ``action`` that looks like one: framed, icon beside the text."""
+    button = QToolButton()
+    button.setDefaultAction(action)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    button.setIconSize(QSize(18, 18))
+    button.setProperty("actionButton", True)
+    button.setProperty("primary", primary or bool(action.property("primary")))
+    button.setObjectName(f"button.{action.text().rstrip('…').replace(' ', '')}")
+    return button
+
+
+def push_button(text: str, icon_name: str = "", *, primary: bool = False, tip: str = "") -> QPushButton:
+    """A plain push button with one of the studio's icons (white on the accent when primary)."""
+    button = QPushButton(text)
+    if icon_name:
+        button.setIcon(icon(icon_name, PRIMARY_ICON_COLOR if primary else None))
+    button.setProperty("primary", primary)
+    if tip:
+        button.setToolTip(tip)
+    return button
+
+
+class ToolPage(QMainWindow):
+    """A tool page. Subclasses build their preview with :meth:`set_preview`, put their primary actions
+    on :attr:`action_bar` with :meth:`add_action_button` and their settings in :attr:`inspector`."""
+
+    #: Stable id of the tool ("matting", "face_swap"...) and its title.
+    tool_id = ""
+    title = ""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowFlags(Qt.WindowType.Widget)
+        self.setObjectName(f"page.{self.tool_id}" if self.tool_id else "toolPage")
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        #: The action that opens the page's input (File → Open, Ctrl+O, calls it).
+        self.open_action: QAction | None = None
+
+        self.action_bar = QToolBar(f"{self.title} actions")
+        self.action_bar.setObjectName("pageActions")
+        self.action_bar.setMovable(False)
+        self.action_bar.setFloatable(False)
+        self.action_bar.setIconSize(QSize(18, 18))
+        self.action_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.action_bar.toggleViewAction().setEnabled(False)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.action_bar)
+
+        self.inspector = Inspector()
+        self.inspector_dock = QDockWidget(f"{self.title} settings" if self.title else "Settings", self)
+        self.inspector_dock.setObjectName("inspectorDock")
+        self.inspector_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        sides = Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea
+        self.inspector_dock.setAllowedAreas(sides)
+        self.inspector_dock.setWidget(self.inspector)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.inspector_dock)
+        self.resizeDocks([self.inspector_dock], [INSPECTOR_WIDTH], Qt.Orientation.Horizontal)
+
+        self.center = QWidget()
+        self.center.setObjectName("pageCenter")
+        self.center_layout = QVBoxLayout(self.center)
+        self.center_layout.setContentsMargins(8, 6, 8, 6)
+        self.center_layout.setSpacing(6)
+        self.setCentralWidget(self.center)
+        self._default_state: QByteArray | None = None
+
+    # ---- building -----------------------------------------------------------------------------
+    def action(self, text: str, slot: Callable[[], Any] | None = None, **kwargs: Any) -> QAction:
+        """:func:`make_action` owned by this page."""
+        return make_action(self, text, slot, **kwargs)
+
+    def add_action_button(self, action: QAction, *, primary: bool = False) -> QToolButton:
+        button = action_button(action, primary=primary)
+        self.action_bar.addWidget(button)
+        return button
+
+    def add_action_spacer(self) -> None:
+        """Push the next buttons to the right end of the action bar."""
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.action_bar.addWidget(spacer)
+
+    def set_preview(self, widget: QWidget, stretch: int = 1) -> QWidget:
+        """The big thing in the middle (canvas, video, transcript): it takes the room that is left."""
+        self.center_layout.insertWidget(0, widget, stretch)
+        return widget
+
+    def add_below_preview(self, widget: QWidget) -> QWidget:
+        self.center_layout.addWidget(widget)
+        return widget
+
+    # ---- state ----------------------------------------------------------------------------------
+    def remember_default_layout(self) -> None:
+        self._default_state = self.saveState()
+
+    def reset_layout(self) -> None:
+        if self._default_state is not None:
+            self.restoreState(self._default_state)
+        self.inspector_dock.setFloating(False)
+        self.inspector_dock.show()
+
+    def page_shortcuts(self) -> list[tuple[str, str]]:
+        """(shortcut, what it does) for this page's actions, for the shortcuts list."""
+        found = []
+        for action in self.actions():
+            if not action.shortcut().isEmpty():
+                what = action.toolTip().split(" (")[0] or action.text().replace("&", "")
+                found.append((shortcut_text(action.shortcut()), what))
+        return found
+
+    # ---- what the window tells every page ---------------------------------------------------------
+    def devices_changed(self) -> None:
+        """The camera, microphone or speaker chosen in Devices changed."""
+
+    def models_changed(self) -> None:
+        """The model manager closed: models may have been downloaded, imported or removed."""
+
+    def model_imported(self, model_id: str) -> None:
+        """The user imported ``model_id`` for this tool: select it."""
+
+    def shutdown(self) -> None:
+        """Stop the page's workers and release its devices (the window calls it on close)."""
