@@ -69,3 +69,103 @@ def test_wrong_values_fall_back_one_by_one() -> None:
     assert s.devices.camera_fps == 30 and s.devices.block_size == 512 and s.devices.microphone is None
     text = " ".join(s.load_warnings)
     assert "neon" in text and "camera_fps" in text and "microphone" in text
+
+
+# ---- the tools' sections ----------------------------------------------------------------------------------
+def test_settings_know_no_tool() -> None:
+    """The settings module imports no tool package; a tool's options name their own section."""
+    import ast
+
+    import workers.settings as module
+
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    tools = ("assistant", "voice_conversion", "face_swap", "matting")
+    assert not [name for name in imported if any(name.startswith(f"workers.{tool}") for tool in tools)]
+
+
+def test_tool_options_are_typed_sections_with_defaults() -> None:
+    from workers.assistant.options import AssistantOptions
+    from workers.voice_conversion.options import VoiceConversionOptions
+
+    s = Settings()
+    assert s.options(AssistantOptions) == AssistantOptions()
+    assert s.options(VoiceConversionOptions) == VoiceConversionOptions()
+    # The same object each time: changing it changes what is saved.
+    s.options(AssistantOptions).speed = 1.25
+    s.set_options(VoiceConversionOptions(pitch=3.0, f0_method="harvest"))
+    path = s.save()
+    saved = json.loads(path.read_text())
+    assert saved["assistant"]["speed"] == 1.25 and saved["voice_conversion"]["pitch"] == 3.0
+    assert "SETTINGS_SECTION" not in saved["assistant"]
+    again = Settings.load()
+    assert again == s and again.load_warnings == []
+    assert again.options(AssistantOptions).speed == 1.25
+    assert again.options(VoiceConversionOptions).f0_method == "harvest"
+
+
+def test_an_existing_settings_file_still_loads() -> None:
+    """A file written before the sections (the same JSON groups) reads back the same, wrong values
+    falling back one by one with a warning each, and unknown groups kept on save."""
+    from workers.assistant.options import AssistantOptions
+    from workers.voice_conversion.options import VoiceConversionOptions
+
+    path = Settings.path()
+    path.parent.mkdir(parents=True)
+    old = {
+        "theme": "dark",
+        "model_store": None,
+        "compute": "auto",
+        "devices": {"camera": "0", "microphone": "USB mic"},
+        "face_swap": {"consent_accepted": True},
+        "assistant": {"llm_backend": "openai", "speed": "fast", "memory_tokens": 512, "mode": "ptt"},
+        "voice_conversion": {"pitch": 5, "speaker": "two", "model": "my-voice"},
+        "later_tool": {"x": 1},
+    }
+    path.write_text(json.dumps(old))
+    s = Settings.load()
+    assert s.theme == "dark" and s.devices.microphone == "USB mic" and s.face_swap.consent_accepted
+    assistant = s.options(AssistantOptions)
+    assert (assistant.llm_backend, assistant.memory_tokens, assistant.mode) == ("openai", 512, "ptt")
+    assert assistant.speed == AssistantOptions().speed
+    vc = s.options(VoiceConversionOptions)
+    assert (vc.pitch, vc.model, vc.speaker) == (5, "my-voice", 0)
+    text = " ".join(s.load_warnings)
+    assert "assistant.speed" in text and "'fast'" in text and "voice_conversion.speaker" in text
+    s.save()
+    saved = json.loads(path.read_text())
+    assert saved["later_tool"] == {"x": 1}
+    assert saved["assistant"]["llm_backend"] == "openai" and saved["assistant"]["speed"] == 1.0
+    assert set(saved) >= {"theme", "devices", "face_swap", "assistant", "voice_conversion"}
+
+
+def test_a_section_that_is_not_a_group_gives_defaults_and_a_warning() -> None:
+    from workers.assistant.options import AssistantOptions
+
+    path = Settings.path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"assistant": 5}))
+    s = Settings.load()
+    assert s.options(AssistantOptions) == AssistantOptions()
+    assert "Setting assistant should be a group of settings" in " ".join(s.load_warnings)
+
+
+def test_only_dataclasses_that_name_a_section_are_sections() -> None:
+    import dataclasses
+
+    import pytest
+
+    @dataclasses.dataclass
+    class Nameless:
+        x: int = 0
+
+    @dataclasses.dataclass
+    class Clash:
+        SETTINGS_SECTION = "devices"
+        x: int = 0
+
+    with pytest.raises(TypeError, match="SETTINGS_SECTION"):
+        Settings().options(Nameless)
+    with pytest.raises(TypeError, match="devices"):
+        Settings().options(Clash)

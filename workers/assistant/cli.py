@@ -176,7 +176,7 @@ def _write_wav(path: Path, audio: Any, rate: int) -> Path:
 def _chat_options(args: argparse.Namespace) -> AssistantOptions:
     from workers.settings import Settings
 
-    options = dataclasses.replace(Settings.load().assistant)
+    options = dataclasses.replace(Settings.load().options(AssistantOptions))
     if args.backend:
         options.llm_backend = args.backend
     if args.model:

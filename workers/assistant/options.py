@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 #: Which language-model backend answers.
 LLM_BACKENDS = ("transformers", "gguf", "openai")
@@ -18,6 +19,9 @@ DEFAULT_SYSTEM_PROMPT = (
 
 @dataclass
 class AssistantOptions:
+    #: The group of the settings file these options are saved in (see :meth:`workers.settings.Settings.options`).
+    SETTINGS_SECTION: ClassVar[str] = "assistant"
+
     # ---- listening ----
     #: "vad" (speak, pause, the assistant answers) or "ptt" (hold the talk button).
     mode: str = "vad"

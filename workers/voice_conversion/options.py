@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 #: Pitch (F0) estimators.
 F0_METHODS = ("fcpe", "crepe-tiny", "crepe-full", "harvest")
@@ -12,6 +13,9 @@ PRESETS = {"cpu": (0.25, 0.05, 0.5), "gpu": (0.1, 0.04, 1.0)}
 
 @dataclass
 class VoiceConversionOptions:
+    #: The group of the settings file these options are saved in (see :meth:`workers.settings.Settings.options`).
+    SETTINGS_SECTION: ClassVar[str] = "voice_conversion"
+
     #: "" means the built-in DSP voice changer; otherwise a model id or a checkpoint path
     #: (so-vits-svc config.json/G_*.pth folder or file, RVC .pth).
     model: str = ""
