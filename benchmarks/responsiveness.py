@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import itertools
 import os
 import sys
 import tempfile
@@ -659,7 +658,7 @@ class Studio:
         return name
 
     def dock(self, tool: str) -> Any:
-        return self.window.docks[tool].widget()
+        return self.window.pages[tool]
 
     def run(self, tool: str) -> ToolRun:
         if tool not in self.runs:
@@ -667,19 +666,14 @@ class Studio:
         return self.runs[tool]
 
     def show_only(self, tools: list[str]) -> None:
-        """Raise the docks of ``tools`` (side by side when there are several), so that they paint."""
-        from PySide6.QtCore import Qt
-
+        """Show the pages of ``tools`` so that they paint: the first in the window, the others each in a
+        window of its own (View → Open in its own window)."""
         window = self.window
-        if len(tools) == 1:
-            window.docks[tools[0]].raise_()
-            return
-        docks = [window.docks[t] for t in tools]
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, docks[0])
-        for a, b in itertools.pairwise(docks):
-            window.splitDockWidget(a, b, Qt.Orientation.Horizontal if len(tools) == 2 else Qt.Orientation.Vertical)
-        for dock in docks:
-            dock.show()
+        for tool in window.pages:
+            window.attach_page(tool)
+        window.show_page(tools[0])
+        for tool in tools[1:]:
+            window.detach_page(tool)
 
     def close(self) -> None:
         from workers import base

@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
                                   f"Ctrl+{number}" if number < 10 else "", spec.title)
         if isinstance(page, ToolPage):
             page.remember_default_layout()
+            page.attach_requested.connect(lambda pid=spec.id: self.attach_page(pid))
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -149,6 +150,12 @@ class MainWindow(QMainWindow):
                 toggle.setObjectName(f"view.inspector.{page_id}")
                 view_menu.addAction(toggle)
                 self.inspector_actions[page_id] = toggle
+        view_menu.addSeparator()
+        detach_menu = view_menu.addMenu("Open in its own &window")
+        for page_id, page in self.pages.items():
+            if isinstance(page, ToolPage):
+                detach = detach_menu.addAction(page.title, lambda pid=page_id: self.detach_page(pid))
+                detach.setObjectName(f"view.detach.{page_id}")
         view_menu.addSeparator()
         theme_menu = view_menu.addMenu("&Theme")
         group = QActionGroup(self)
@@ -204,11 +211,45 @@ class MainWindow(QMainWindow):
         widget = self.home if page_id == HOME else self.pages.get(page_id)
         if widget is None:
             return
+        if isinstance(widget, ToolPage) and widget.detached:
+            widget.raise_()
+            widget.activateWindow()
+            return
         self.stack.setCurrentWidget(widget)
         action = self.page_actions.get(page_id)
         if action is not None:
             action.setChecked(True)
         self.open_action.setEnabled(self._page_open_action() is not None)
+
+    def detach_page(self, page_id: str) -> bool:
+        """Move a tool page into a window of its own (beside the studio, on a second screen); its
+        switcher button brings that window forward, and closing it puts the page back."""
+        page = self.pages.get(page_id)
+        if not isinstance(page, ToolPage) or page.detached:
+            return False
+        was_current = self.stack.currentWidget() is page
+        self.stack.removeWidget(page)
+        page.setParent(None)
+        page.setWindowFlags(Qt.WindowType.Window)
+        page.setWindowTitle(f"{page.title} · SnowAI Studio")
+        page.resize(max(960, self.width() * 3 // 4), max(600, self.height() * 3 // 4))
+        page.show()
+        if was_current:
+            self.show_page(HOME)
+        return True
+
+    def attach_page(self, page_id: str) -> bool:
+        page = self.pages.get(page_id)
+        if not isinstance(page, ToolPage) or not page.detached:
+            return False
+        page.hide()
+        page.setWindowFlags(Qt.WindowType.Widget)
+        order = list(self.pages)
+        index = 1 + sum(1 for pid in order[: order.index(page_id)] if not getattr(self.pages[pid], "detached", False))
+        self.stack.insertWidget(index, page)
+        page.show()
+        self.show_page(page_id)
+        return True
 
     def current_page_id(self) -> str:
         widget = self.stack.currentWidget()
@@ -230,9 +271,17 @@ class MainWindow(QMainWindow):
         def keys(action: QAction) -> str:
             return ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
 
+        def in_page(action: QAction) -> bool:
+            owner = action.parent()
+            while owner is not None and owner is not self:
+                if isinstance(owner, ToolPage):
+                    return True
+                owner = owner.parent()
+            return False
+
         window_rows: list[tuple[str, str]] = []
         for action in self.findChildren(QAction):
-            if action.shortcuts() and action.parent() is self:
+            if action.shortcuts() and not in_page(action):
                 what = action.toolTip().split(" (")[0] if action.objectName().startswith("switch.") else ""
                 window_rows.append((keys(action), what or action.text().replace("&", "").rstrip("…")))
         groups = {"Everywhere": sorted(set(window_rows))}
@@ -428,6 +477,10 @@ class MainWindow(QMainWindow):
         """Stop every worker (cancel, join, release devices), then save state."""
         if not self._closing:
             self._closing = True
+            current = self.current_page_id()
+            for page_id in list(self.pages):
+                self.attach_page(page_id)
+            self.show_page(current)
             self.save_window_state()
             self._save_settings()
             for widget in self.pages.values():

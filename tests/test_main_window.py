@@ -6,12 +6,13 @@ import time
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication, QLabel
 
-from snowai_studio import docks, theme
+from snowai_studio import theme, tools
 from snowai_studio.app import create_window
 from snowai_studio.main_window import MainWindow
+from snowai_studio.panels.tool_page import ToolPage
 from workers import base
 from workers.settings import Settings
 
@@ -35,23 +36,54 @@ def make_window(qtbot):
     base.shutdown_all()
 
 
+class _TestPage(ToolPage):
+    tool_id = "test-tool"
+    title = "Test tool"
+
+    def __init__(self, context) -> None:
+        super().__init__()
+        self.context = context
+        self.opened = 0
+        self.imported: list[str] = []
+        self.models_seen = 0
+        self.devices_seen = 0
+        self.label = QLabel(f"theme={context.settings.theme}")
+        self.set_preview(self.label)
+        self.open_action = self.action("Open pictures…", self._open, icon_name="open", shortcut="Ctrl+Shift+P")
+        self.add_action_button(self.open_action, primary=True)
+        self.inspector.add_section("First", QLabel("one"), key="first")
+        self.inspector.add_section("Second", QLabel("two"), key="second")
+
+    def _open(self) -> None:
+        self.opened += 1
+
+    def models_changed(self) -> None:
+        self.models_seen += 1
+
+    def model_imported(self, model_id: str) -> None:
+        self.imported.append(model_id)
+
+    def devices_changed(self) -> None:
+        self.devices_seen += 1
+
+
 @pytest.fixture
-def extra_dock():
-    """Register a test dock through the registry, and remove it afterwards."""
+def extra_tool():
+    """Register a test tool through the registry, and remove it afterwards."""
     added: list[str] = []
 
-    def add(spec: docks.DockSpec) -> None:
-        docks.register_dock(spec)
+    def add(spec: tools.ToolSpec) -> None:
+        tools.register_tool(spec)
         added.append(spec.id)
 
     yield add
-    docks._REGISTRY[:] = [s for s in docks._REGISTRY if s.id not in added]
+    tools._REGISTRY[:] = [s for s in tools._REGISTRY if s.id not in added]
 
 
 def test_window_has_menus_status_bar_and_notifications(make_window, qtbot) -> None:
     w = make_window()
     assert [a.text().replace("&", "") for a in w.menuBar().actions()] == ["File", "View", "Tools", "Help"]
-    assert "notifications" in w.docks
+    assert w.notifications_button.text() == "No problems"
     qtbot.waitUntil(lambda: w.compute_info is not None, timeout=20000)
     assert w.compute_label.text().startswith("Compute: ")
     assert w.compute_info.device in ("cpu", "cuda")
@@ -61,22 +93,57 @@ def test_window_has_menus_status_bar_and_notifications(make_window, qtbot) -> No
     assert w.devices_label.text()
 
 
-def test_registered_dock_appears_in_window_and_view_menu(make_window, extra_dock) -> None:
-    extra_dock(docks.DockSpec("test-tool", "Test tool", lambda ctx: QLabel(f"theme={ctx.settings.theme}")))
+def test_the_window_opens_on_home_with_a_switcher_of_the_four_tools(make_window) -> None:
     w = make_window()
-    assert "test-tool" in w.docks
-    assert w.docks["test-tool"].widget().text() == "theme=system"
+    assert w.current_page_id() == "home" and w.stack.currentWidget() is w.home
+    names = [a.text() for a in w.switcher.actions()]
+    assert names == ["Home", "Face swap", "Background", "Assistant", "Voice"]
+    shortcuts = [a.shortcut().toString() for a in w.switcher.actions()]
+    assert shortcuts == ["Ctrl+0", "Ctrl+1", "Ctrl+2", "Ctrl+3", "Ctrl+4"]
+    assert all(not a.icon().isNull() for a in w.switcher.actions())
+    # The Home page offers each tool with a first step, and its button opens the page.
+    assert set(w.home.tool_buttons) == {"face_swap", "matting", "assistant", "voice_conversion"}
+    w.home.tool_buttons["matting"].click()
+    assert w.current_page_id() == "matting" and w.page_actions["matting"].isChecked()
+    # No machine jargon on the first screen: runtime names are only in a tooltip.
+    assert "ExecutionProvider" not in w.home.compute_value.text()
+
+
+def test_ctrl_number_switches_tools(make_window, qtbot) -> None:
+    w = make_window()
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=3000)
+    for number, page_id in ((1, "face_swap"), (2, "matting"), (3, "assistant"), (4, "voice_conversion"), (0, "home")):
+        qtbot.keyClick(w, Qt.Key(int(Qt.Key.Key_0) + number), Qt.KeyboardModifier.ControlModifier)
+        assert w.current_page_id() == page_id
+
+
+def test_registered_tool_appears_as_a_page_with_a_switcher_button(make_window, extra_tool, qtbot) -> None:
+    extra_tool(tools.ToolSpec("test-tool", "Test tool", _TestPage, "image", "Test"))
+    w = make_window()
+    assert "test-tool" in w.pages
+    page = w.pages["test-tool"]
+    assert page.label.text() == "theme=system"
+    assert w.page_actions["test-tool"].text() == "Test"
     view = next(a.menu() for a in w.menuBar().actions() if a.text() == "&View")
-    assert "Test tool" in [a.text() for a in view.actions()]
+    assert "Test" in [a.text() for a in view.actions()]
+    w.show_page("test-tool")
+    assert w.stack.currentWidget() is page
+    # The page: a big centre, an action bar of real buttons, the inspector on the right.
+    assert page.dockWidgetArea(page.inspector_dock) == Qt.DockWidgetArea.RightDockWidgetArea
+    button = page.action_bar.widgetForAction(page.action_bar.actions()[0])
+    assert button.property("actionButton") and button.property("primary")
+    assert button.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextBesideIcon and not button.icon().isNull()
+    qtbot.waitUntil(lambda: page.label.width() > page.inspector.width(), timeout=3000)
 
 
-def test_a_broken_dock_is_reported_and_the_window_still_opens(make_window, extra_dock, qtbot) -> None:
+def test_a_broken_tool_is_reported_and_the_window_still_opens(make_window, extra_tool, qtbot) -> None:
     def broken(ctx):
         raise RuntimeError("model folder is missing")
 
-    extra_dock(docks.DockSpec("broken-tool", "Broken tool", broken))
+    extra_tool(tools.ToolSpec("broken-tool", "Broken tool", broken))
     w = make_window()
-    assert "broken-tool" not in w.docks
+    assert "broken-tool" not in w.pages and "broken-tool" not in w.page_actions
     qtbot.waitUntil(
         lambda: any(
             "Broken tool" in n.message and "model folder is missing" in n.message for n in w.notifications.items
@@ -86,21 +153,83 @@ def test_a_broken_dock_is_reported_and_the_window_still_opens(make_window, extra
     assert w.isVisible()
 
 
-def test_layout_and_geometry_are_saved_and_restored(make_window, qtbot) -> None:
+def test_layout_page_and_sections_are_saved_and_restored(make_window, extra_tool, qtbot) -> None:
+    extra_tool(tools.ToolSpec("test-tool", "Test tool", _TestPage, "image", "Test"))
     w = make_window()
     w.resize(720, 560)  # the offscreen screen is 800x600; restoreGeometry keeps windows on screen
-    dock = w.docks["notifications"]
-    w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-    dock.hide()
+    page = w.pages["test-tool"]
+    w.show_page("test-tool")
+    page.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, page.inspector_dock)
+    page.inspector.sections["second"].set_expanded(False)
     qtbot.wait(10)
     w.close()
     w2 = make_window()
-    assert w2.dockWidgetArea(w2.docks["notifications"]) == Qt.DockWidgetArea.LeftDockWidgetArea
-    assert not w2.docks["notifications"].isVisible()
+    page2 = w2.pages["test-tool"]
+    assert w2.current_page_id() == "test-tool"
+    assert page2.dockWidgetArea(page2.inspector_dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert page2.inspector.sections["first"].expanded and not page2.inspector.sections["second"].expanded
     assert (w2.width(), w2.height()) == (720, 560)
+    page2.inspector_dock.hide()
     w2.reset_layout()
-    assert w2.docks["notifications"].isVisible()
-    assert w2.dockWidgetArea(w2.docks["notifications"]) == Qt.DockWidgetArea.BottomDockWidgetArea
+    assert page2.inspector_dock.isVisible()
+    assert page2.dockWidgetArea(page2.inspector_dock) == Qt.DockWidgetArea.RightDockWidgetArea
+
+
+def test_a_page_opens_in_its_own_window_and_comes_back(make_window, extra_tool, qtbot) -> None:
+    extra_tool(tools.ToolSpec("test-tool", "Test tool", _TestPage, "image", "Test"))
+    w = make_window()
+    page = w.pages["test-tool"]
+    w.show_page("test-tool")
+    assert w.detach_page("test-tool")
+    assert page.isWindow() and page.isVisible() and w.current_page_id() == "home"
+    assert w.stack.indexOf(page) == -1
+    page.close()  # closing its window puts it back, the tool still running
+    assert not page.isWindow() and w.stack.indexOf(page) >= 0 and w.current_page_id() == "test-tool"
+
+
+def test_ctrl_o_opens_in_the_page_on_screen_and_f1_lists_every_shortcut(make_window, extra_tool, qtbot,
+                                                                       monkeypatch) -> None:
+    from snowai_studio.dialogs import shortcuts_dialog
+
+    extra_tool(tools.ToolSpec("test-tool", "Test tool", _TestPage, "image", "Test"))
+    w = make_window()
+    page = w.pages["test-tool"]
+    w.show_page("home")
+    assert not w.open_action.isEnabled()  # nothing to open on Home
+    w.show_page("test-tool")
+    assert w.open_action.isEnabled() and w.open_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Open)
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=3000)
+    qtbot.keyClick(w, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert page.opened == 1
+    shown: list[list[tuple[str, str]]] = []
+    monkeypatch.setattr(shortcuts_dialog.ShortcutsDialog, "exec", lambda self: shown.append(self.rows()) or 0)
+    qtbot.keyClick(w, Qt.Key.Key_F1)
+    assert shown, "F1 opened no shortcuts list"
+    rows = dict(shown[0])
+    assert rows["Ctrl+1"] == "Face swap" and rows["Ctrl+0"].startswith("The start page")
+    assert rows["Ctrl+O"] == "Open" and "F1" in rows and rows["Ctrl+Shift+P"] == "Open pictures"
+    assert any("Ctrl+," in keys for keys in rows)
+
+
+def test_ctrl_comma_opens_the_settings(make_window, qtbot, monkeypatch) -> None:
+    from snowai_studio.dialogs import settings_dialog
+
+    w = make_window()
+    opened: list[bool] = []
+    monkeypatch.setattr(settings_dialog.SettingsDialog, "exec", lambda self: opened.append(True) or 0)
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=3000)
+    qtbot.keyClick(w, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+    assert opened == [True]
+
+
+def test_the_window_tells_pages_about_devices_models_and_an_imported_model(make_window, extra_tool) -> None:
+    extra_tool(tools.ToolSpec("test-tool", "Test tool", _TestPage, "image", "Test"))
+    w = make_window()
+    page = w.pages["test-tool"]
+    w._on_model_imported("test-tool", "user-my-model")
+    assert page.imported == ["user-my-model"] and page.models_seen == 1
 
 
 def test_theme_switch_applies_and_is_saved(make_window) -> None:
@@ -118,8 +247,29 @@ def test_theme_switch_applies_and_is_saved(make_window) -> None:
 def test_notification_button_counts_errors(make_window, qtbot) -> None:
     w = make_window()
     w.notifications.error("The camera stopped.", "camera")
-    qtbot.waitUntil(lambda: "1 errors" in w.notifications_button.text(), timeout=3000)
+    qtbot.waitUntil(lambda: w.notifications_button.text() == "1 error", timeout=3000)
     assert "The camera stopped." in w.notification_panel.messages()
+    assert w.notifications_button.property("level") == "error"
+    w.notifications.warning("The model is slow.", "face_swap")
+    w.notifications.warning("The model is slow.", "Face swap worker")
+    qtbot.waitUntil(lambda: w.notifications_button.text() == "1 error, 1 warning", timeout=3000)
+    # One problem reported twice is one line, counted; one source name per tool.
+    assert w.notification_panel.messages() == ["The camera stopped.", "The model is slow. (×2)"]
+    assert [n.source for n in w.notifications.items] == ["Devices", "Face swap"]
+    assert w.statusBar().currentMessage() == ""  # the status bar does not repeat it
+
+
+def test_notifications_open_as_a_popover_over_the_status_bar(make_window, qtbot) -> None:
+    w = make_window()
+    w.notifications.error("The camera stopped.", "camera")
+    qtbot.waitUntil(lambda: bool(w.notification_panel.messages()), timeout=3000)
+    w.notifications_button.click()
+    qtbot.waitUntil(w.notification_popover.isVisible, timeout=3000)
+    assert w.notification_popover.windowFlags() & Qt.WindowType.Popup
+    popover = w.notification_popover.geometry()
+    button = w.notifications_button.mapToGlobal(w.notifications_button.rect().topLeft())
+    assert popover.bottom() <= button.y()
+    w.notification_popover.hide()
 
 
 class _Device:
@@ -194,5 +344,78 @@ def test_window_starts_without_portaudio_and_says_so(make_window, qtbot, monkeyp
     monkeypatch.setattr(builtins, "__import__", no_portaudio)
     w = make_window()
     qtbot.waitUntil(lambda: "PortAudio is not installed" in w.devices_label.text(), timeout=20000)
-    assert "PortAudio is not installed" in w.overview.devices_value.text()
+    assert "PortAudio is not installed" in w.home.devices_value.text()
     assert w.isVisible()
+
+
+def test_the_status_bar_names_a_video_file_that_stands_in_for_the_camera(make_window, qtbot, tmp_path) -> None:
+    settings = Settings.load()
+    settings.devices.camera = str(tmp_path / "talk.mp4")
+    w = make_window(settings)
+    qtbot.waitUntil(lambda: "checking" not in w.devices_label.text(), timeout=20000)
+    assert w.devices_label.text().startswith("Video file talk.mp4")
+    assert "No camera" not in w.devices_label.text()
+
+
+def test_the_wheel_scrolls_the_page_not_an_unfocused_control(qtbot) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QComboBox, QScrollArea, QSlider, QVBoxLayout, QWidget
+
+    from snowai_studio import wheel_guard
+
+    wheel_guard.install(QApplication.instance())
+    area = QScrollArea()
+    body = QWidget()
+    layout = QVBoxLayout(body)
+    combo = QComboBox()
+    combo.addItems(["insightface", "classic", "auto"])
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(0, 100)
+    slider.setValue(50)
+    layout.addWidget(combo)
+    layout.addWidget(slider)
+    spacer = QLabel("tall")
+    spacer.setMinimumHeight(2000)
+    layout.addWidget(spacer)
+    area.setWidget(body)
+    area.resize(300, 300)
+    qtbot.addWidget(area)
+    area.show()
+    qtbot.waitExposed(area)
+
+    def turn(widget: QWidget) -> None:
+        event = QWheelEvent(QPointF(5, 5), QPointF(widget.mapToGlobal(QPoint(5, 5))), QPoint(0, 0), QPoint(0, -120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
+                            False)
+        QApplication.sendEvent(widget, event)
+
+    area.setFocus()
+    turn(combo)
+    turn(slider)
+    assert combo.currentIndex() == 0 and slider.value() == 50
+    assert area.verticalScrollBar().value() > 0  # the page scrolled instead
+    assert combo.focusPolicy() == Qt.FocusPolicy.StrongFocus
+    combo.setFocus()
+    qtbot.waitUntil(combo.hasFocus, timeout=2000)
+    turn(combo)
+    assert combo.currentIndex() == 1  # a focused control still takes the wheel
+
+
+def test_dark_theme_check_boxes_are_visible_when_unchecked(qtbot) -> None:
+    from PySide6.QtWidgets import QCheckBox
+
+    app = QApplication.instance()
+    theme.apply_theme(app, "dark")
+    try:
+        box = QCheckBox("Mouth mask")
+        qtbot.addWidget(box)
+        box.show()
+        qtbot.waitExposed(box)
+        image = box.grab().toImage()
+        background = app.palette().color(QPalette.ColorRole.Window).lightness()
+        # The indicator's outline must stand out from the background (Fusion's is almost black here).
+        column = [image.pixelColor(x, image.height() // 2).lightness() for x in range(0, 20)]
+        assert max(column) - background > 60
+    finally:
+        theme.apply_theme(app, "light")

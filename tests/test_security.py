@@ -225,7 +225,7 @@ try:
         print(json.dumps({"tool": tool, "processed": row["per_tool"][tool]["processed"]}))
     else:
         r.spin(2.0)
-        print(json.dumps({"docks": sorted(studio.window.docks)}))
+        print(json.dumps({"docks": sorted(studio.window.pages)}))
 finally:
     studio.close()
 """

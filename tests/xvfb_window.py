@@ -54,8 +54,14 @@ def main(out: Path) -> int:
             report["title"] = window.windowTitle()
             report["menus"] = [a.text().replace("&", "") for a in window.menuBar().actions()]
             report["status"] = [window.compute_label.text(), window.devices_label.text()]
-            report["docks"] = sorted(window.docks)
+            report["pages"] = sorted(window.pages)
+            report["switcher"] = [a.text() for a in window.switcher.actions()]
             grab("main")
+            for page_id in window.pages:
+                window.show_page(page_id)
+                wait(0.5)
+                grab(f"page-{page_id}")
+            window.show_page("home")
 
             from snowai_studio.dialogs.devices_dialog import DevicesDialog
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSize, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QMainWindow,
@@ -98,6 +98,9 @@ class ToolPage(QMainWindow):
     #: Stable id of the tool ("matting", "face_swap"...) and its title.
     tool_id = ""
     title = ""
+
+    #: The page stands in its own window and the user closed that window: put it back.
+    attach_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -193,3 +196,15 @@ class ToolPage(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the page's workers and release its devices (the window calls it on close)."""
+
+    @property
+    def detached(self) -> bool:
+        return bool(self.windowFlags() & Qt.WindowType.Window) and self.parent() is None
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.detached:
+            # Closing a page's own window puts the page back into the studio; the tool keeps running.
+            event.ignore()
+            self.attach_requested.emit()
+            return
+        super().closeEvent(event)
