@@ -41,20 +41,32 @@ def camera_factory(context: Any) -> Callable[[], Any]:
 
 def microphone_factory(context: Any) -> Callable[[], Any]:
     """What builds the microphone: one injected as ``microphone_factory`` in the context's extras, or
-    the microphone chosen in Settings (an unopened :class:`~workers.media.audio.AudioInput`; the
-    worker that uses it opens it on its own thread)."""
+    the microphone chosen in Settings, unopened (the worker that uses it opens it on its own thread):
+    an :class:`~workers.media.audio.AudioInput` for a device, or a
+    :class:`~workers.media.microphone.FileMicrophone` (looped, at real-time pace) for a sound file."""
     injected = context.extras.get("microphone_factory")
     if injected is not None:
         return injected
     devices = context.settings.devices
 
     def make() -> Any:
-        from workers.media.audio import AudioInput
+        from workers.media.microphone import make_microphone
 
         blocksize = max(256, min(int(devices.block_size or 1024), 2048))
-        return AudioInput(devices.microphone, devices.sample_rate, blocksize, channels=1)
+        return make_microphone(devices.microphone, devices.sample_rate, blocksize, channels=1)
 
     return make
+
+
+def microphone_available(context: Any) -> bool:
+    """Whether a page has a microphone to listen to: one injected as ``microphone_factory``, the
+    sound file chosen in Devices (when it exists), or any capture device present. A page disables
+    its "Start listening" when this is False."""
+    if context.extras.get("microphone_factory") is not None:
+        return True
+    from workers.media.microphone import microphone_available as available
+
+    return available(context.settings.devices.microphone)
 
 
 def speaker_factory(context: Any) -> Callable[[], Any]:

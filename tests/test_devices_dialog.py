@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from PySide6.QtCore import Qt
 
-from snowai_studio.dialogs.devices_dialog import VIDEO_FILE_ITEM, DevicesDialog
+from snowai_studio.dialogs.devices_dialog import UNAVAILABLE_ITEM, VIDEO_FILE_ITEM, DevicesDialog
 from workers.media.audio import AudioDevice, AudioStatus
 from workers.media.camera import TEST_PATTERN
 from workers.media.devices import CameraDevice, DeviceReport
@@ -237,3 +237,90 @@ def test_real_scan_on_this_machine_does_not_crash(qtbot: Any) -> None:
         assert dialog.microphone_notice.text()
     qtbot.waitUntil(lambda: dialog.preview.frames_shown >= 1, timeout=5000)
     dialog.reject()
+
+
+# ---- a sound file as the microphone ------------------------------------------------------------------------
+def test_sound_file_as_microphone(qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """File… beside the microphone list: the file plays through the real factory (looped, at the
+    chosen rate), the level follows it, OK keeps its path, and the dialog shows it when reopened."""
+    from workers.media.microphone import FileMicrophone
+
+    rate = 44100
+    t = np.arange(rate // 2) / rate
+    voice = tmp_path / "voice.flac"
+    soundfile.write(str(voice), np.stack([0.5 * np.sin(2 * np.pi * 440 * t)] * 2, axis=1), rate)
+    opened: list[Any] = []
+
+    def microphone(name: str | None, samplerate: int | None, blocksize: int) -> Any:
+        from snowai_studio.dialogs.devices_dialog import default_microphone_factory
+
+        mic = default_microphone_factory(name, samplerate, blocksize)
+        opened.append(mic)
+        return mic
+
+    settings = Settings()
+    settings.devices.sample_rate = 16000
+    dialog = open_dialog(qtbot, settings, devices=NO_DEVICES, microphone_factory=microphone)
+    assert dialog.microphone_file_button.isEnabled() and not dialog.microphone_combo.isEnabled()
+    assert "sound file" in dialog.microphone_notice.text()
+    assert dialog.microphone_worker is None
+
+    monkeypatch.setattr(dialog, "ask_sound_file", lambda: str(voice))
+    qtbot.mouseClick(dialog.microphone_file_button, Qt.MouseButton.LeftButton)
+    assert dialog.microphone_combo.currentText() == "File: voice.flac"
+    assert dialog.microphone_combo.isEnabled() and dialog.microphone_available()
+    assert dialog.sample_rate_combo.isEnabled()
+    qtbot.waitUntil(lambda: dialog.level_meter.updates >= 5, timeout=5000)
+    mic = opened[-1]
+    assert isinstance(mic, FileMicrophone) and mic.samplerate == 16000 and mic.channels == 1
+    assert dialog.level_meter.level == pytest.approx(20 * np.log10(0.5 / np.sqrt(2)), abs=1.0)
+    assert "voice.flac: playing in a loop at 16000 Hz" in dialog.microphone_status.text()
+
+    dialog.accept()
+    assert settings.devices.microphone == str(voice)
+    assert mic.close_count == 1, "closing the dialog releases the file"
+
+    # reopened with devices present: the file is still the choice, beside the devices
+    again = open_dialog(qtbot, settings, devices=FAKE_DEVICES, microphone_factory=microphone)
+    assert again.microphone_combo.currentText() == "File: voice.flac"
+    assert again.microphone_combo.findData("Fake mic") >= 0
+    qtbot.waitUntil(lambda: again.level_meter.updates >= 2, timeout=5000)
+    # choosing a device again stores the device
+    again.microphone_combo.setCurrentIndex(again.microphone_combo.findData("Fake mic"))
+    again.accept()
+    assert settings.devices.microphone == "Fake mic"
+
+
+def test_a_sound_file_that_cannot_play_is_one_sentence(
+    qtbot: Any, fakes: Fakes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not sound at all")
+    settings = Settings()
+    dialog = open_dialog(qtbot, settings, devices=FAKE_DEVICES, **fakes.kwargs())
+    before = dialog.microphone_combo.currentData()
+    monkeypatch.setattr(dialog, "ask_sound_file", lambda: str(notes))
+    qtbot.mouseClick(dialog.microphone_file_button, Qt.MouseButton.LeftButton)
+    text = dialog.microphone_status.text()
+    assert text.startswith("notes.wav cannot be used as the microphone") and "Traceback" not in text
+    assert "\n" not in text
+    assert dialog.microphone_combo.currentData() == before and dialog.microphone_combo.findData(str(notes)) < 0
+
+    monkeypatch.setattr(dialog, "ask_sound_file", lambda: None)  # cancelled: nothing changes
+    assert not dialog.choose_sound_file() and dialog.microphone_combo.currentData() == before
+    dialog.accept()
+    assert settings.devices.microphone is None
+
+
+def test_a_saved_sound_file_that_went_missing(qtbot: Any, tmp_path: Path) -> None:
+    settings = Settings()
+    settings.devices.microphone = str(tmp_path / "gone.wav")
+    dialog = open_dialog(qtbot, settings, devices=NO_DEVICES)
+    assert dialog.microphone_combo.currentText() == "File: gone.wav (missing)"
+    qtbot.waitUntil(lambda: "gone.wav" in dialog.microphone_status.text(), timeout=5000)
+    text = dialog.microphone_status.text()
+    assert "was not found" in text and "Traceback" not in text and "\n" not in text
+    # setting the file aside with no device leaves no microphone chosen
+    dialog.microphone_combo.setCurrentIndex(dialog.microphone_combo.findData(UNAVAILABLE_ITEM))
+    dialog.accept()
+    assert settings.devices.microphone is None

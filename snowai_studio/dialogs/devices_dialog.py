@@ -1,5 +1,9 @@
 """The Devices dialog: choose the camera, microphone and speaker, with live previews.
 
+The camera may be a video file and the microphone a sound file (WAV, FLAC, OGG...: "File…" beside
+the microphone list), played in a loop at real-time pace like the device they stand in for; the
+file's path is what the settings keep.
+
 The camera preview runs in a :class:`~workers.media.worker.CameraWorker`, the microphone level in
 a :class:`~workers.media.worker.MicrophoneWorker`, and the speaker test in a
 :class:`~workers.media.worker.TonePlayer`; closing the dialog (OK, Cancel or the window button)
@@ -39,9 +43,11 @@ from PySide6.QtWidgets import (
 from snowai_studio.widgets.level_meter import LevelMeter
 from snowai_studio.widgets.video_view import VideoView
 from workers.base import Worker
-from workers.media.audio import AudioInput, AudioOutput, AudioSink, AudioSource
+from workers.errors import UserError
+from workers.media.audio import AudioOutput, AudioSink, AudioSource
 from workers.media.camera import TEST_PATTERN, FrameInfo, FrameSource, make_frame_source, parse_camera_spec
 from workers.media.devices import DeviceReport, scan_devices
+from workers.media.microphone import SOUND_FILE_FILTER, check_sound_file, is_sound_file_choice, make_microphone
 from workers.media.worker import CameraWorker, MicrophoneWorker, TonePlayer
 from workers.settings import Settings
 
@@ -70,7 +76,8 @@ def default_camera_factory(spec: str, width: int, height: int, fps: int) -> Fram
 
 
 def default_microphone_factory(name: str | None, samplerate: int | None, blocksize: int) -> AudioSource:
-    return AudioInput(name, samplerate, blocksize, channels=1)
+    """A microphone by device name (None: the default), or a sound file played like one."""
+    return make_microphone(name, samplerate, blocksize, channels=1)
 
 
 def default_output_factory(name: str | None, samplerate: int | None) -> AudioSink:
@@ -146,6 +153,14 @@ class DevicesDialog(QDialog):
         box = QGroupBox("Microphone")
         form = QFormLayout(box)
         self.microphone_combo = QComboBox()
+        self.microphone_combo.setObjectName("microphone_combo")
+        self.microphone_file_button = QPushButton("File…")
+        self.microphone_file_button.setObjectName("microphone_file_button")
+        self.microphone_file_button.setToolTip("Play a sound file (WAV, FLAC, OGG…) as the microphone, in a loop")
+        self.microphone_file_button.clicked.connect(self.choose_sound_file)
+        device_row = QHBoxLayout()
+        device_row.addWidget(self.microphone_combo, 1)
+        device_row.addWidget(self.microphone_file_button)
         self.sample_rate_combo = QComboBox()
         self.block_size_combo = QComboBox()
         row = QHBoxLayout()
@@ -155,7 +170,7 @@ class DevicesDialog(QDialog):
         self.level_meter = LevelMeter()
         self.microphone_notice = _notice_label()
         self.microphone_status = _status_label()
-        form.addRow("Device", self.microphone_combo)
+        form.addRow("Device", device_row)
         form.addRow("Sample rate", row)
         form.addRow("Level", self.level_meter)
         form.addRow(self.microphone_notice)
@@ -212,7 +227,12 @@ class DevicesDialog(QDialog):
         self.fps_combo.setCurrentIndex(self.fps_combo.findData(dev.camera_fps))
 
         # Sound.
-        self._fill_audio_combo(self.microphone_combo, report.microphones, dev.microphone, "microphone")
+        saved_file = dev.microphone if is_sound_file_choice(dev.microphone) else None
+        self._fill_audio_combo(
+            self.microphone_combo, report.microphones, None if saved_file else dev.microphone, "microphone"
+        )
+        if saved_file:
+            self._add_sound_file(saved_file)
         self._fill_audio_combo(self.speaker_combo, report.speakers, dev.speaker, "speaker")
         self.sample_rate_combo.addItem("Device default", None)
         for rate in _with_current(SAMPLE_RATES, dev.sample_rate):
@@ -224,18 +244,17 @@ class DevicesDialog(QDialog):
         self.block_size_combo.setCurrentIndex(self.block_size_combo.findData(dev.block_size))
 
         if not report.microphones:
-            self.microphone_notice.setText(_missing_sound_text(report, "microphone"))
+            self.microphone_notice.setText(
+                _missing_sound_text(report, "microphone")
+                + " Or choose a sound file with File… to play as the microphone."
+            )
             self.microphone_notice.show()
-            self.microphone_combo.setEnabled(False)
-            self.level_meter.setEnabled(False)
         if not report.speakers:
             self.speaker_notice.setText(_missing_sound_text(report, "speaker"))
             self.speaker_notice.show()
             self.speaker_combo.setEnabled(False)
             self.tone_button.setEnabled(False)
-        if not report.microphones and not report.speakers:
-            self.sample_rate_combo.setEnabled(False)
-            self.block_size_combo.setEnabled(False)
+        self._update_microphone_controls()
 
         self.camera_combo.currentIndexChanged.connect(self._camera_choice_changed)
         self.resolution_combo.currentIndexChanged.connect(self.restart_camera)
@@ -272,7 +291,11 @@ class DevicesDialog(QDialog):
         return int(self.fps_combo.currentData())
 
     def microphone_name(self) -> str | None:
-        return _audio_choice(self.microphone_combo, self.settings.devices.microphone)
+        """The chosen device's name (None: the system default) or the chosen sound file's path."""
+        saved = self.settings.devices.microphone
+        if self.microphone_combo.currentData() == UNAVAILABLE_ITEM and is_sound_file_choice(saved):
+            return None  # the sound file was set aside and there is no device
+        return _audio_choice(self.microphone_combo, saved)
 
     def speaker_name(self) -> str | None:
         return _audio_choice(self.speaker_combo, self.settings.devices.speaker)
@@ -285,7 +308,11 @@ class DevicesDialog(QDialog):
         return int(self.block_size_combo.currentData())
 
     def microphone_available(self) -> bool:
+        """A microphone device or a sound file is chosen."""
         return self.microphone_combo.currentData() != UNAVAILABLE_ITEM
+
+    def microphone_is_file(self) -> bool:
+        return is_sound_file_choice(self.microphone_combo.currentData())
 
     def speaker_available(self) -> bool:
         return self.speaker_combo.currentData() != UNAVAILABLE_ITEM
@@ -304,6 +331,65 @@ class DevicesDialog(QDialog):
             index = self.camera_combo.findData(TEST_PATTERN)
             self.camera_combo.insertItem(index, f"File: {Path(spec).name}", spec)
         self.camera_combo.setCurrentIndex(index)  # restarts the preview through the signal
+
+    # ---- sound file as the microphone --------------------------------------------------------------------
+    def ask_sound_file(self) -> str | None:
+        """Ask the user for a sound file to play as the microphone (None if cancelled)."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a sound file to play as the microphone", "", SOUND_FILE_FILTER
+        )
+        return path or None
+
+    @Slot()
+    def choose_sound_file(self) -> bool:
+        """The "File…" button: ask for a sound file and use it; False when cancelled or unusable."""
+        path = self.ask_sound_file()
+        return self.use_sound_file(path) if path else False
+
+    def use_sound_file(self, path: str | Path) -> bool:
+        """Check a sound file and, when it plays, add it to the microphone choices, select it and show
+        its level. A file that cannot be played is one sentence under the list (the choice stays)."""
+        spec = str(Path(path).expanduser().absolute())
+        try:
+            check_sound_file(spec)
+        except UserError as exc:
+            self.microphone_status.setText(str(exc))
+            return False
+        index = self._add_sound_file(spec)
+        if self.microphone_combo.currentIndex() == index:
+            self.restart_microphone()
+        else:
+            self.microphone_combo.setCurrentIndex(index)  # restarts the level through the signal
+        self._update_microphone_controls()
+        return True
+
+    def _add_sound_file(self, spec: str) -> int:
+        """The combo index of a sound file choice (added, and selected when it is new)."""
+        combo = self.microphone_combo
+        index = combo.findData(spec)
+        if index >= 0:
+            return index
+        label = f"File: {Path(spec).name}"
+        if not Path(spec).is_file():
+            label += " (missing)"
+        combo.blockSignals(True)
+        combo.addItem(label, spec)
+        index = combo.count() - 1
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+        self._update_microphone_controls()
+        return index
+
+    def _update_microphone_controls(self) -> None:
+        """The list is usable when it offers a choice (devices, or a sound file); the rate and block
+        size whenever something records or plays."""
+        combo = self.microphone_combo
+        offers = any(combo.itemData(i) != UNAVAILABLE_ITEM for i in range(combo.count()))
+        combo.setEnabled(offers)
+        self.level_meter.setEnabled(self.microphone_available())
+        sound = offers or bool(self.report.speakers)
+        self.sample_rate_combo.setEnabled(sound)
+        self.block_size_combo.setEnabled(sound)
 
     @Slot(int)
     def _camera_choice_changed(self, index: int) -> None:
@@ -376,6 +462,7 @@ class DevicesDialog(QDialog):
     def restart_microphone(self) -> None:
         self._stop_microphone()
         self.level_meter.reset()
+        self.level_meter.setEnabled(self.microphone_available())
         if not self._started or not self.microphone_available():
             return
         name, rate, block = self.microphone_name(), self.sample_rate(), self.block_size()
@@ -468,7 +555,12 @@ class DevicesDialog(QDialog):
 
     @Slot(int, int)
     def _microphone_opened(self, samplerate: int, channels: int) -> None:
-        if self._is_current(self.microphone_worker):
+        if not self._is_current(self.microphone_worker):
+            return
+        if self.microphone_is_file():
+            name = Path(str(self.microphone_combo.currentData())).name
+            self.microphone_status.setText(f"{name}: playing in a loop at {samplerate} Hz as the microphone.")
+        else:
             name = self.microphone_name() or "The default microphone"
             self.microphone_status.setText(f"{name}: listening at {samplerate} Hz. Speak to see the level move.")
 

@@ -53,13 +53,13 @@ ComponentsFactory = Callable[..., Components]
 
 
 def default_microphone() -> AudioSource:
-    """The microphone chosen in Devices (opened by the pipeline)."""
-    from workers.media.audio import AudioInput
+    """The microphone chosen in Devices, a device or a sound file (opened by the pipeline)."""
+    from workers.media.microphone import make_microphone
     from workers.settings import Settings
 
     devices = Settings.load().devices
     blocksize = max(256, min(int(devices.block_size or 1024), 2048))
-    return AudioInput(devices.microphone, devices.sample_rate, blocksize=blocksize, channels=1)
+    return make_microphone(devices.microphone, devices.sample_rate, blocksize, channels=1)
 
 
 def default_speaker() -> AudioSink:

@@ -31,6 +31,7 @@ from workers.media.fakes import (
     WavMicrophone,
     WavSink,
 )
+from workers.media.microphone import FileMicrophone, make_microphone, microphone_available
 from workers.media.watch import DeviceStalled, WatchedSource
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "DeviceStalled",
     "FailingCamera",
     "FailingMicrophone",
+    "FileMicrophone",
     "FrameInfo",
     "FrameSource",
     "GeneratedCamera",
@@ -64,6 +66,8 @@ __all__ = [
     "list_input_devices",
     "list_output_devices",
     "make_frame_source",
+    "make_microphone",
+    "microphone_available",
     "rms_dbfs",
     "scan_devices",
     "test_tone",

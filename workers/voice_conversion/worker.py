@@ -188,9 +188,10 @@ def output_path(src: Path, outdir: Path | None, fmt: str | None = "wav", tag: st
 
 
 def default_source_factory(device: str | None, samplerate: int | None, blocksize: int) -> AudioSource:
-    from workers.media.audio import AudioInput
+    """The microphone: a device by name (None: the default), or a sound file played like one."""
+    from workers.media.microphone import make_microphone
 
-    return AudioInput(device, samplerate, blocksize, channels=1)
+    return make_microphone(device, samplerate, blocksize, channels=1)
 
 
 def default_sink_factory(device: str | None, samplerate: int | None, blocksize: int) -> AudioSink:
