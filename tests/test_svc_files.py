@@ -21,6 +21,8 @@ from workers.voice_conversion.files import (
     convert_audio,
     convert_file,
     default_output,
+    file_channels,
+    file_rate,
     read_audio,
     save_audio,
     split_points,
@@ -94,6 +96,27 @@ def test_the_dsp_changer_keeps_the_file_rate_and_shifts_the_pitch(tmp_path: Path
     b = f0(resample(out, rate, 16000)[:, 0])
     both = (a > 0) & (b > 0)
     assert np.median(12 * np.log2(b[both] / a[both])) == pytest.approx(5.0, abs=0.3)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])
+def test_the_voice_goes_on_every_channel_of_a_stereo_input_when_asked(suffix: str, tmp_path: Path) -> None:
+    src = write_speech(tmp_path / "duet.wav", seconds=2.0, rate=44100, channels=2)
+    kept = convert_file(src, tmp_path / f"kept{suffix}", DSPVoiceChanger(pitch=2.0), channels="input")
+    out, rate = read_audio(kept)
+    assert rate == 44100 and out.shape[1] == 2
+    assert np.abs(out).max() > 0.05
+    assert np.allclose(out[:, 0], out[:, 1], atol=1e-3)  # the converted voice on both channels
+    mono = convert_file(src, tmp_path / f"mono{suffix}", DSPVoiceChanger(pitch=2.0), channels="mono")
+    assert read_audio(mono)[0].shape[1] == 1
+    assert no_leftovers(tmp_path)
+
+
+def test_what_a_converted_file_holds_is_told_before_it_is_written() -> None:
+    assert file_channels("WAV", 2, "input") == 2 and file_channels("WAV", 2, "mono") == 1
+    assert file_channels("MP3", 6, "input") == 2 and file_channels("FLAC", 12, "input") == 8
+    assert file_rate("WAV", 40000) == 40000 and file_rate("MP3", 40000) == 44100 and file_rate("MP3", 32000) == 32000
+    with pytest.raises(UserError, match="channel"):
+        file_channels("WAV", 2, "surround")
 
 
 def test_a_model_converter_gets_its_rate_and_gives_its_own(tmp_path: Path) -> None:

@@ -245,6 +245,23 @@ def test_file_job_converts_and_never_overwrites(qtbot: Any, make_worker: Any, tm
     assert blocker.args[1].done[0][1].suffix == ".mp3"
 
 
+def test_file_job_says_the_rate_and_channels_it_wrote(qtbot: Any, make_worker: Any, tmp_path: Path) -> None:
+    src = write_speech(tmp_path / "take.wav", rate=44100, channels=2)
+    worker = make_worker()
+    with qtbot.waitSignal(worker.job_finished, timeout=WAIT) as blocker:
+        worker.convert_files([src], tmp_path / "out", "flac", channels="input")
+    report: FileJobReport = blocker.args[1]
+    written = report.done[0][1]
+    assert soundfile.info(str(written)).channels == 2 and report.written[written] == (44100, 2)
+    assert report.summary() == f"Converted 1 file: {written} (44.1 kHz, stereo)."
+    assert "real time)." in report.summary(speed=True)
+    with qtbot.waitSignal(worker.job_finished, timeout=WAIT) as blocker:
+        worker.convert_files([src], tmp_path / "out", "wav")  # mono unless asked
+    assert "(44.1 kHz, mono)" in blocker.args[1].summary()
+    with pytest.raises(UserError, match="channel"):
+        worker.convert_files([src], tmp_path / "out", "wav", channels="both")
+
+
 def test_file_job_cancels_promptly(qtbot: Any, make_worker: Any, tmp_path: Path) -> None:
     src = write_speech(tmp_path / "long.wav", seconds=240.0, rate=16000)
     worker = make_worker()

@@ -4,12 +4,13 @@
   soundfile, and other containers (M4A, AAC, WebM, ...) through PyAV, at any sample rate and
   channel count.
 - :func:`convert_file` mixes the channels to mono (voice models and the DSP changer are mono, and a
-  voice recording's channels carry the same voice), cuts a long file into chunks of at most
-  ``max_chunk_seconds`` at its quietest moments, converts each chunk with some audio around it
-  (context before, a little after) and joins the chunks with a short crossfade at the cut (which lies
-  in a pause, so the join is inaudible). The file is read and written chunk by chunk (soundfile
-  seeks in WAV, FLAC, OGG and MP3; other containers are decoded whole by PyAV). Progress is reported
-  and cancel is checked between chunks.
+  voice recording's channels carry the same voice) and writes the converted voice as mono or on as
+  many channels as the input had (``channels="input"``: the same voice on each). It cuts a long
+  file into chunks of at most ``max_chunk_seconds`` at its quietest moments, converts each chunk
+  with some audio around it (context before, a little after) and joins the chunks with a short
+  crossfade at the cut (which lies in a pause, so the join is inaudible). The file is read and
+  written chunk by chunk (soundfile seeks in WAV, FLAC, OGG and MP3; other containers are decoded
+  whole by PyAV). Progress is reported and cancel is checked between chunks.
 - The result is written to a temporary file in the target folder and renamed into place only when
   complete: a cancelled or failed conversion leaves nothing behind, and an output never replaces its
   input or any existing file (a free name such as ``song-2.wav`` is chosen instead).
@@ -44,6 +45,10 @@ FORMATS = {
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".aiff", ".aif", ".webm")
 #: Rates MP3 can store; other rates are resampled to the nearest one above.
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+#: The most channels each output format holds.
+_MAX_CHANNELS = {"WAV": 64, "FLAC": 8, "OGG": 255, "MP3": 2}
+#: How a converted file's channels are chosen: one channel, or as many as its input had.
+CHANNEL_MODES = ("mono", "input")
 
 Progress = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -123,14 +128,36 @@ def output_format(path: str | Path) -> tuple[str, str]:
     return FORMATS[suffix]
 
 
+def file_rate(fmt: str, rate: int) -> int:
+    """The sample rate a file of soundfile format ``fmt`` is written at for audio at ``rate`` (MP3 holds
+    only some rates: another is raised to the next one it holds)."""
+    if fmt.upper() == "MP3" and rate not in _MP3_RATES:
+        return next((r for r in _MP3_RATES if r >= rate), 48000)
+    return int(rate)
+
+
+def file_channels(fmt: str, input_channels: int, mode: str = "mono") -> int:
+    """How many channels a converted file of format ``fmt`` gets: 1 for ``mode="mono"``, else the
+    input's count (at most what the format holds)."""
+    if mode not in CHANNEL_MODES:
+        raise UserError(f"Unknown channel choice {mode!r}; choose one of {', '.join(CHANNEL_MODES)}.")
+    if mode == "mono":
+        return 1
+    return max(1, min(int(input_channels or 1), _MAX_CHANNELS.get(fmt.upper(), 2)))
+
+
 def _write_with_av(path: Path, audio: np.ndarray, rate: int, codec: str) -> None:
+    """``audio``: ``(frames,)`` mono or ``(frames, channels)`` with one or two channels."""
     import av
 
+    data = np.asarray(audio, np.float32)
+    data = data.reshape(-1, 1) if data.ndim == 1 else data
+    layout = "stereo" if data.shape[1] == 2 else "mono"
     with av.open(str(path), "w", format="mp3" if codec.endswith("mp3lame") else None) as container:
         stream = container.add_stream(codec, rate=rate)
-        stream.layout = "mono"
-        samples = np.asarray(audio, np.float32).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        stream.layout = layout
+        samples = np.ascontiguousarray(data.T)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
         frame.sample_rate = rate
         for packet in stream.encode(frame):
             container.mux(packet)
@@ -185,11 +212,13 @@ def save_audio(path: str | Path, audio: np.ndarray, rate: int) -> Path:
 class _ArraySource:
     """Mono audio held in memory, read by range."""
 
-    def __init__(self, audio: np.ndarray, rate: int, name: str = "audio") -> None:
+    def __init__(self, audio: np.ndarray, rate: int, name: str = "audio", channels: int = 1) -> None:
         self.audio = np.asarray(audio, np.float32).reshape(-1)
         self.frames = len(self.audio)
         self.rate = int(rate)
         self.name = name
+        #: The channels the audio had before it was mixed to mono.
+        self.channels = int(channels)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         return self.audio[max(0, start) : max(0, min(stop, self.frames))]
@@ -210,6 +239,7 @@ class _FileSource:
         self._file = soundfile.SoundFile(str(path))
         self.frames = int(self._file.frames)
         self.rate = int(self._file.samplerate)
+        self.channels = int(self._file.channels)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         import soundfile
@@ -249,32 +279,32 @@ def _open_source(path: Path) -> _FileSource | _ArraySource:
         raise UserError(f"{path.name} could not be read ({exc.strerror or exc}).") from exc
     data, rate = read_audio(path)
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    return _ArraySource(mono, rate, path.name)
+    return _ArraySource(mono, rate, path.name, channels=data.shape[1])
 
 
 class _FileSink:
-    """Writes mono audio to a (temporary) file as it comes, in the format the target's suffix names."""
+    """Writes mono audio to a (temporary) file as it comes, in the format the target's suffix names,
+    on ``channels`` channels (the same audio on each)."""
 
-    def __init__(self, path: Path, rate: int, fmt: str, subtype: str) -> None:
+    def __init__(self, path: Path, rate: int, fmt: str, subtype: str, channels: int = 1) -> None:
         import soundfile
 
         self.path = path
         self.rate = int(rate)
+        self.channels = max(1, int(channels))
         self._resampler: Any = None
         self._pending: list[np.ndarray] | None = None  # MP3 through PyAV: written at the end
-        file_rate = self.rate
-        if fmt == "MP3" and self.rate not in _MP3_RATES:
+        self.file_rate = file_rate(fmt, self.rate)
+        if self.file_rate != self.rate:
             import soxr
 
-            file_rate = next((r for r in _MP3_RATES if r >= self.rate), 48000)
-            self._resampler = soxr.ResampleStream(self.rate, file_rate, 1, dtype="float32")
-        self.file_rate = file_rate
+            self._resampler = soxr.ResampleStream(self.rate, self.file_rate, 1, dtype="float32")
         self._file: Any = None
         if fmt == "MP3" and "MP3" not in soundfile.available_formats():
             self._pending = []
         else:
             self._file = soundfile.SoundFile(
-                str(path), "w", samplerate=file_rate, channels=1, format=fmt, subtype=subtype
+                str(path), "w", samplerate=self.file_rate, channels=self.channels, format=fmt, subtype=subtype
             )
 
     def write(self, audio: np.ndarray) -> None:
@@ -286,6 +316,8 @@ class _FileSink:
     def _put(self, data: np.ndarray) -> None:
         if not len(data):
             return
+        if self.channels > 1:
+            data = np.repeat(np.asarray(data, np.float32).reshape(-1, 1), self.channels, axis=1)
         if self._pending is not None:
             self._pending.append(np.asarray(data, np.float32))
         else:
@@ -295,7 +327,8 @@ class _FileSink:
         if self._resampler is not None:
             self._put(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         if self._pending is not None:
-            audio = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+            empty = np.zeros((0, self.channels), np.float32)
+            audio = np.concatenate(self._pending) if self._pending else empty
             _write_with_av(self.path, audio, self.file_rate, "libmp3lame")
         self.close()
 
@@ -480,13 +513,16 @@ def convert_file(
     progress: Progress | None = None,
     cancel: Any = None,
     max_chunk_seconds: float = 30.0,
+    channels: str = "mono",
 ) -> Path:
     """Convert the audio file ``src`` and save the result as ``dst`` (format by its suffix).
 
-    Channels are mixed to mono; the output runs at the converter's output rate (the DSP changer keeps
-    the file's rate). The file is read and written chunk by chunk, so its length is not limited by
-    memory. ``dst`` is never the input nor an existing file: a free name next to it is used instead;
-    the path actually written is returned. ``dst`` may be a folder (then ``<stem>-converted.wav``
+    Channels are mixed to mono for the conversion; the result is written as mono, or with
+    ``channels="input"`` on as many channels as ``src`` has (the converted voice on each). The output
+    runs at the converter's output rate (the DSP changer keeps the file's rate; MP3 raises a rate it
+    cannot hold, see :func:`file_rate`). The file is read and written chunk by chunk, so its length is
+    not limited by memory. ``dst`` is never the input nor an existing file: a free name next to it is
+    used instead; the path actually written is returned. ``dst`` may be a folder (then ``<stem>-converted.wav``
     goes in it). Raises :class:`~workers.errors.Cancelled` when cancelled (nothing is written) and
     :class:`UserError` for unreadable input or an unwritable target.
     """
@@ -495,6 +531,7 @@ def convert_file(
     if dst_path.is_dir():
         dst_path = default_output(src_path, dst_path)
     fmt, subtype = output_format(dst_path)
+    file_channels(fmt, 1, channels)  # an unknown choice is refused before anything is read
     source = _open_source(src_path)
     tmp: Path | None = None
     sink: _FileSink | None = None
@@ -509,7 +546,8 @@ def convert_file(
             )
             os.close(fd)
             tmp = Path(name)
-            sink = _FileSink(tmp, out_rate, fmt, subtype)
+            sink = _FileSink(tmp, out_rate, fmt, subtype, file_channels(fmt, source.channels, channels))
+            written_rate, written_channels = sink.file_rate, sink.channels
         except (OSError, RuntimeError) as exc:
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise UserError(f"{dst_path.name} could not be saved in {dst_path.parent} ({detail}).") from exc
@@ -544,14 +582,27 @@ def convert_file(
             with contextlib.suppress(OSError):
                 tmp.unlink()
     log.info(
-        "Converted %s (%.1f s at %d Hz) to %s at %d Hz",
+        "Converted %s (%.1f s at %d Hz, %d channels) to %s at %d Hz, %d channels",
         src_path.name,
         source.frames / source.rate,
         source.rate,
+        source.channels,
         target.name,
-        out_rate,
+        written_rate,
+        written_channels,
     )
     return target
+
+
+def written_shape(path: str | Path) -> tuple[int, int] | None:
+    """``(sample rate, channels)`` of a sound file as its header says (None when it cannot be read)."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+        return int(info.samplerate), int(info.channels)
+    except Exception:
+        return None
 
 
 def seconds_of(path: str | Path) -> float:
@@ -567,10 +618,13 @@ def seconds_of(path: str | Path) -> float:
 
 __all__ = [
     "AUDIO_SUFFIXES",
+    "CHANNEL_MODES",
     "FORMATS",
     "convert_audio",
     "convert_file",
     "default_output",
+    "file_channels",
+    "file_rate",
     "output_format",
     "output_rate",
     "read_audio",
@@ -578,4 +632,5 @@ __all__ = [
     "seconds_of",
     "split_points",
     "write_audio",
+    "written_shape",
 ]

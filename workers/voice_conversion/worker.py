@@ -149,31 +149,57 @@ def model_label(options: VoiceConversionOptions) -> str:
 @dataclass
 class FileJobReport:
     """What a file job did: the files written, those that failed (with the sentence), whether the
-    user cancelled it (the files finished before that are kept)."""
+    user cancelled it (the files finished before that are kept), and the sample rate and channels of
+    each file written (read back from it)."""
 
     done: list[tuple[Path, Path]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
     audio_seconds: float = 0.0
+    #: ``(sample rate, channels)`` of each written file, by its path.
+    written: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def rtf(self) -> float:
         """Seconds of work per second of audio (below 1: faster than real time)."""
         return self.seconds / self.audio_seconds if self.audio_seconds > 0 else 0.0
 
-    def summary(self) -> str:
+    def summary(self, *, speed: bool = False) -> str:
+        """"Converted 1 file: /music/take-converted.wav (44.1 kHz, stereo)."; ``speed`` adds the
+        real-time factor ("0.05x real time") in the brackets."""
         n = len(self.done)
         text = f"Converted {n} file{'s' if n != 1 else ''}"
         if n == 1:
             text += f": {self.done[0][1]}"
         elif n:
             text += f" into {self.done[0][1].parent}" if len({d.parent for _, d in self.done}) == 1 else ""
+        details = [self.written_shape()] if self.written_shape() else []
+        if speed and self.rtf and n:
+            details.append(f"{self.rtf:.2f}x real time")
+        if details:
+            text += f" ({'; '.join(details)})"
         if self.cancelled:
             text += "; cancelled, the rest were not converted"
         if self.failed:
             text += f"; {len(self.failed)} could not be converted ({self.failed[0][0].name}: {self.failed[0][1]})"
         return text.rstrip(".") + "."
+
+    def written_shape(self) -> str:
+        """"44.1 kHz, stereo" for the files written ("44.1 to 48 kHz, mono and stereo" when they differ)."""
+        shapes = [self.written[dst] for _, dst in self.done if dst in self.written]
+        if not shapes:
+            return ""
+        rates = sorted({rate for rate, _ in shapes})
+        counts = sorted({channels for _, channels in shapes})
+        low, high = rates[0] / 1000, rates[-1] / 1000
+        rate_text = f"{low:g} kHz" if len(rates) == 1 else f"{low:g} to {high:g} kHz"
+        return f"{rate_text}, {' and '.join(channels_name(c) for c in counts)}"
+
+
+def channels_name(channels: int) -> str:
+    """"mono", "stereo" or "6 channels"."""
+    return {1: "mono", 2: "stereo"}.get(int(channels), f"{int(channels)} channels")
 
 
 def output_path(src: Path, outdir: Path | None, fmt: str | None = "wav", tag: str = "converted") -> Path:
@@ -635,25 +661,34 @@ class VoiceConversionWorker(Worker):
 
     # ---- file jobs (any thread) --------------------------------------------------------------------------
     def convert_files(
-        self, paths: Sequence[str | Path], outdir: str | Path | None = None, fmt: str | None = "wav"
+        self,
+        paths: Sequence[str | Path],
+        outdir: str | Path | None = None,
+        fmt: str | None = "wav",
+        channels: str = "mono",
     ) -> int:
         """Convert audio files (into ``outdir``, else next to each input) as one job whose result is a
-        :class:`FileJobReport`; ``fmt`` None keeps each input's format."""
+        :class:`FileJobReport`; ``fmt`` None keeps each input's format; ``channels`` "mono" writes one
+        channel, "input" as many as each input has (the converted voice on each)."""
+        from workers.voice_conversion.files import CHANNEL_MODES
+
         inputs = [Path(p) for p in paths]
         folder = Path(outdir) if outdir else None
         if fmt is not None and fmt.lower().lstrip(".") not in FILE_FORMATS:
             raise UserError(f"Unknown output format {fmt!r}; choose one of {', '.join(FILE_FORMATS)}.")
+        if channels not in CHANNEL_MODES:
+            raise UserError(f"Unknown channel choice {channels!r}; choose one of {', '.join(CHANNEL_MODES)}.")
 
         def job(ctx: JobContext) -> FileJobReport:
-            return self._convert_files(ctx, inputs, folder, fmt)
+            return self._convert_files(ctx, inputs, folder, fmt, channels=channels)
 
         return self.submit(job)
 
-    def convert_file(self, src: str | Path, dst: str | Path) -> int:
+    def convert_file(self, src: str | Path, dst: str | Path, channels: str = "mono") -> int:
         """Convert one file to ``dst`` (its format by the suffix); the result is a FileJobReport."""
 
         def job(ctx: JobContext) -> FileJobReport:
-            return self._convert_files(ctx, [Path(src)], None, None, targets=[Path(dst)])
+            return self._convert_files(ctx, [Path(src)], None, None, targets=[Path(dst)], channels=channels)
 
         return self.submit(job)
 
@@ -664,8 +699,9 @@ class VoiceConversionWorker(Worker):
         outdir: Path | None,
         fmt: str | None,
         targets: list[Path] | None = None,
+        channels: str = "mono",
     ) -> FileJobReport:
-        from workers.voice_conversion.files import convert_file, seconds_of
+        from workers.voice_conversion.files import convert_file, seconds_of, written_shape
 
         converter = self._ready_converter()
         report = FileJobReport()
@@ -692,6 +728,7 @@ class VoiceConversionWorker(Worker):
                     converter,
                     progress=progress,
                     cancel=lambda: ctx.cancelled,
+                    channels=channels,
                 )
             except Cancelled:
                 report.cancelled = True
@@ -706,6 +743,9 @@ class VoiceConversionWorker(Worker):
                 continue
             report.done.append((src, Path(written)))
             report.audio_seconds += seconds_of(written)
+            shape = written_shape(written)
+            if shape is not None:
+                report.written[Path(written)] = shape
             if not ctx.cancelled:
                 ctx.progress((i + 1) * steps, total)
         report.seconds = time.perf_counter() - start
