@@ -125,3 +125,18 @@ def test_no_subcommand_is_a_usage_error(tmp_path: Path) -> None:
 def test_standalone_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--store", str(tmp_path), "list", "--tool", "assistant"]) == 0
     assert "gemma-3-270m-q4-k-m-shipped" in capsys.readouterr().out
+
+
+def test_import_without_a_tool_tells_it_from_the_file(tmp_path: Path) -> None:
+    from matting_fixtures import build_u2net_like
+
+    src = build_u2net_like(tmp_path / "cutter.onnx", size=64)
+    code, out, _ = run("--store", str(tmp_path / "s"), "import", str(src))
+    assert code == 0
+    assert "cutter.onnx is a background-removal model" in out and "for Background removal" in out
+    code, out, _ = run("--store", str(tmp_path / "s"), "list", "--tool", "matting")
+    assert "cutter [yours]" in out
+    unknown = tmp_path / "blob.onnx"
+    unknown.write_bytes(b"\x08\x07" + bytes(64))
+    code, _, err = run("--store", str(tmp_path / "s"), "import", str(unknown))
+    assert code == 1 and "damaged or incomplete ONNX model" in err

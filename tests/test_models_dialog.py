@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from model_server import TINY_PATH, FileServer, serve_tiny_model
@@ -173,3 +174,146 @@ def test_buttons_exist(qtbot: QtBot, dialog_for: list[ModelManagerDialog], tmp_p
     dlg = open_dialog(qtbot, dialog_for, ModelStore(tmp_path / "store"))
     labels = {b.text() for b in dlg.findChildren(QPushButton)}
     assert {"Download", "Import…", "Verify", "Remove", "Open folder", "Cancel"} <= labels
+
+
+# ---- import in one step ----------------------------------------------------------------------------------
+class Confirmations:
+    """Stands in for the user at the import confirmation: records each dialog shown, then acts on it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from snowai_studio.dialogs.models_dialog import ImportModelDialog
+
+        self.shown: list[Any] = []
+        self.tool: str | None = None  # a tool to pick instead of the detected one
+        self.name: str | None = None
+        self.cancel = False
+        confirmations = self
+
+        def exec_(dialog: ImportModelDialog) -> int:
+            confirmations.shown.append(
+                {
+                    "text": dialog.found.text(),
+                    "tool": dialog.tool(),
+                    "name": dialog.name(),
+                    "can_import": dialog.import_button.isEnabled(),
+                }
+            )
+            if confirmations.cancel:
+                dialog.reject()
+                return dialog.result()
+            if confirmations.tool is not None:
+                dialog.tool_combo.setCurrentIndex(dialog.tool_combo.findData(confirmations.tool))
+            if confirmations.name is not None:
+                dialog.name_edit.setText(confirmations.name)
+            dialog.import_button.click()
+            return dialog.result()
+
+        monkeypatch.setattr(ImportModelDialog, "exec", exec_)
+
+
+def test_import_in_one_step_detects_the_tool(
+    qtbot: QtBot, dialog_for: list[ModelManagerDialog], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pick a file, see what it is (the tool chosen for you), confirm once; the manager says which model
+    was imported so a tool page can select it."""
+    from matting_fixtures import build_u2net_like
+
+    store = ModelStore(tmp_path / "store")
+    dlg = open_dialog(qtbot, dialog_for, store)
+    confirm = Confirmations(monkeypatch)
+    src = build_u2net_like(tmp_path / "my-cutter.onnx", size=64)
+    monkeypatch.setattr(dlg, "ask_model_file", lambda: str(src))
+    with qtbot.waitSignal(dlg.model_imported, timeout=10_000) as imported:
+        assert dlg.import_file() is not None
+    assert imported.args == ["matting", "my-cutter"]
+    [shown] = confirm.shown
+    assert shown["tool"] == "matting" and shown["name"] == "my-cutter" and shown["can_import"]
+    assert "background-removal model" in shown["text"] and "Background removal" in shown["text"]
+    wait_idle(qtbot, dlg)
+    assert dlg.rows()["my-cutter"].parent().text(0) == "Background removal"
+    assert dlg.selected_id() == "my-cutter"
+    assert dlg.message.text() == "Imported my-cutter for Background removal."
+    assert store.get("my-cutter").tool == "matting"
+
+
+def test_a_file_that_is_not_a_model_is_refused_at_once(
+    qtbot: QtBot, dialog_for: list[ModelManagerDialog], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ModelStore(tmp_path / "store")
+    dlg = open_dialog(qtbot, dialog_for, store)
+    confirm = Confirmations(monkeypatch)
+    text = tmp_path / "holiday.jpg"
+    text.write_text("this is a text file with a picture's name")
+    monkeypatch.setattr(dlg, "ask_model_file", lambda: str(text))
+    assert dlg.import_file() is None
+    assert confirm.shown == [] and dlg._job is None, "nothing else was asked"
+    message = dlg.message.text()
+    assert message.startswith("holiday.jpg is not a model file the studio can import") and "\n" not in message
+    assert "#b00020" in dlg.message.styleSheet()
+    assert store.user_models() == []
+
+
+def test_the_detected_tool_can_be_changed_and_an_unknown_one_must_be_chosen(
+    qtbot: QtBot, dialog_for: list[ModelManagerDialog], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from face_fixtures import build_enhancer_like
+    from onnx import TensorProto, helper, save
+
+    store = ModelStore(tmp_path / "store")
+    dlg = open_dialog(qtbot, dialog_for, store)
+    confirm = Confirmations(monkeypatch)
+
+    # a face enhancer, filed under another tool by the user's choice, with another name
+    enhancer = build_enhancer_like(tmp_path / "gpen.onnx", size=64)
+    confirm.tool, confirm.name = "matting", "Odd choice"
+    with qtbot.waitSignal(dlg.model_imported, timeout=10_000) as imported:
+        dlg.import_interactively(enhancer)
+    assert confirm.shown[-1]["tool"] == "face_swap"
+    assert imported.args == ["matting", "odd-choice"]
+    wait_idle(qtbot, dlg)
+
+    # a model that does not say what it is for: no tool is offered until one is picked
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, str(tmp_path / "mystery.onnx"))
+    confirm.tool, confirm.name = "assistant", None
+    with qtbot.waitSignal(dlg.model_imported, timeout=10_000) as imported:
+        dlg.import_interactively(tmp_path / "mystery.onnx")
+    shown = confirm.shown[-1]
+    assert shown["tool"] is None and not shown["can_import"] and "does not say which tool" in shown["text"]
+    assert imported.args == ["assistant", "mystery"]
+    wait_idle(qtbot, dlg)
+
+    # cancelled: nothing is imported
+    confirm.cancel = True
+    assert dlg.import_interactively(enhancer) is None
+    assert dlg.message.text() == "Nothing was imported."
+    assert sorted(m.id for m in store.user_models()) == ["mystery", "odd-choice"]
+
+
+def test_a_model_folder_in_one_step(
+    qtbot: QtBot, dialog_for: list[ModelManagerDialog], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    store = ModelStore(tmp_path / "store")
+    dlg = open_dialog(qtbot, dialog_for, store)
+    confirm = Confirmations(monkeypatch)
+    folder = tmp_path / "faster-whisper-tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"suppress_ids": [1]}))
+    (folder / "model.bin").write_bytes(b"\x06\x00\x00\x00" + bytes(64))
+    monkeypatch.setattr(dlg, "ask_model_folder", lambda: str(folder))
+    labels = [a.text() for a in dlg.import_button.menu().actions()]
+    assert labels == ["Model file…", "Model folder…"]
+    with qtbot.waitSignal(dlg.model_imported, timeout=10_000) as imported:
+        dlg.import_folder_action.trigger()
+    assert imported.args == ["assistant", "faster-whisper-tiny"]
+    assert "Whisper speech-recognition model" in confirm.shown[-1]["text"]
+    assert store.get("faster-whisper-tiny").kind == "ctranslate2"

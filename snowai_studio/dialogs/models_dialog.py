@@ -1,18 +1,30 @@
-"""The model manager dialog: what is installed, what can be downloaded, and the user's own models."""
+"""The model manager dialog: what is installed, what can be downloaded, and the user's own models.
+
+Importing takes one step: the user picks a model file (or folder); it is checked at once (a file that is
+not a model is one sentence, nothing more is asked), the tool it is for is told from the file itself
+(:func:`workers.models.detect.detect_model`), and one small dialog shows what was found, with the tool
+(changeable) and a name to confirm. When the import is done the manager emits
+:attr:`ModelManagerDialog.model_imported` with the tool and the new model's id, so a tool page can
+select it.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
+    QFormLayout,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
+    QLineEdit,
+    QMenu,
     QProgressBar,
     QPushButton,
     QTreeWidget,
@@ -21,11 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workers.errors import describe_exception
+from workers.errors import UserError, describe_exception
+from workers.models.detect import Detection, detect_model
 from workers.models.manifest import TOOL_NAMES, TOOLS
 from workers.models.store import (
     SIZE_ONLY_NOTE,
     STATUS_TEXT,
+    Model,
     ModelState,
     ModelStore,
     Status,
@@ -40,10 +54,63 @@ COLUMNS = ("Name", "Size", "Licence", "Status", "Source")
 #: Column widths in pixels beyond which a long name or licence is cut (the tooltip has it all).
 MAX_WIDTHS = (330, 90, 230, 360, 200)
 ID_ROLE = Qt.ItemDataRole.UserRole
+MODEL_FILTER = "Models (*.onnx *.pth *.pt *.ckpt *.safetensors *.gguf *.bin);;All files (*)"
+
+
+class ImportModelDialog(QDialog):
+    """The one confirmation of an import: what the file was found to be, the tool it goes to (changeable)
+    and the name it will have."""
+
+    def __init__(self, detection: Detection, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Import a model")
+        self.detection = detection
+        self.found = QLabel(detection.summary())
+        self.found.setWordWrap(True)
+        self.found.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.tool_combo = QComboBox()
+        self.tool_combo.setObjectName("import_tool")
+        for tool in TOOLS:
+            self.tool_combo.addItem(TOOL_NAMES[tool], tool)
+        self.tool_combo.setPlaceholderText("Choose a tool")
+        self.tool_combo.setCurrentIndex(self.tool_combo.findData(detection.tool) if detection.tool else -1)
+        self.name_edit = QLineEdit(detection.name)
+        self.name_edit.setObjectName("import_name")
+        self.name_edit.selectAll()
+        form = QFormLayout()
+        form.addRow("For", self.tool_combo)
+        form.addRow("Name", self.name_edit)
+        if detection.companions:
+            form.addRow("With", QLabel(", ".join(p.name for p in detection.companions)))
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.import_button = self.buttons.addButton("Import", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.import_button.setDefault(True)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.found)
+        layout.addLayout(form)
+        layout.addWidget(self.buttons)
+        self.tool_combo.currentIndexChanged.connect(self._update)
+        self.name_edit.textChanged.connect(self._update)
+        self._update()
+
+    def tool(self) -> str | None:
+        data = self.tool_combo.currentData()
+        return str(data) if data else None
+
+    def name(self) -> str:
+        return self.name_edit.text().strip()
+
+    def _update(self) -> None:
+        self.import_button.setEnabled(self.tool() is not None and bool(self.name()))
 
 
 class ModelManagerDialog(QDialog):
     """Lists every model grouped by tool, with Download, Import, Verify, Remove and Open folder."""
+
+    #: An import finished: the tool the model is for and its new model id (a page can select it).
+    model_imported = Signal(str, str)
 
     def __init__(
         self, store: ModelStore, parent: QWidget | None = None, *, worker: ModelDownloadWorker | None = None
@@ -55,6 +122,8 @@ class ModelManagerDialog(QDialog):
         self._job: int | None = None
         self._job_kind = ""
         self._job_model = ""
+        #: The confirmation shown for the last import (kept for tests and scripting).
+        self.import_dialog: ImportModelDialog | None = None
 
         self.tree = QTreeWidget()
         self.tree.setColumnCount(len(COLUMNS))
@@ -74,6 +143,13 @@ class ModelManagerDialog(QDialog):
 
         self.download_button = QPushButton("Download")
         self.import_button = QPushButton("Import…")
+        import_menu = QMenu(self.import_button)
+        self.import_file_action = import_menu.addAction("Model file…", self.import_file)
+        self.import_folder_action = import_menu.addAction("Model folder…", self.import_folder)
+        self.import_button.setMenu(import_menu)
+        self.import_button.setToolTip(
+            "Import your own model file or folder; the tool it is for is found from the file itself"
+        )
         self.verify_button = QPushButton("Verify")
         self.remove_button = QPushButton("Remove")
         self.folder_button = QPushButton("Open folder")
@@ -81,7 +157,6 @@ class ModelManagerDialog(QDialog):
         self.cancel_button.setVisible(False)
         self.close_button = QPushButton("Close")
         self.download_button.clicked.connect(self.download_selected)
-        self.import_button.clicked.connect(self._ask_import)
         self.verify_button.clicked.connect(self.verify_selected)
         self.remove_button.clicked.connect(self.remove_selected)
         self.folder_button.clicked.connect(self.open_folder)
@@ -288,31 +363,77 @@ class ModelManagerDialog(QDialog):
         folder.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
-    def _ask_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Import a model file",
-            str(Path.home()),
-            "Models (*.onnx *.pth *.pt *.ckpt *.safetensors *.gguf *.bin);;All files (*)",
-        )
-        if not path:
-            return
-        labels = [TOOL_NAMES[t] for t in TOOLS]
-        label, ok = QInputDialog.getItem(self, "Import a model", "Which tool is this model for?", labels, 0, False)
-        if not ok:
-            return
-        tool = TOOLS[labels.index(label)]
-        name, ok = QInputDialog.getText(self, "Import a model", "Name:", text=Path(path).stem)
-        if not ok:
-            return
-        self.import_path(Path(path), tool, name or None)
+    # ---- import ------------------------------------------------------------------------------
+    def ask_model_file(self) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a model file", str(Path.home()), MODEL_FILTER)
+        return path or None
 
-    def import_path(self, path: Path, tool: str, name: str | None = None) -> int | None:
+    def ask_model_folder(self) -> str | None:
+        path = QFileDialog.getExistingDirectory(self, "Import a model folder", str(Path.home()))
+        return path or None
+
+    @Slot()
+    def import_file(self) -> int | None:
+        """Import… → Model file…: pick a file, then :meth:`import_interactively`."""
+        path = self.ask_model_file()
+        return self.import_interactively(Path(path)) if path else None
+
+    @Slot()
+    def import_folder(self) -> int | None:
+        """Import… → Model folder…: pick a folder, then :meth:`import_interactively`."""
+        path = self.ask_model_folder()
+        return self.import_interactively(Path(path)) if path else None
+
+    def import_interactively(self, path: Path) -> int | None:
+        """Check the file at once, tell its tool, ask once (:meth:`confirm_import`), then import it.
+
+        Something that is not a model is one sentence in the message line and nothing else is asked.
+        Returns the import job's id, or None when nothing was imported."""
+        if self._job is not None:
+            self.show_error("Wait for the current task to finish, or cancel it.")
+            return None
+        try:
+            detection = detect_model(path)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return None
+        except Exception as exc:  # an unexpected failure while looking into the file: still a sentence
+            log.warning("Looking into %s failed", path, exc_info=True)
+            self.show_error(describe_exception(exc, f"{Path(path).name} could not be read"))
+            return None
+        choice = self.confirm_import(detection)
+        if choice is None:
+            self.show_info("Nothing was imported.")
+            return None
+        tool, name = choice
+        return self.import_path(Path(path), tool, name, kind=detection.kind, companions=detection.companions)
+
+    def confirm_import(self, detection: Detection) -> tuple[str, str] | None:
+        """The one confirmation: (tool, name), or None when the user cancels."""
+        dialog = ImportModelDialog(detection, self)
+        self.import_dialog = dialog
+        try:
+            if dialog.exec() != QDialog.DialogCode.Accepted or dialog.tool() is None:
+                return None
+            return str(dialog.tool()), dialog.name()
+        finally:
+            dialog.deleteLater()
+
+    def import_path(
+        self,
+        path: Path,
+        tool: str,
+        name: str | None = None,
+        *,
+        kind: str | None = None,
+        companions: tuple[Path, ...] = (),
+    ) -> int | None:
+        """Import without asking anything (the tool is given)."""
         if self._job is not None:
             self.show_error("Wait for the current task to finish, or cancel it.")
             return None
         self.show_info(f"Importing {path.name}…")
-        job_id = self.worker.import_model(path, tool, name)
+        job_id = self.worker.import_model(path, tool, name, kind=kind, companions=companions)
         self._start("import", name or path.stem, job_id)
         return job_id
 
@@ -349,6 +470,12 @@ class ModelManagerDialog(QDialog):
         elif isinstance(result, ModelState):
             note = f" Note: some files {SIZE_ONLY_NOTE}." if result.model.size_only else ""
             self.show_info(f"{result.model.name}: {result.message}{note}")
+        elif isinstance(result, Model):
+            self.show_info(f"Imported {result.name} for {TOOL_NAMES.get(result.tool, result.tool)}.")
+            self._end_job()
+            self.select(result.id)
+            self.model_imported.emit(result.tool, result.id)
+            return
         else:
             name = getattr(result, "name", self._job_model)
             self.show_info(f"Imported {name}.")

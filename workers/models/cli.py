@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from workers.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_store_argument, open_store, run_reporting
+from workers.errors import UserError
 from workers.models.manifest import TOOLS, load_manifest
 from workers.models.store import SIZE_ONLY_NOTE, ModelStore, Status, human_size
 from workers.progress import ProgressBar
@@ -35,7 +36,7 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     p.add_argument("model_id", metavar="ID")
     p = sub.add_parser("import", help="import your own model file or folder")
     p.add_argument("path", type=Path, metavar="PATH")
-    p.add_argument("--tool", required=True, choices=TOOLS)
+    p.add_argument("--tool", default=None, choices=TOOLS, help="the tool it is for (default: told from the file)")
     p.add_argument("--name", default=None)
     p = sub.add_parser("verify", help="re-check the checksums of one or every installed model")
     p.add_argument("model_id", nargs="?", metavar="ID")
@@ -116,9 +117,20 @@ def _cmd_download(store: ModelStore, args: argparse.Namespace, out: TextIO, err:
 
 
 def _cmd_import(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    name, kind, companions = args.name, None, ()
+    tool = args.tool
+    if tool is None:  # told from the file itself (one sentence when it is not a model)
+        from workers.models.detect import detect_model
+
+        detection = detect_model(args.path)
+        if detection.tool is None:
+            raise UserError(f"{detection.summary()} Give it with --tool ({', '.join(TOOLS)}).")
+        out.write(f"{detection.summary()}\n")
+        tool, kind, companions = detection.tool, detection.kind, detection.companions
+        name = name or detection.name
     bar = byte_progress("import", err)
     try:
-        model = store.import_file(args.path, args.tool, args.name, progress=bar)
+        model = store.import_file(args.path, tool, name, kind=kind, companions=companions, progress=bar)
     finally:
         bar.close()
     out.write(f"Imported {model.name} as {model.id} ({model.kind}) into {store.model_dir(model.id)}.\n")

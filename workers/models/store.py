@@ -571,10 +571,16 @@ class ModelStore:
         name: str | None = None,
         *,
         kind: str | None = None,
+        companions: Iterable[Path | str] = (),
         progress: Progress | None = None,
         cancel: CancelCheck | None = None,
     ) -> Model:
-        """Copy the user's own model file or folder into ``<root>/user/<id>/`` and describe it."""
+        """Copy the user's own model file or folder into ``<root>/user/<id>/`` and describe it.
+
+        ``companions`` are files that must sit beside a model file to use it (a Piper voice's
+        ``.onnx.json``, a so-vits-svc ``config.json``): they are copied next to it, and the model is
+        then kept as a folder. :func:`workers.models.detect.detect_model` says which tool, kind and
+        companions a file has."""
         src = Path(src).expanduser()
         if tool not in TOOLS:
             raise UserError(f"Unknown tool {tool!r}; choose one of {', '.join(TOOLS)}.")
@@ -599,6 +605,17 @@ class ModelStore:
         if not src.is_dir() and not stat.S_ISREG(src.stat().st_mode):
             raise UserError(f"{src} is not a regular file (a device or a pipe); choose the model file itself.")
         files = [src] if src.is_file() else _files_to_import(src)
+        extra = [Path(c).expanduser() for c in companions]
+        if extra and not src.is_file():
+            raise UserError("Only a model file, not a folder, takes companion files; put them in the folder.")
+        for companion in extra:
+            if companion.is_symlink():
+                companion = companion.resolve()
+            if not companion.is_file() or not stat.S_ISREG(companion.stat().st_mode):
+                raise UserError(f"{companion.name}, which {src.name} needs beside it, was not found.")
+            if companion.name in {p.name for p in files}:
+                continue
+            files.append(companion)
         detected = sniff_model(src)
         kind = kind or detected
         total = sum(p.stat().st_size for p in files)
@@ -608,6 +625,9 @@ class ModelStore:
         try:
             for path in files:
                 rel = path.name if src.is_file() else path.relative_to(src).as_posix()
+                problem = relative_name_problem(rel)
+                if problem:
+                    raise UserError(f"The file name {rel!r} {problem}; rename it before importing.")
                 target = dest / rel
                 if not _inside(target, dest):
                     raise UserError(f"{path} would be copied outside the model store; import refused.")
@@ -630,11 +650,11 @@ class ModelStore:
             "name": name,
             "tool": tool,
             "kind": kind,
-            "folder": src.is_dir(),
+            "folder": src.is_dir() or len(files) > 1,
             "original_path": str(src.resolve()),
             "imported": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "files": entries,
-            "sha256": entries[0]["sha256"] if src.is_file() else None,
+            "sha256": entries[0]["sha256"] if src.is_file() and len(files) == 1 else None,
         }
         (dest / SIDECAR).write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
         log.info("imported %s as %s (%s, %s)", src, model_id, tool, kind)

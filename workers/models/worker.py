@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -53,9 +54,27 @@ class ModelDownloadWorker(Worker):
 
         return self.submit(job)
 
-    def import_model(self, path: Path, tool: str, name: str | None = None) -> int:
+    def import_model(
+        self,
+        path: Path,
+        tool: str,
+        name: str | None = None,
+        *,
+        kind: str | None = None,
+        companions: Sequence[Path] = (),
+    ) -> int:
+        """Queue the import of a model file or folder (with the files it needs beside it)."""
+
         def job(ctx: JobContext) -> Model:
-            model = self.store.import_file(path, tool, name, progress=ctx.progress, cancel=lambda: ctx.cancelled)
+            model = self.store.import_file(
+                path,
+                tool,
+                name,
+                kind=kind,
+                companions=companions,
+                progress=ctx.progress,
+                cancel=lambda: ctx.cancelled,
+            )
             self.model_changed.emit(model.id)
             return model
 
