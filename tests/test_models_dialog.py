@@ -317,3 +317,27 @@ def test_a_model_folder_in_one_step(
     assert imported.args == ["assistant", "faster-whisper-tiny"]
     assert "Whisper speech-recognition model" in confirm.shown[-1]["text"]
     assert store.get("faster-whisper-tiny").kind == "ctranslate2"
+
+
+def test_the_manager_shows_where_the_disk_space_goes(
+    qtbot: QtBot, dialog_for: list[ModelManagerDialog], tmp_path: Path
+) -> None:
+    """The manager's size is the store's folder with its parts (the same sentence the Home page can show):
+    converted and cached files no longer make the two disagree."""
+    from workers.models.store import CONVERTED_DIR, human_size
+
+    store = ModelStore(tmp_path / "store")
+    src = tmp_path / "mine.gguf"
+    src.write_bytes(b"GGUF" + bytes(2000))
+    store.import_file(src, "assistant", "Mine")
+    converted = store.root / CONVERTED_DIR / "mine-1234"
+    converted.mkdir(parents=True)
+    (converted / "model.safetensors").write_bytes(bytes(30_000))
+    dlg = open_dialog(qtbot, dialog_for, store)
+    usage = store.disk_usage()
+    assert dlg.usage is not None and dlg.usage.total == usage.total == store.disk_usage_total()
+    text = dlg.usage_label.text()
+    assert text == f"Model store: {store.root} — {usage.summary()}"
+    assert f"{human_size(usage.total)} on disk" in text
+    assert f"{human_size(usage.imported)} of models downloaded or imported" in text
+    assert f"{human_size(usage.caches)} of converted and cached files" in text

@@ -13,7 +13,7 @@ from model_server import sha
 
 from workers.errors import UserError
 from workers.models.manifest import parse_manifest
-from workers.models.store import ModelStore, Status, sniff_file, summarize
+from workers.models.store import ModelStore, Status, human_size, sniff_file, summarize
 
 ONNX_BYTES = b"\x08\x07\x12\x07pytorch" + bytes(range(200))
 
@@ -365,3 +365,65 @@ def test_summary_per_tool(tmp_path: Path, fake_packages: Path) -> None:
     assert store.disk_usage_total() == 0
     store.path_of("split")
     assert store.disk_usage_total() == len(b"first half|second half") + 2
+
+
+# ---- disk usage: one computation for every size shown -------------------------------------------------------
+def test_disk_usage_parts_add_up_to_the_store_folder(tmp_path: Path, fake_packages: Path) -> None:
+    """Models in the store, unfinished downloads, caches and stray files together make the store's folder;
+    models used in place from packages are counted apart, each file once."""
+    from workers.models.store import CACHE_DIRS, CONVERTED_DIR, TENSORRT_CACHE_DIR, _tree_size
+
+    root = tmp_path / "store"
+    manifest = shipped_manifest()
+    manifest.models.extend(
+        parse_manifest(
+            {"model": [entry("m", [url_file("m.onnx", ONNX_BYTES)]), entry("big", [url_file("big.onnx", bytes(999))])]}
+        ).models
+    )
+    store = ModelStore(root, manifest)
+    (root / "m").mkdir(parents=True)
+    (root / "m" / "m.onnx").write_bytes(ONNX_BYTES)  # downloaded
+    (root / "big").mkdir()
+    (root / "big" / "big.onnx.part").write_bytes(bytes(300))  # half a download
+    src = tmp_path / "mine.onnx"
+    src.write_bytes(ONNX_BYTES + bytes(100))
+    store.import_file(src, "matting", "Mine")  # imported (with its description file)
+    (root / CONVERTED_DIR / "gemma-abc").mkdir(parents=True)
+    (root / CONVERTED_DIR / "gemma-abc" / "model.safetensors").write_bytes(bytes(5000))  # a cache
+    (root / TENSORRT_CACHE_DIR).mkdir()
+    (root / TENSORRT_CACHE_DIR / "engine.trt").write_bytes(bytes(700))
+    (root / "old-model").mkdir()
+    (root / "old-model" / "gone.onnx").write_bytes(bytes(40))  # a model the manifest no longer has
+    (root / "user" / "broken").mkdir()
+    (root / "user" / "broken" / "w.onnx").write_bytes(bytes(11))  # no description: not a model
+
+    usage = store.disk_usage()
+    assert set(CACHE_DIRS) == {CONVERTED_DIR, TENSORRT_CACHE_DIR}
+    assert usage.downloaded == len(ONNX_BYTES) and usage.partial == 300
+    assert usage.imported == _tree_size(root / "user" / "mine")
+    assert usage.caches == 5700 and usage.other == 51
+    assert usage.models == usage.downloaded + usage.imported
+    assert usage.total == _tree_size(root) == store.disk_usage_total()
+    assert usage.per_model["m"] == len(ONNX_BYTES) and usage.per_model["big"] == 300
+    assert usage.per_model["mine"] == usage.imported and usage.per_model["voice"] == 0
+    # the shipped voice is used from its package (its two files), and the split model's config.json
+    assert usage.shipped == len(ONNX_BYTES) + len(b'{"audio": {}}') + len(b"{}")
+
+    text = usage.summary()
+    assert text.startswith(f"{human_size(usage.total)} on disk: {human_size(usage.models)} of models")
+    for words in ("unfinished downloads", "converted and cached files", "other files", "used in place"):
+        assert words in text
+    assert "\n" not in text and text.endswith(".")
+
+
+def test_disk_usage_of_an_empty_store(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "nothing", parse_manifest({"model": []}))
+    usage = store.disk_usage()
+    assert usage.total == 0 and usage.summary() == "0 B on disk."
+
+
+def test_the_assistants_converted_models_are_counted_as_caches() -> None:
+    from workers.assistant import gguf_convert
+    from workers.models.store import CONVERTED_DIR
+
+    assert gguf_convert.CONVERTED_DIR == CONVERTED_DIR

@@ -39,6 +39,7 @@ from workers.models.manifest import TOOL_NAMES, TOOLS
 from workers.models.store import (
     SIZE_ONLY_NOTE,
     STATUS_TEXT,
+    DiskUsage,
     Model,
     ModelState,
     ModelStore,
@@ -122,6 +123,8 @@ class ModelManagerDialog(QDialog):
         self._job: int | None = None
         self._job_kind = ""
         self._job_model = ""
+        #: Where the store's disk space goes, as last shown (see ModelStore.disk_usage).
+        self.usage: DiskUsage | None = None
         #: The confirmation shown for the last import (kept for tests and scripting).
         self.import_dialog: ImportModelDialog | None = None
 
@@ -231,7 +234,12 @@ class ModelManagerDialog(QDialog):
             self.tree.resizeColumnToContents(col)
             if self.tree.columnWidth(col) > widest:
                 self.tree.setColumnWidth(col, widest)  # the whole text stays in the tooltip
-        self.usage_label.setText(f"Model store: {self.store.root} — {human_size(usage.total)} on disk.")
+        self.usage = usage
+        self.usage_label.setText(f"Model store: {self.store.root} — {usage.summary()}")
+        self.usage_label.setToolTip(
+            "Sizes from the model store's folder; models that ship inside installed Python packages are "
+            "used where they are."
+        )
         self._update_buttons()
 
     @staticmethod

@@ -241,7 +241,10 @@ class InsightEngine:
             ) from None
         pack_name = store.get(pack).name
         folder = self._onnx_folder(Path(store.path_of(pack)), pack_name)
-        self.providers = self._providers_override or choose_providers(self.device, store.root / ".tensorrt-cache")
+        from workers.models.store import TENSORRT_CACHE_DIR
+
+        cache = store.root / TENSORRT_CACHE_DIR
+        self.providers = self._providers_override or choose_providers(self.device, cache)
         on_gpu = any((p if isinstance(p, str) else p[0]) != "CPUExecutionProvider" for p in self.providers)
         opts = session_options()
         try:

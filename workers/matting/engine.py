@@ -45,7 +45,7 @@ from workers.matting.options import (
     coerce_option,
     spec_for,
 )
-from workers.models.store import ModelStore, sniff_file
+from workers.models.store import TENSORRT_CACHE_DIR, ModelStore, sniff_file
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ class MattingEngine:
             if name not in available:
                 continue
             if name == "TensorrtExecutionProvider":
-                cache = self.store.root / ".tensorrt-cache"
+                cache = self.store.root / TENSORRT_CACHE_DIR
                 with contextlib.suppress(OSError):
                     cache.mkdir(parents=True, exist_ok=True)
                 chosen.append((name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))

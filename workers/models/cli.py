@@ -95,7 +95,7 @@ def _cmd_list(store: ModelStore, args: argparse.Namespace, out: TextIO, _err: Te
     for r in rows:
         out.write(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}\n")
     usage = store.disk_usage()
-    out.write(f"\nStore: {store.root} ({human_size(usage.total)} used). Nothing is downloaded unless you ask.\n")
+    out.write(f"\nStore: {store.root} — {usage.summary()} Nothing is downloaded unless you ask.\n")
     if footnote:
         out.write(f"* has a file that {SIZE_ONLY_NOTE}.\n")
     return EXIT_OK

@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 USER_DIR = "user"
+#: Folders of the store that hold what the studio derives from models and can make again: language
+#: models converted from GGUF, TensorRT engines built for this machine's GPU.
+CONVERTED_DIR = "converted"
+TENSORRT_CACHE_DIR = ".tensorrt-cache"
+CACHE_DIRS = (CONVERTED_DIR, TENSORRT_CACHE_DIR)
 SIDECAR = "snowai-model.json"
 EXTRACTED_SUFFIX = ".extracted.json"
 
@@ -127,8 +132,52 @@ class VerifyReport:
 
 @dataclass
 class DiskUsage:
+    """Where the model store's disk space goes (:meth:`ModelStore.disk_usage`), and what is used in place.
+
+    ``total`` is everything in the store's folder; ``models`` the models in it (downloaded and imported).
+    Models that ship inside installed Python packages are used where they are and are not in the store:
+    ``shipped`` says how much of them the studio uses, apart from ``total``.
+    """
+
+    #: Bytes in the store per model id (its folder, unfinished downloads included).
     per_model: dict[str, int]
-    total: int
+    #: The studio's models, complete files: downloads and parts joined from packages.
+    downloaded: int = 0
+    #: The user's own imported models.
+    imported: int = 0
+    #: Unfinished downloads (Download resumes them).
+    partial: int = 0
+    #: What the studio made from models and can make again (converted GGUF models, TensorRT engines).
+    caches: int = 0
+    #: Anything else in the store's folder (models no longer known, stray files).
+    other: int = 0
+    #: Models used in place from installed Python packages (outside the store's folder).
+    shipped: int = 0
+
+    @property
+    def models(self) -> int:
+        return self.downloaded + self.imported
+
+    @property
+    def total(self) -> int:
+        """Bytes in the store's folder."""
+        return self.models + self.partial + self.caches + self.other
+
+    def summary(self) -> str:
+        """One sentence for the model manager and the Home page alike."""
+        parts = []
+        if self.models:
+            parts.append(f"{human_size(self.models)} of models downloaded or imported")
+        if self.partial:
+            parts.append(f"{human_size(self.partial)} of unfinished downloads")
+        if self.caches:
+            parts.append(f"{human_size(self.caches)} of converted and cached files (made again when needed)")
+        if self.other:
+            parts.append(f"{human_size(self.other)} of other files")
+        text = f"{human_size(self.total)} on disk" + (": " + ", ".join(parts) if parts else "")
+        if self.shipped:
+            text += f"; {human_size(self.shipped)} more used in place from installed packages"
+        return text + "."
 
 
 def file_digest(
@@ -532,15 +581,59 @@ class ModelStore:
         return freed
 
     def disk_usage_total(self) -> int:
-        """Bytes used by the whole store folder (downloads, joined files, imports)."""
-        return _tree_size(self.root) if self.root.exists() else 0
+        """Bytes used by the whole store folder: :attr:`DiskUsage.total` of :meth:`disk_usage`."""
+        return self.disk_usage().total
 
     def disk_usage(self) -> DiskUsage:
-        per: dict[str, int] = {}
-        for model in self.models():
+        """Where the store's disk space goes: downloaded and imported models, unfinished downloads, caches,
+        other files (together everything in the store's folder), and apart from that the models used in
+        place from installed packages. The one computation behind every size the studio shows."""
+        usage = DiskUsage({})
+        known_dirs = set()
+        for model in self.manifest.models:
             base = self._dir(model)
-            per[model.id] = _tree_size(base) if base.exists() else 0
-        return DiskUsage(per, sum(per.values()))
+            known_dirs.add(base.name)
+            size = _tree_size(base) if base.exists() else 0
+            usage.per_model[model.id] = size
+            if size:
+                partial = _partial_size(base)
+                usage.partial += partial
+                usage.downloaded += size - partial
+        for model in self.user_models():
+            base = self._dir(model)
+            size = _tree_size(base) if base.exists() else 0
+            usage.per_model[model.id] = size
+            usage.imported += size
+        if self.root.is_dir():
+            for entry in self.root.iterdir():
+                if entry.name in known_dirs:
+                    continue
+                size = _tree_size(entry)
+                if entry.name == USER_DIR:
+                    usage.other += max(0, size - usage.imported)  # folders without a readable description
+                elif entry.name in CACHE_DIRS:
+                    usage.caches += size
+                else:
+                    usage.other += size
+        usage.shipped = self._shipped_size()
+        return usage
+
+    def _shipped_size(self) -> int:
+        """Bytes of the package files that models are used from in place (each file once)."""
+        seen: dict[str, int] = {}
+        for model in self.manifest.models:
+            for spec in model.files:
+                if not spec.shipped_sources:
+                    continue
+                try:
+                    fs = self.file_state(model, spec)
+                except Exception as exc:  # a broken package must not hide the sizes of the others
+                    log.debug("sizing %s of %s failed: %s", spec.name, model.id, exc)
+                    continue
+                if fs.where == "package" and fs.path is not None:
+                    with contextlib.suppress(OSError):
+                        seen[str(fs.path.resolve())] = _tree_size(fs.path)
+        return sum(seen.values())
 
     # ---- the user's own models ------------------------------------------------------------
     def user_models(self) -> list[Model]:
@@ -757,6 +850,16 @@ def _unique_id(base: str, taken: set[str]) -> str:
         candidate = f"{base}-{n}"
         n += 1
     return candidate
+
+
+def _partial_size(folder: Path) -> int:
+    """Bytes of unfinished downloads (``*.part``) in a model's folder."""
+    total = 0
+    for part in folder.rglob("*.part"):
+        with contextlib.suppress(OSError):
+            if part.is_file():
+                total += part.stat().st_size
+    return total
 
 
 def _tree_size(path: Path) -> int:
