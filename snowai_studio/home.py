@@ -216,14 +216,13 @@ def models_summary_html(store: Any) -> str:
     for tool, counts in summarize(store).items():
         name = TOOLS.get(tool, tool)
         rows.append(f"{name}: {counts['ready']} of {counts['known']} ready")
-    total = summarize_usage(store)
-    return "<br>".join(rows) + (f"<br>Downloaded and imported: {total}" if total else "")
+    usage = summarize_usage(store)
+    return "<br>".join(rows) + (f"<br>{usage}" if usage else "")
 
 
 def summarize_usage(store: Any) -> str:
-    from workers.models.store import human_size
-
+    """The same sentence as the model manager's (one computation for both)."""
     try:
-        return human_size(store.disk_usage_total())
+        return store.disk_usage().summary()
     except OSError:
         return ""

@@ -419,3 +419,21 @@ def test_dark_theme_check_boxes_are_visible_when_unchecked(qtbot) -> None:
         assert max(column) - background > 60
     finally:
         theme.apply_theme(app, "light")
+
+
+def test_home_and_the_model_manager_give_the_same_size(make_window, qtbot) -> None:
+    from snowai_studio.dialogs.models_dialog import ModelManagerDialog
+    from workers.models.store import CONVERTED_DIR
+
+    w = make_window()
+    store = w.context.model_store
+    converted = store.root / CONVERTED_DIR / "some-model"
+    converted.mkdir(parents=True)
+    (converted / "model.safetensors").write_bytes(bytes(300_000))
+    w.home.refresh_models()
+    dialog = ModelManagerDialog(store, w)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.usage is not None, timeout=10000)
+    sentence = store.disk_usage().summary()
+    assert sentence in w.home.models_value.text()
+    assert dialog.usage_label.text().endswith(sentence)
