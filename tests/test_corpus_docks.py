@@ -363,12 +363,12 @@ def test_matting_still_works_afterwards(matting: Any, dialogs: Dialogs, qtbot: A
 # ---- face swap -----------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def face_swap(home: Path, qapp: Any, dialogs: Dialogs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The face-swap dock (consent given, no camera) with the corpus's portrait as its source face."""
-    from snowai_studio.face_swap.dock import FaceSwapDock
+    """The face-swap page (consent given, no camera) with the corpus's portrait as its source face."""
+    from snowai_studio.face_swap.page import FaceSwapPage
     from workers.models.store import ModelStore
 
     extras = {"face_swap_consent": lambda parent: True, "face_swap_confirm_mark_off": lambda parent: True}
-    dock = FaceSwapDock(context(extras, ModelStore(tmp_path_factory.mktemp("face-store"))))
+    dock = FaceSwapPage(context(extras, ModelStore(tmp_path_factory.mktemp("face-store"))))
     dock.resize(1000, 700)
     dock.show()
     dock.outdir = tmp_path_factory.mktemp("face-out")  # type: ignore[attr-defined]
@@ -429,9 +429,11 @@ def test_face_swap_target_image(case_name: str, face_swap: Any, dialogs: Dialogs
     _good_source(face_swap, dialogs)
     dialogs.path = str(case.path)
     dialogs.save = str(tmp_path / "swapped.png")
-    ok = _face_job(face_swap, "image", face_swap.swap_image_file)
+    ok = _face_job(face_swap, "image", face_swap.open_image)  # shown swapped in the preview, nothing written
     if case.accepted_by(FACE):
         assert ok, face_swap.last_message
+        assert _written(tmp_path) == []
+        assert _face_job(face_swap, "save", face_swap.save_image), face_swap.last_message
         assert _written(tmp_path) == ["swapped.png"]
     else:
         assert not ok
@@ -466,7 +468,8 @@ def test_face_swap_still_works_afterwards(face_swap: Any, dialogs: Dialogs, tmp_
     dialogs.path = str(_case("face-cmyk").path)
     assert _face_job(face_swap, "source", face_swap.choose_source), face_swap.last_message
     dialogs.path, dialogs.save = str(_case("face-jpg").path), str(tmp_path / "a.jpg")
-    assert _face_job(face_swap, "image", face_swap.swap_image_file), face_swap.last_message
+    assert _face_job(face_swap, "image", face_swap.open_image), face_swap.last_message
+    assert _face_job(face_swap, "save", face_swap.save_image), face_swap.last_message
     dialogs.path, dialogs.save = str(_case("vid-vfr").path), str(tmp_path / "b.mp4")
     assert _face_job(face_swap, "video", face_swap.swap_video_file), face_swap.last_message
     assert _written(tmp_path) == ["a.jpg", "b.mp4"]

@@ -1,6 +1,6 @@
-"""The face-swap dock end to end: the consent gate, the classic (dlib) engine swapping a face from a
+"""The face-swap page end to end: the consent gate, the classic (dlib) engine swapping a face from a
 photo onto a fake camera's live picture, the mark and its confirmation, image and video jobs, the
-engine line, and errors as sentences in the dock and the notifications."""
+engine line, and errors as sentences in the page and the notifications."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import pytest
 from face_fixtures import ASTRONAUT_BOX, astronaut, install_face_models, second_face
 
 from snowai_studio.context import StudioContext
-from snowai_studio.tools import registered_tools
 from snowai_studio.face_swap.consent import ConsentDialog
-from snowai_studio.face_swap.dock import FaceSwapDock
+from snowai_studio.face_swap.page import FaceSwapPage
 from snowai_studio.notifications import NotificationManager
+from snowai_studio.tools import registered_tools
 from workers import base
 from workers.face_swap.mark import read_generated_label
 from workers.media.fakes import VideoFileCamera
@@ -103,8 +103,8 @@ class Answers:
 
 
 @pytest.fixture
-def make_dock(qtbot: Any, tmp_path: Path, camera_clip: tuple[Path, np.ndarray]) -> Iterator[Callable[..., Any]]:
-    made: list[FaceSwapDock] = []
+def make_page(qtbot: Any, tmp_path: Path, camera_clip: tuple[Path, np.ndarray]) -> Iterator[Callable[..., Any]]:
+    made: list[FaceSwapPage] = []
     managers: list[NotificationManager] = []
 
     def make(
@@ -112,7 +112,7 @@ def make_dock(qtbot: Any, tmp_path: Path, camera_clip: tuple[Path, np.ndarray]) 
         store: Any = None,
         settings: Settings | None = None,
         camera: bool = True,
-    ) -> FaceSwapDock:
+    ) -> FaceSwapPage:
         answers = answers or Answers()
         notifications = NotificationManager()
         notifications.install_hooks()
@@ -129,34 +129,34 @@ def make_dock(qtbot: Any, tmp_path: Path, camera_clip: tuple[Path, np.ndarray]) 
             store if store is not None else ModelStore(tmp_path / "models"),
             extras,
         )
-        dock = FaceSwapDock(context)
-        dock.answers = answers  # type: ignore[attr-defined]
-        qtbot.addWidget(dock)
-        dock.resize(1000, 700)
-        dock.show()
-        made.append(dock)
-        return dock
+        page = FaceSwapPage(context)
+        page.answers = answers  # type: ignore[attr-defined]
+        qtbot.addWidget(page)
+        page.resize(1000, 700)
+        page.show()
+        made.append(page)
+        return page
 
     yield make
-    for dock in made:
-        dock.shutdown()
+    for page in made:
+        page.shutdown()
     for manager in managers:
         manager.uninstall_hooks()
     assert not [w.name for w in base.live_workers() if w.name in ("Face swap", "Camera")]
 
 
-def job_ok(qtbot: Any, dock: FaceSwapDock, kind: str, start: Callable[[], Any]) -> None:
-    with qtbot.waitSignal(dock.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == kind) as blocker:
+def job_ok(qtbot: Any, page: FaceSwapPage, kind: str, start: Callable[[], Any]) -> None:
+    with qtbot.waitSignal(page.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == kind) as blocker:
         assert start() is not None
-    assert blocker.args[1], dock.last_message
+    assert blocker.args[1], page.last_message
 
 
-def live_frame(qtbot: Any, dock: FaceSwapDock, ready: Callable[[np.ndarray], bool]) -> np.ndarray:
+def live_frame(qtbot: Any, page: FaceSwapPage, ready: Callable[[np.ndarray], bool]) -> np.ndarray:
     """Wait for a preview frame that passes ``ready``."""
     seen: list[np.ndarray] = []
 
     def check() -> bool:
-        frame = dock.preview.frame
+        frame = page.preview.frame
         if frame is not None and ready(frame):
             seen.append(frame)
             return True
@@ -174,28 +174,28 @@ def test_page_is_registered_next_to_background_removal() -> None:
     assert specs["face_swap"].icon and specs["matting"].icon
 
 
-def test_consent_gate_locks_until_accepted_and_is_saved(make_dock: Any, photos: dict[str, Path]) -> None:
+def test_consent_gate_locks_until_accepted_and_is_saved(make_page: Any, photos: dict[str, Path]) -> None:
     answers = Answers(consent=False)
-    dock = make_dock(answers)
-    assert dock.swap_image_file(photos["target"], photos["target"].with_name("out.png")) is None
+    page = make_page(answers)
+    assert page.open_image(photos["target"]) is None
     assert answers.consent_asked == 1
-    assert dock.locked and dock.lock_banner.isVisibleTo(dock)
-    assert "locked" in dock.last_message and dock.last_level == "warning"
-    assert dock.worker is None  # nothing was loaded, nothing swapped
-    assert not dock.image_button.isEnabled() and not dock.live_button.isEnabled()
+    assert page.locked and page.lock_banner.isVisibleTo(page)
+    assert "locked" in page.last_message and page.last_level == "warning"
+    assert page.worker is None  # nothing was loaded, nothing swapped
+    assert not page.image_button.isEnabled() and not page.live_button.isEnabled()
     # Locked: the tool says so without asking again, until the terms are reviewed.
-    assert dock.choose_source([photos["source"]]) is None
-    assert not dock.start_live()
+    assert page.choose_source([photos["source"]]) is None
+    assert not page.start_live()
     assert answers.consent_asked == 1
     assert not Settings.load().face_swap.consent_accepted
 
     answers.consent = True
-    assert dock.review_terms()
-    assert not dock.locked and not dock.lock_banner.isVisibleTo(dock)
+    assert page.review_terms()
+    assert not page.locked and not page.lock_banner.isVisibleTo(page)
     assert Settings.load().face_swap.consent_accepted
-    assert dock.image_button.isEnabled()
-    # Accepted once: never asked again, in this dock or a new one.
-    again = make_dock(answers)
+    assert page.image_button.isEnabled()
+    # Accepted once: never asked again, in this page or a new one.
+    again = make_page(answers)
     assert again.ensure_consent() and answers.consent_asked == 2
 
 
@@ -213,187 +213,197 @@ def test_consent_dialog_needs_the_tick(qtbot: Any) -> None:
 
 
 def test_live_untouched_without_source_then_swapped_and_marked(
-    make_dock: Any, qtbot: Any, photos: dict[str, Path], camera_clip: tuple[Path, np.ndarray], tmp_path: Path
+    make_page: Any, qtbot: Any, photos: dict[str, Path], camera_clip: tuple[Path, np.ndarray], tmp_path: Path
 ) -> None:
     camera_frame = camera_clip[1]
     answers = Answers()
-    dock = make_dock(answers)
-    assert dock.start_live()
+    page = make_page(answers)
+    assert page.start_live()
     assert answers.consent_asked == 1
-    frame = live_frame(qtbot, dock, lambda f: f.shape == camera_frame.shape)
+    frame = live_frame(qtbot, page, lambda f: f.shape == camera_frame.shape)
     # No source: the camera picture as it is, no mark, and a hint saying why.
     assert face_diff(frame, camera_frame) < 2 and mark_diff(frame, camera_frame) < 2
-    assert dock.live_hint.isVisibleTo(dock)
-    qtbot.waitUntil(lambda: "fps" in dock.preview.overlay and "latency" in dock.preview.overlay, timeout=WAIT)
+    assert page.live_hint.isVisibleTo(page)
+    qtbot.waitUntil(lambda: "fps" in page.preview.overlay and "latency" in page.preview.overlay, timeout=WAIT)
 
-    job_ok(qtbot, dock, "source", lambda: dock.choose_source([photos["source"]]))
-    assert not dock.live_hint.isVisibleTo(dock)
-    assert dock.faces.count() == 1 and "1 photo" in dock.source_label.text()
+    job_ok(qtbot, page, "source", lambda: page.choose_source([photos["source"]]))
+    assert not page.live_hint.isVisibleTo(page)
+    assert page.source_section.faces.count() == 1 and "1 photo" in page.source_section.label.text()
     assert Settings.load().face_swap.last_source == [str(photos["source"])]
-    frame = live_frame(qtbot, dock, lambda f: face_diff(f, camera_frame) > 4)
+    frame = live_frame(qtbot, page, lambda f: face_diff(f, camera_frame) > 4)
     assert mark_diff(frame, camera_frame) > 10  # the mark is on by default
-    qtbot.waitUntil(lambda: "swap" in dock.preview.overlay and "ms" in dock.preview.overlay, timeout=WAIT)
-    qtbot.waitUntil(lambda: "fps" in dock.live_status.text() and "end to end" in dock.live_status.text(), timeout=WAIT)
+    qtbot.waitUntil(lambda: "swap" in page.preview.overlay and "ms" in page.preview.overlay, timeout=WAIT)
+    stats = page.live_panel.stats_label
+    qtbot.waitUntil(lambda: "fps" in stats.text() and "end to end" in stats.text(), timeout=WAIT)
 
     # Before/after shows the camera picture itself.
-    dock.before_button.click()
-    assert dock.showing_before
-    frame = live_frame(qtbot, dock, lambda f: face_diff(f, camera_frame) < 2)
+    page.before_button.click()
+    assert page.showing_before
+    frame = live_frame(qtbot, page, lambda f: face_diff(f, camera_frame) < 2)
     assert mark_diff(frame, camera_frame) < 2
-    dock.before_button.click()
-    live_frame(qtbot, dock, lambda f: face_diff(f, camera_frame) > 4)
+    page.before_button.click()
+    live_frame(qtbot, page, lambda f: face_diff(f, camera_frame) > 4)
 
     # Turning the mark off asks first; "No" keeps it.
     answers.mark_off = False
-    assert dock.set_mark(False) is True
-    assert answers.mark_asked == 1 and dock.mark_check.isChecked()
+    assert page.set_mark(False) is True
+    assert answers.mark_asked == 1 and page.mark_check.isChecked()
     answers.mark_off = True
-    assert dock.set_mark(False) is False
-    assert answers.mark_asked == 2 and not dock.mark_check.isChecked()
+    assert page.set_mark(False) is False
+    assert answers.mark_asked == 2 and not page.mark_check.isChecked()
     assert not Settings.load().face_swap.mark
-    assert dock.last_level == "warning" and "mark is off" in dock.last_message
-    frame = live_frame(qtbot, dock, lambda f: mark_diff(f, camera_frame) < 2 and face_diff(f, camera_frame) > 4)
+    assert page.last_level == "warning" and "mark is off" in page.last_message
+    frame = live_frame(qtbot, page, lambda f: mark_diff(f, camera_frame) < 2 and face_diff(f, camera_frame) > 4)
 
     # Record a few swapped frames.
     recording = tmp_path / "live.mp4"
-    assert dock.toggle_recording(recording)
-    assert dock.record_button.isChecked()
-    qtbot.waitUntil(lambda: dock.worker.recorded_frames >= 3, timeout=WAIT)
-    dock.record_button.click()
-    qtbot.waitUntil(lambda: "Recording saved" in dock.last_message, timeout=WAIT)
-    assert recording.is_file() and not dock.record_button.isChecked()
+    assert page.toggle_recording(recording)
+    assert page.record_button.isChecked()
+    qtbot.waitUntil(lambda: page.worker.recorded_frames >= 3, timeout=WAIT)
+    page.record_button.click()
+    qtbot.waitUntil(lambda: "Recording saved" in page.last_message, timeout=WAIT)
+    assert recording.is_file() and not page.record_button.isChecked()
 
     # This machine has no virtual camera device: the button says so and turns itself off.
-    dock.vcam_button.click()
-    qtbot.waitUntil(lambda: not dock.vcam_button.isChecked(), timeout=WAIT)
-    qtbot.waitUntil(lambda: "virtual camera" in dock.last_message.lower(), timeout=WAIT)
-    assert dock.last_level == "error" and "Traceback" not in dock.last_message
+    page.vcam_button.click()
+    qtbot.waitUntil(lambda: not page.vcam_button.isChecked(), timeout=WAIT)
+    qtbot.waitUntil(lambda: "virtual camera" in page.last_message.lower(), timeout=WAIT)
+    assert page.last_level == "error" and "Traceback" not in page.last_message
 
     # Clearing the source gives the untouched camera back.
-    job_ok(qtbot, dock, "clear", lambda: dock.clear_source())
-    live_frame(qtbot, dock, lambda f: face_diff(f, camera_frame) < 2)
-    assert dock.live_hint.isVisibleTo(dock)
-    dock.stop_live()
-    assert not dock.live_running and dock.preview.placeholder
+    job_ok(qtbot, page, "clear", lambda: page.clear_source())
+    live_frame(qtbot, page, lambda f: face_diff(f, camera_frame) < 2)
+    assert page.live_hint.isVisibleTo(page)
+    page.stop_live()
+    assert not page.live_running and page.preview.placeholder
 
 
-def test_a_new_dock_keeps_the_mark_setting_and_the_last_source(
-    make_dock: Any, qtbot: Any, photos: dict[str, Path]
+def test_a_new_page_keeps_the_mark_setting_and_the_last_source(
+    make_page: Any, qtbot: Any, photos: dict[str, Path]
 ) -> None:
     settings = Settings.load()
     settings.face_swap.consent_accepted = True
     settings.face_swap.mark = False
     settings.face_swap.last_source = [str(photos["source"]), str(photos["source"].with_name("gone.png"))]
     settings.save()
-    dock = make_dock(camera=False)
-    assert not dock.mark_check.isChecked() and dock.options.mark is False
-    qtbot.waitUntil(lambda: dock.source_summary is not None, timeout=WAIT)  # reopened (the missing photo left out)
-    assert dock.source_summary.count == 1
-    assert dock.answers.consent_asked == 0
-    assert dock.set_mark(True) and Settings.load().face_swap.mark
-    assert dock.answers.mark_asked == 0  # turning it on asks nothing
+    page = make_page(camera=False)
+    assert not page.mark_check.isChecked() and page.options.mark is False
+    qtbot.waitUntil(lambda: page.source_summary is not None, timeout=WAIT)  # reopened (the missing photo left out)
+    assert page.source_summary.count == 1
+    assert page.answers.consent_asked == 0
+    assert page.set_mark(True) and Settings.load().face_swap.mark
+    assert page.answers.mark_asked == 0  # turning it on asks nothing
 
 
 def test_image_job_saves_a_marked_copy_and_never_overwrites(
-    make_dock: Any, qtbot: Any, photos: dict[str, Path]
+    make_page: Any, qtbot: Any, photos: dict[str, Path]
 ) -> None:
-    dock = make_dock(camera=False)
-    assert dock.swap_image_file(photos["target"], photos["target"].with_name("x.png")) is None
-    assert "Choose a source face first" in dock.last_message
-    job_ok(qtbot, dock, "source", lambda: dock.choose_source([photos["source"]]))
-    assert dock.swap_image_file(photos["target"], photos["target"]) is None
-    assert "never overwritten" in dock.last_message
+    page = make_page(camera=False)
+    assert page.open_image(photos["target"]) is None
+    assert "Choose a source face first" in page.last_message
+    job_ok(qtbot, page, "source", lambda: page.choose_source([photos["source"]]))
+    job_ok(qtbot, page, "image", lambda: page.open_image(photos["target"]))
+    assert page.save_image(photos["target"]) is None
+    assert "never overwritten" in page.last_message
+    assert not list(photos["target"].parent.glob("*swapped*"))  # opening shows the result, it writes nothing
 
     out = photos["target"].with_name("astronaut-swapped.png")
-    job_ok(qtbot, dock, "image", lambda: dock.swap_image_file(photos["target"], out))
+    job_ok(qtbot, page, "save", lambda: page.save_image(out))
     assert out.is_file() and read_generated_label(out)
-    assert "swapped 1 of 1 face" in dock.last_message and "classic" in dock.last_message
-    assert dock.preview.frame is not None and dock.preview.frame.shape == (512, 512, 3)
+    assert "swapped 1 of 1 face" in page.last_message and "classic" in page.last_message
+    assert page.preview.frame is not None and page.preview.frame.shape == (512, 512, 3)
     assert region_diff(cv2.imread(str(out)), astronaut(), ASTRONAUT_BOX) > 4
 
 
 def test_video_job_with_progress_and_cancel(
-    make_dock: Any, qtbot: Any, photos: dict[str, Path], camera_clip: tuple[Path, np.ndarray], tmp_path: Path
+    make_page: Any, qtbot: Any, photos: dict[str, Path], camera_clip: tuple[Path, np.ndarray], tmp_path: Path
 ) -> None:
-    dock = make_dock(camera=False)
-    job_ok(qtbot, dock, "source", lambda: dock.choose_source([photos["source"]]))
+    page = make_page(camera=False)
+    job_ok(qtbot, page, "source", lambda: page.choose_source([photos["source"]]))
     dst = tmp_path / "clip-swapped.mp4"
-    assert dock.swap_video_file(camera_clip[0], tmp_path / "clip.avi") is None
-    assert ".mp4, .mov or .webm" in dock.last_message
-    with qtbot.waitSignal(dock.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "video") as blocker:
-        assert dock.swap_video_file(camera_clip[0], dst) is not None
-        assert dock.progress_box.isVisibleTo(dock) and not dock.video_button.isEnabled()
-    assert blocker.args[1], dock.last_message
-    assert dst.is_file() and "Video saved" in dock.last_message and "10 frames" in dock.last_message
-    assert not dock.progress_box.isVisibleTo(dock)
+    assert page.swap_video_file(camera_clip[0], tmp_path / "clip.avi") is None
+    assert ".mp4, .mov or .webm" in page.last_message
+    with qtbot.waitSignal(page.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "video") as blocker:
+        assert page.swap_video_file(camera_clip[0], dst) is not None
+        assert page.runner.progress_row.isVisibleTo(page) and not page.video_button.isEnabled()
+    assert blocker.args[1], page.last_message
+    assert dst.is_file() and "Video saved" in page.last_message and "10 frames" in page.last_message
+    assert not page.runner.progress_row.isVisibleTo(page)
 
     # Cancel as soon as the progress bar moves (a slot on the UI thread, like a click on Cancel).
-    dock.progress.valueChanged.connect(lambda value: dock.cancel() if value > 0 else None)
-    with qtbot.waitSignal(dock.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "video") as blocker:
-        assert dock.swap_video_file(camera_clip[0], tmp_path / "cancelled.mp4") is not None
+    page.runner.bar.valueChanged.connect(lambda value: page.cancel() if value > 0 else None)
+    with qtbot.waitSignal(page.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "video") as blocker:
+        assert page.swap_video_file(camera_clip[0], tmp_path / "cancelled.mp4") is not None
     assert blocker.args[1] is False
-    assert "no video file was written" in dock.last_message
+    assert "no video file was written" in page.last_message
     assert not (tmp_path / "cancelled.mp4").exists()
 
 
-def test_errors_are_sentences_in_the_dock_and_the_notifications(
-    make_dock: Any, qtbot: Any, photos: dict[str, Path]
+def test_errors_are_sentences_in_the_page_and_the_notifications(
+    make_page: Any, qtbot: Any, photos: dict[str, Path]
 ) -> None:
-    dock = make_dock(camera=False)
-    with qtbot.waitSignal(dock.job_done, timeout=WAIT) as blocker:
-        dock.choose_source([photos["noface"]])
+    page = make_page(camera=False)
+    with qtbot.waitSignal(page.job_done, timeout=WAIT) as blocker:
+        page.choose_source([photos["noface"]])
     assert blocker.args == ["source", False]
-    assert dock.last_level == "error"
-    assert dock.last_message.startswith("No face was found in wall.png")
-    assert "Traceback" not in dock.last_message
+    assert page.last_level == "error"
+    assert page.last_message.startswith("No face was found in wall.png")
+    assert "Traceback" not in page.last_message
     qtbot.waitUntil(
-        lambda: any("No face was found in wall.png" in n.message for n in dock.context.notifications.items),
+        lambda: any("No face was found in wall.png" in n.message for n in page.context.notifications.items),
         timeout=WAIT,
     )
-    assert dock.source_label.text() == "No source face chosen."
-    assert dock.choose_source([photos["source"].with_name("missing.png")]) is None
-    assert "was not found" in dock.last_message and dock.last_level == "warning"
+    assert page.source_section.label.text() == "No source face chosen."
+    assert page.choose_source([photos["source"].with_name("missing.png")]) is None
+    assert "was not found" in page.last_message and page.last_level == "warning"
     # A camera that cannot be opened.
-    dock.context.extras["camera_factory"] = lambda: VideoFileCamera(photos["source"].with_name("nothing.mp4"))
-    assert dock.start_live()
-    qtbot.waitUntil(lambda: not dock.live_running, timeout=WAIT)
-    assert "nothing.mp4" in dock.last_message and dock.last_level == "error"
+    page.context.extras["camera_factory"] = lambda: VideoFileCamera(photos["source"].with_name("nothing.mp4"))
+    assert page.start_live()
+    qtbot.waitUntil(lambda: not page.live_running, timeout=WAIT)
+    assert "nothing.mp4" in page.last_message and page.last_level == "error"
 
 
-def test_several_sources_show_the_face_map(make_dock: Any, qtbot: Any, photos: dict[str, Path]) -> None:
-    dock = make_dock(camera=False)
-    job_ok(qtbot, dock, "source", lambda: dock.choose_source([photos["source"], photos["target"]]))
-    assert dock.faces.count() == 2
-    assert dock.face_map.isVisibleTo(dock) and dock.face_map.rows == 2
-    dock.face_map.set_target(1, 0)
-    assert dock.options.face_map == {1: 0}
-    qtbot.waitUntil(lambda: dock.worker.options.face_map == {1: 0}, timeout=WAIT)
-    dock.target_combo.setCurrentIndex(dock.target_combo.findData("index"))
-    assert dock.index_row.isVisibleTo(dock) and not dock.reference_row.isVisibleTo(dock)
-    dock.index_spin.setValue(2)
-    assert dock.options.target == "index" and dock.options.target_index == 1
-    dock.target_combo.setCurrentIndex(dock.target_combo.findData("reference"))
-    assert dock.reference_row.isVisibleTo(dock)
-    job_ok(qtbot, dock, "reference", lambda: dock.choose_reference(photos["target"]))
-    assert "astronaut.png" in dock.reference_label.text()
-    dock.opacity.set_value(40)
-    dock.mouth_mask.setChecked(True)
-    qtbot.waitUntil(lambda: dock.worker.options.opacity == pytest.approx(0.4) and dock.worker.options.mouth_mask)
+def test_several_sources_show_the_face_map(make_page: Any, qtbot: Any, photos: dict[str, Path]) -> None:
+    page = make_page(camera=False)
+    job_ok(qtbot, page, "source", lambda: page.choose_source([photos["source"], photos["target"]]))
+    assert page.source_section.faces.count() == 2
+    assert page.source_section.face_map.isVisibleTo(page) and page.source_section.face_map.rows == 2
+    page.source_section.face_map.set_target(1, 0)
+    assert page.options.face_map == {1: 0}
+    qtbot.waitUntil(lambda: page.worker.options.face_map == {1: 0}, timeout=WAIT)
+    page.target_section.combo.setCurrentIndex(page.target_section.combo.findData("index"))
+    assert page.target_section.index_row.isVisibleTo(page) and not page.target_section.reference_row.isVisibleTo(page)
+    page.target_section.index_spin.setValue(2)
+    assert page.options.target == "index" and page.options.target_index == 1
+    page.target_section.combo.setCurrentIndex(page.target_section.combo.findData("reference"))
+    assert page.target_section.reference_row.isVisibleTo(page)
+    job_ok(qtbot, page, "reference", lambda: page.choose_reference(photos["target"]))
+    assert "astronaut.png" in page.target_section.reference_label.text()
+    page.blending.opacity.set_value(40)
+    page.blending.mouth_mask.setChecked(True)
+    qtbot.waitUntil(lambda: page.worker.options.opacity == pytest.approx(0.4) and page.worker.options.mouth_mask)
 
 
-def test_engine_line_and_enhancers_follow_the_installed_models(make_dock: Any, tmp_path: Path) -> None:
-    dock = make_dock(store=ModelStore(Path(os.environ["SNOWAI_HOME"]) / "empty-store"), camera=False)
-    assert dock.engine_label.text() == "Engine: Classic (dlib) — offline default"
-    assert dock.models_button.isVisibleTo(dock) and dock.models_button.text() == "Get insightface models…"
-    assert not dock.enhancer_combo.isEnabled()
+def test_engine_line_and_enhancers_follow_the_installed_models(make_page: Any, tmp_path: Path) -> None:
+    page = make_page(store=ModelStore(Path(os.environ["SNOWAI_HOME"]) / "empty-store"), camera=False)
+    engine = page.engine_section
+    assert engine.engine_label.text() == "Engine: Classic (dlib) — offline default"
+    assert engine.models_button.isVisibleTo(page) and engine.models_button.text() == "Get insightface models…"
+    # No enhancer is installed: each one can only be downloaded, and choosing it changes nothing.
+    enhancers = engine.enhancer_picker
+    assert [c.key for c in enhancers.choices if c.ready] == ["none"]
+    assert enhancers.select("gfpgan-1.4")
+    assert page.options.enhancer is None and enhancers.get_button.isVisibleTo(page)
 
     store = install_face_models(tmp_path / "face-models")
-    ready = make_dock(store=store, camera=False)
-    assert ready.engine_label.text() == "Engine: insightface"
-    assert not ready.models_button.isVisibleTo(ready)
-    assert ready.enhancer_combo.isEnabled()
-    item = ready.enhancer_combo.model().item(ready.enhancer_combo.findData("gfpgan-1.4"))
-    assert item.isEnabled()
-    ready.engine_combo.setCurrentIndex(ready.engine_combo.findData("classic"))
-    assert ready.engine_label.text() == "Engine: Classic (dlib) — offline default"
+    ready = make_page(store=store, camera=False)
+    engine = ready.engine_section
+    assert engine.engine_label.text() == "Engine: insightface"
+    assert not engine.models_button.isVisibleTo(ready)
+    gfpgan = next(c for c in engine.enhancer_picker.choices if c.key == "gfpgan-1.4")
+    assert gfpgan.ready
+    assert engine.enhancer_picker.select("gfpgan-1.4")
+    assert ready.options.enhancer == "gfpgan-1.4" and not engine.enhancer_picker.get_button.isVisibleTo(ready)
+    assert engine.engine_picker.select("classic")
+    assert engine.engine_label.text() == "Engine: Classic (dlib) — offline default"
     assert Settings.load().face_swap.engine == "classic"

@@ -332,7 +332,7 @@ def test_matting_live_view_says_the_camera_stopped_and_retry_restarts_it(
 
 
 def test_face_swap_live_view_says_the_camera_stopped_and_retry_restarts_it(qtbot: Any, tmp_path: Path) -> None:
-    from snowai_studio.face_swap.dock import FaceSwapDock
+    from snowai_studio.face_swap.page import FaceSwapPage
 
     cameras = Cameras(lambda: StallingCamera(6, "block", paced=True))
     ctx = make_context(
@@ -343,7 +343,7 @@ def test_face_swap_live_view_says_the_camera_stopped_and_retry_restarts_it(qtbot
             "face_swap_consent": lambda p: True,
         },
     )
-    dock = FaceSwapDock(ctx)
+    dock = FaceSwapPage(ctx)
     qtbot.addWidget(dock)
     dock.show()
     try:

@@ -302,7 +302,7 @@ def make_context(store: Any, extras: dict[str, Any]) -> StudioContext:
 def test_matting_dock_shows_the_halt_with_retry_and_face_swap_keeps_running(
     qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from snowai_studio.face_swap.dock import FaceSwapDock
+    from snowai_studio.face_swap.page import FaceSwapPage
     from snowai_studio.matting.dock import MattingDock
 
     store = ModelStore(tmp_path / "models")
@@ -331,7 +331,7 @@ def test_matting_dock_shows_the_halt_with_retry_and_face_swap_keeps_running(
         },
     )
     matting = MattingDock(matting_ctx)
-    face = FaceSwapDock(face_ctx)
+    face = FaceSwapPage(face_ctx)
     for dock in (matting, face):
         qtbot.addWidget(dock)
         dock.resize(800, 600)
@@ -369,8 +369,8 @@ def test_matting_dock_shows_the_halt_with_retry_and_face_swap_keeps_running(
     assert not [w.name for w in base.live_workers() if w.name in ("Camera", "Background removal", "Face swap")]
 
 
-def test_face_swap_dock_shows_a_failing_swap_with_retry(qtbot: Any, tmp_path: Path) -> None:
-    from snowai_studio.face_swap.dock import FaceSwapDock
+def test_face_swap_page_shows_a_failing_swap_with_retry(qtbot: Any, tmp_path: Path) -> None:
+    from snowai_studio.face_swap.page import FaceSwapPage
 
     class Failing(FakeFacePipeline):
         def process(self, frame: np.ndarray) -> np.ndarray:
@@ -384,7 +384,7 @@ def test_face_swap_dock_shows_a_failing_swap_with_retry(qtbot: Any, tmp_path: Pa
             "face_swap_consent": lambda parent: True,
         },
     )
-    dock = FaceSwapDock(ctx)
+    dock = FaceSwapPage(ctx)
     qtbot.addWidget(dock)
     dock.show()
     try:

@@ -1,4 +1,4 @@
-"""The face-swap dock: source faces, targets, live camera, image and video files, responsible use.
+"""The face-swap page: source faces, targets, live camera, image and video files, responsible use.
 
 Importing this package is cheap; :func:`create_page` imports the widgets when the page is built.
 """
@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from snowai_studio.context import StudioContext
-    from snowai_studio.face_swap.dock import FaceSwapDock
+    from snowai_studio.face_swap.page import FaceSwapPage
 
 
-def create_page(context: StudioContext) -> FaceSwapDock:
+def create_page(context: StudioContext) -> FaceSwapPage:
     """Build the page (the factory registered in :mod:`snowai_studio.tools`)."""
-    from snowai_studio.face_swap.dock import FaceSwapDock
+    from snowai_studio.face_swap.page import FaceSwapPage
 
-    return FaceSwapDock(context)
+    return FaceSwapPage(context)
 
 
 __all__ = ["create_page"]

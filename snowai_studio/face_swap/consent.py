@@ -1,4 +1,4 @@
-"""Responsible use of the face swap: the first-use agreement and the mark's confirmation.
+"""Responsible use of the face swap: the first-use agreement, the lock, and the mark's confirmation.
 
 The agreement is shown once, before the first swap; the answer is kept in the settings
 (``face_swap.consent_accepted``). Turning the "AI-generated" mark off asks first, with a warning.
@@ -6,7 +6,11 @@ The agreement is shown once, before the first swap; the answer is kept in the se
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -17,6 +21,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+if TYPE_CHECKING:
+    from snowai_studio.face_swap.page import FaceSwapPage
+
+log = logging.getLogger(__name__)
 
 CONSENT_TITLE = "Before you use face swap"
 
@@ -106,3 +115,86 @@ def confirm_mark_off(parent: QWidget | None) -> bool:
         QMessageBox.StandardButton.No,
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+class ResponsibleUse(QObject):
+    """The page's side of responsible use: the agreement before the first swap (declining locks the
+    page with a banner until the terms are reviewed) and the mark, which asks before it goes off.
+    Both answers are kept in the settings."""
+
+    def __init__(self, page: FaceSwapPage) -> None:
+        super().__init__(page)
+        self.page = page
+        self.locked = False
+
+    @property
+    def settings(self) -> Any:
+        return self.page.context.settings.face_swap
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.settings.consent_accepted)
+
+    def _asker(self, name: str, default: Callable[[QWidget | None], bool]) -> Callable[[QWidget | None], bool]:
+        return self.page.context.extras.get(name) or default
+
+    def ensure(self) -> bool:
+        """True when the terms are accepted (asking the first time); declining locks the tool."""
+        if self.accepted:
+            return True
+        if self.locked:
+            self.page.show_message(LOCKED_TEXT, "warning")
+            return False
+        return self._ask()
+
+    def review(self) -> bool:
+        """Show the terms again (the way out of the lock)."""
+        if self.accepted:
+            self._asker("face_swap_consent", ask_consent)(self.page)
+            return True
+        return self._ask()
+
+    def _ask(self) -> bool:
+        page = self.page
+        accepted = bool(self._asker("face_swap_consent", ask_consent)(page))
+        if accepted:
+            self.settings.consent_accepted = True
+            page.save_settings()
+            self._set_locked(False)
+            page.show_message("Thank you. Face swap is ready: choose a face photo to begin.")
+            log.info("Face swap: the responsible-use terms were accepted")
+        else:
+            self._set_locked(True)
+            page.show_message(LOCKED_TEXT, "warning")
+        return accepted
+
+    def _set_locked(self, locked: bool) -> None:
+        if locked == self.locked:
+            return
+        self.locked = locked
+        self.page.lock_banner.setVisible(locked)
+        if locked and self.page.live.running:
+            self.page.live.stop()
+        self.page.update_state()
+        self.page.lock_changed.emit(locked)
+
+    def mark_toggled(self, on: bool) -> None:
+        """The mark's checkbox: turning it off asks first, and No keeps it on."""
+        page = self.page
+        if on == page.options.mark:
+            return
+        if not on and not self._asker("face_swap_confirm_mark_off", confirm_mark_off)(page):
+            page.output_section.set_mark_quietly(True)
+            page.show_message('The "AI-generated" mark stays on.')
+            return
+        page.set_option("mark", on)
+        self.settings.mark = on
+        page.save_settings()
+        if on:
+            page.show_message('The "AI-generated" mark is on again.')
+        else:
+            page.show_message(
+                'The "AI-generated" mark is off: results no longer say they were generated. Label them yourself '
+                "when you share them.",
+                "warning",
+            )

@@ -7,7 +7,8 @@ thread) and then serves
 - jobs, each returning a job id whose result arrives through ``job_finished``:
   :meth:`set_source` (the face photos; a :class:`SourceSummary`), :meth:`set_reference`,
   :meth:`swap_image` (an :class:`ImageJobResult`) and :meth:`swap_video` (a :class:`VideoJobResult`),
-  with ``progress`` and prompt cancellation;
+  with ``progress`` and prompt cancellation; :meth:`render_image` swaps a still for the preview
+  without writing anything (a :class:`StillResult`) and :meth:`save_still` writes one;
 - a live stream: camera frames pushed by a :class:`~workers.media.worker.CameraWorker` come out
   with the faces swapped (``take_result`` gives a :class:`~workers.queues.StreamResult` whose payload
   is the BGR frame and whose ``meta`` holds the per-stage milliseconds). Stale frames are dropped,
@@ -32,8 +33,9 @@ from PySide6.QtCore import Signal
 
 from workers.base import JobContext
 from workers.errors import UserError
-from workers.face_swap.cli import prepare_source, read_image, swap_image_file, swap_video_file
+from workers.face_swap.cli import prepare_source, read_image, save_result, swap_image_file, swap_video_file
 from workers.face_swap.options import OPTION_NAMES, FaceSwapOptions, coerce_option
+from workers.files import same_file
 from workers.media.worker import RecordingWorker
 from workers.queues import StreamItem, StreamResult
 
@@ -87,6 +89,22 @@ class ImageJobResult:
     ms: dict[str, float] = field(default_factory=dict)
     #: The saved picture (BGR), for a preview.
     image: np.ndarray | None = None
+    marked: bool = True
+
+
+@dataclass
+class StillResult:
+    """A still swapped for the preview, not saved yet: the picture as read and the swapped one."""
+
+    source: Path
+    #: The picture as read (BGR); a re-render with other settings starts from it.
+    original: np.ndarray
+    #: The swapped picture (BGR), the mark drawn on it when ``marked``.
+    image: np.ndarray
+    faces_found: int
+    faces_swapped: int
+    engine: str
+    ms: dict[str, float] = field(default_factory=dict)
     marked: bool = True
 
 
@@ -230,6 +248,11 @@ class FaceSwapWorker(RecordingWorker):
         return str(getattr(pipeline, "engine_name", "") or "") if pipeline is not None else ""
 
     @property
+    def load_failure(self) -> str | None:
+        """Why the pipeline could not start (a sentence), or None."""
+        return self._load_error
+
+    @property
     def has_source(self) -> bool:
         return bool(self._source_images)
 
@@ -354,6 +377,49 @@ class FaceSwapWorker(RecordingWorker):
                 dict(result.ms),
                 result.image,
                 marked,
+            )
+
+        return self.submit(job)
+
+    def render_image(self, src: str | Path, original: np.ndarray | None = None) -> int:
+        """Swap the faces of a still for the preview, with the settings of the moment; nothing is
+        written. ``original`` is the picture already read (a re-render); the result is a
+        :class:`StillResult`, or a sentence when the picture shows no face."""
+        src_path = Path(src).expanduser()
+
+        def job(ctx: JobContext) -> StillResult:
+            pipeline = self._pipeline()
+            self._need_source()
+            image = original if original is not None else read_image(src_path)
+            ctx.check()
+            marked = bool(self.options.mark)
+            result = pipeline.swap_image(image)
+            self._check_warning()
+            if result.faces_found == 0:
+                raise UserError(f"No face was found in {src_path.name}; nothing was swapped.")
+            return StillResult(
+                src_path, image, result.image, int(result.faces_found), int(result.faces_swapped),
+                str(result.engine), dict(result.ms), marked,
+            )
+
+        return self.submit(job)
+
+    def save_still(self, still: StillResult, dst: str | Path) -> int:
+        """Write a rendered still to ``dst`` (never over the picture it came from), labelled as
+        generated in its metadata when it carries the mark; the result is an :class:`ImageJobResult`."""
+        dst_path = Path(dst).expanduser()
+
+        def job(ctx: JobContext) -> ImageJobResult:
+            if same_file(still.source, dst_path):
+                raise UserError(
+                    f"{dst_path.name} is the image you opened; save the result under another name "
+                    "(the original is never overwritten)."
+                )
+            saved = save_result(dst_path, still.image, marked=still.marked)
+            log.info("Saved the swapped %s -> %s", still.source, saved)
+            return ImageJobResult(
+                still.source, saved, still.faces_found, still.faces_swapped, still.engine, dict(still.ms),
+                still.image, still.marked,
             )
 
         return self.submit(job)
