@@ -96,3 +96,11 @@ def open_model_manager(dock: QWidget, store: Any) -> None:
         from snowai_studio.dialogs.models_dialog import ModelManagerDialog
 
         ModelManagerDialog(store, dock).exec()
+
+
+def open_devices(dock: QWidget) -> None:
+    """Open the window's Devices dialog (a page standing alone, in a test, has none)."""
+    window = dock.window()
+    opener = getattr(window, "open_devices", None)
+    if callable(opener) and window is not dock:
+        opener()

@@ -203,12 +203,12 @@ def wait_until(condition: Callable[[], Any], timeout: float = WAIT / 1000) -> No
 # ---- background removal ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def matting(home: Path, qapp: Any, dialogs: Dialogs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from snowai_studio.matting.dock import MattingDock
+    from snowai_studio.matting.page import MattingPage
     from workers.models.store import ModelStore
 
     store = ModelStore(tmp_path_factory.mktemp("matting-store"))
     store.import_file(_case("mdl-matting").path, "matting", name="Corpus matting")
-    dock = MattingDock(context(store=store))
+    dock = MattingPage(context(store=store))
     dock.resize(900, 700)
     dock.show()
     yield dock
@@ -328,7 +328,7 @@ def test_matting_import_model_and_use_it(
     model_id = added[0].id
     index = matting.model_combo.findData(model_id)
     assert index >= 0, f"{model_id} is not offered"
-    if not matting.choices[index].ready:
+    if not next(c for c in matting.choices if c.id == model_id).ready:
         assert not case.accepted_by(MATTING_MODEL)
         return
     matting.model_combo.setCurrentIndex(index)

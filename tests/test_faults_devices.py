@@ -298,13 +298,13 @@ class FakeFacePipeline:
 def test_matting_live_view_says_the_camera_stopped_and_retry_restarts_it(
     qtbot: Any, tmp_path: Path, broken: Any, said: str
 ) -> None:
-    from snowai_studio.matting.dock import MattingDock
+    from snowai_studio.matting.page import MattingPage
 
     store = ModelStore(tmp_path / "models")
     store.import_file(build_u2net_like(tmp_path / "src" / "m.onnx"), "matting", name="Test model")
     cameras = Cameras(broken)
     ctx = make_context(store, {"camera_factory": cameras})
-    dock = MattingDock(ctx)
+    dock = MattingPage(ctx)
     qtbot.addWidget(dock)
     dock.resize(800, 600)
     dock.show()

@@ -217,14 +217,14 @@ def test_disk_full_is_recognised_through_the_libraries_wrappers() -> None:
 
 @pytest.fixture
 def matting_dock(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
-    from snowai_studio.matting.dock import MattingDock
+    from snowai_studio.matting.page import MattingPage
 
     store = ModelStore(tmp_path / "models")
     store.import_file(build_u2net_like(tmp_path / "src" / "m.onnx"), "matting", name="Test model")
     notifications = NotificationManager()
     notifications.install_hooks()
     ctx = StudioContext(Settings.load(), notifications, store, {"camera_factory": lambda: GeneratedCamera(64, 48, 30)})
-    dock = MattingDock(ctx)
+    dock = MattingPage(ctx)
     qtbot.addWidget(dock)
     dock.resize(800, 600)
     dock.show()

@@ -303,7 +303,7 @@ def test_matting_dock_shows_the_halt_with_retry_and_face_swap_keeps_running(
     qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from snowai_studio.face_swap.page import FaceSwapPage
-    from snowai_studio.matting.dock import MattingDock
+    from snowai_studio.matting.page import MattingPage
 
     store = ModelStore(tmp_path / "models")
     model = store.import_file(build_u2net_like(tmp_path / "src" / "m.onnx"), "matting", name="Test model")
@@ -330,7 +330,7 @@ def test_matting_dock_shows_the_halt_with_retry_and_face_swap_keeps_running(
             "face_swap_consent": lambda parent: True,
         },
     )
-    matting = MattingDock(matting_ctx)
+    matting = MattingPage(matting_ctx)
     face = FaceSwapPage(face_ctx)
     for dock in (matting, face):
         qtbot.addWidget(dock)

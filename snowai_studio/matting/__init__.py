@@ -1,4 +1,4 @@
-"""The background-removal dock: canvas, brush, exports, batches, video and live.
+"""The background-removal page: canvas, brush, exports, batches, video and live.
 
 Importing this package is cheap; :func:`create_page` imports the widgets when the page is built.
 """
@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from snowai_studio.context import StudioContext
-    from snowai_studio.matting.dock import MattingDock
+    from snowai_studio.matting.page import MattingPage
 
 
-def create_page(context: StudioContext) -> MattingDock:
+def create_page(context: StudioContext) -> MattingPage:
     """Build the page (the factory registered in :mod:`snowai_studio.tools`)."""
-    from snowai_studio.matting.dock import MattingDock
+    from snowai_studio.matting.page import MattingPage
 
-    return MattingDock(context)
+    return MattingPage(context)
 
 
 __all__ = ["create_page"]

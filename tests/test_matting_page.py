@@ -1,4 +1,4 @@
-"""The background-removal dock end to end: a small U²-Net-shaped model imported into the model
+"""The background-removal page end to end: a small U²-Net-shaped model imported into the model
 store, the real worker and engine, the canvas, the brush, GrabCut, exports, batches and live."""
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 from snowai_studio.context import StudioContext
-from snowai_studio.tools import registered_tools
-from snowai_studio.matting.dock import MattingDock
+from snowai_studio.matting.page import MattingPage
 from snowai_studio.notifications import NotificationManager
+from snowai_studio.tools import registered_tools
 from workers import base
 from workers.matting.compose import Background
 from workers.media.fakes import GeneratedCamera
@@ -45,15 +45,15 @@ def model_id(store: ModelStore, tmp_path: Path) -> str:
 
 @pytest.fixture
 def make_dock(qtbot: Any, store: ModelStore) -> Iterator[Any]:
-    made: list[MattingDock] = []
+    made: list[MattingPage] = []
     managers: list[NotificationManager] = []
 
-    def make(model_store: Any = store, extras: dict | None = None) -> MattingDock:
+    def make(model_store: Any = store, extras: dict | None = None) -> MattingPage:
         notifications = NotificationManager()
         notifications.install_hooks()
         managers.append(notifications)
         context = StudioContext(Settings.load(), notifications, model_store, extras or {})
-        dock = MattingDock(context)
+        dock = MattingPage(context)
         qtbot.addWidget(dock)
         dock.resize(900, 700)
         dock.show()
@@ -77,12 +77,12 @@ def subject_png(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return path, truth
 
 
-def open_and_wait(qtbot: Any, dock: MattingDock, path: Path) -> None:
+def open_and_wait(qtbot: Any, dock: MattingPage, path: Path) -> None:
     dock.open_images([path])
     qtbot.waitUntil(lambda: dock.current is not None and dock.current.image is not None, timeout=WAIT)
 
 
-def remove_and_wait(qtbot: Any, dock: MattingDock) -> None:
+def remove_and_wait(qtbot: Any, dock: MattingPage) -> None:
     with qtbot.waitSignal(dock.job_done, timeout=WAIT, check_params_cb=lambda kind, ok: kind == "remove"):
         assert dock.remove_background() is not None
     assert dock.current is not None and dock.current.alpha is not None
@@ -97,12 +97,17 @@ def test_dock_is_registered_and_shows_an_empty_state(make_dock: Any) -> None:
     # No model is ready: the status names the default model and points at the model manager.
     assert "is not downloaded: open the model manager" in dock.model_status.text()
     assert dock.model_manager_button.isVisibleTo(dock)
-    combo = dock.model_combo
-    assert combo.count() >= 5
-    assert not any(dock.choices[i].ready for i in range(combo.count()))
+    picker = dock.model_picker
+    combo = picker.combo
+    assert len(picker.choices) >= 5 and len(dock.choices) == len(picker.choices)
+    assert not any(c.ready for c in dock.choices) and not any(c.ready for c in picker.choices)
     item = combo.model().item(0)
-    assert not item.isEnabled()
-    assert "model manager" in combo.itemData(0, Qt.ItemDataRole.ToolTipRole)
+    assert not item.isEnabled()  # the heading "Can be downloaded"
+    listed = [combo.itemText(i) for i in range(combo.count()) if combo.itemData(i)]
+    assert len(listed) == len(picker.choices) and all("(not downloaded)" in text for text in listed)
+    # The model shown is not usable: "Get it…" leads to the model manager, and it is not chosen.
+    assert picker.get_button.isVisibleTo(dock) and "model manager" in picker.get_button.toolTip()
+    assert all(combo.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(combo.count()) if combo.itemData(i))
     # Remove background with no image, then with a missing model: sentences, no crash.
     assert dock.remove_background() is None
     assert "Open an image first" in dock.last_message
@@ -353,14 +358,14 @@ def test_batch_through_the_dock_lists_skipped_files(make_dock: Any, qtbot: Any, 
     dock.set_background(Background(kind="color", color=(0, 255, 0)))
     with qtbot.waitSignal(dock.job_done, timeout=WAIT * 2, check_params_cb=lambda kind, ok: kind == "batch"):
         assert dock.batch_folder(folder, out) is not None
-        assert dock.progress_box.isVisibleTo(dock)
+        assert dock.job_runner.progress_row.isVisibleTo(dock)
     report = dock.last_report
     assert len(report.done) == 3 and len(report.failed) == 1
     assert sorted(p.name for p in out.iterdir()) == [f"img{i}-nobg.png" for i in range(3)]
     assert "3 images saved" in dock.last_message and "1 skipped" in dock.last_message
-    assert dock.report_box.isVisibleTo(dock)
-    assert dock.report_list.count() == 1 and "corrupt.jpg" in dock.report_list.item(0).text()
-    assert not dock.progress_box.isVisibleTo(dock)
+    assert dock.skipped.isVisibleTo(dock)
+    assert dock.skipped.list.count() == 1 and "corrupt.jpg" in dock.skipped.list.item(0).text()
+    assert not dock.job_runner.progress_row.isVisibleTo(dock)
     # The coloured background went into the files (no transparency left).
     with Image.open(out / "img0-nobg.png") as im:
         rgb = np.asarray(im.convert("RGBA"))
