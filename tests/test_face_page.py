@@ -14,10 +14,13 @@ import cv2
 import numpy as np
 import pytest
 from face_fixtures import ASTRONAUT_BOX, astronaut, install_face_models, second_face
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QFileDialog, QToolButton
 
 from snowai_studio.context import StudioContext
 from snowai_studio.face_swap.consent import ConsentDialog
-from snowai_studio.face_swap.page import FaceSwapPage
+from snowai_studio.face_swap.page import IDLE_TEXT, READY_TEXT, FaceSwapPage
 from snowai_studio.notifications import NotificationManager
 from snowai_studio.tools import registered_tools
 from workers import base
@@ -326,6 +329,7 @@ def test_video_job_with_progress_and_cancel(
     with qtbot.waitSignal(page.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "video") as blocker:
         assert page.swap_video_file(camera_clip[0], dst) is not None
         assert page.runner.progress_row.isVisibleTo(page) and not page.video_button.isEnabled()
+        assert page.runner.cancel_button.isVisibleTo(page) and "clip-swapped.mp4" in page.runner.label.text()
     assert blocker.args[1], page.last_message
     assert dst.is_file() and "Video saved" in page.last_message and "10 frames" in page.last_message
     assert not page.runner.progress_row.isVisibleTo(page)
@@ -407,3 +411,181 @@ def test_engine_line_and_enhancers_follow_the_installed_models(make_page: Any, t
     assert engine.engine_picker.select("classic")
     assert engine.engine_label.text() == "Engine: Classic (dlib) — offline default"
     assert Settings.load().face_swap.engine == "classic"
+
+
+# ---- the page's layout and its new behaviour ------------------------------------------------------------------
+
+
+def test_every_action_is_a_button_on_top_and_nothing_overflows_at_1280x720(make_page: Any, qtbot: Any) -> None:
+    page = make_page(camera=False)
+    page.resize(1180, 640)  # what the page gets of a 1280x720 window (the tool switcher, menus, status bar)
+    qtbot.waitUntil(lambda: page.action_bar.width() >= 1100)
+    bar = page.action_bar
+    buttons = [page.choose_button, page.image_button, page.video_button, page.live_button, page.before_button,
+               page.save_button]
+    assert [b.text() for b in buttons] == [
+        "Choose face photos", "Open image", "Open video", "Live", "Before/after", "Save image"]
+    for button in buttons:
+        assert button.isVisibleTo(page) and not button.icon().isNull(), button.text()
+        assert bar.rect().contains(button.geometry()), f"{button.text()} is cut off"
+    extension = bar.findChild(QToolButton, "qt_toolbar_ext_button")
+    assert extension is None or not extension.isVisibleTo(page), "actions hidden behind the overflow chevron"
+    assert page.live_button.property("primary") is True
+    assert page.open_action is page.choose_action and "Ctrl+O" in page.choose_action.toolTip()
+    assert page.save_action.shortcut() == QKeySequence("Ctrl+S")
+    # The preview takes the middle; the settings are inspector sections, which scroll when they are taller.
+    assert page.centralWidget().width() > page.inspector.width() * 2
+    titles = [section.title for section in page.inspector.sections.values()]
+    assert titles == ["Source faces", "Live camera", "Faces to replace", "Blending", "Engine & enhancer",
+                      "Output & mark"]
+    for section in page.inspector.sections.values():  # "&" shows as itself, not as a shortcut's underline
+        assert QKeySequence.mnemonic(section.header.text()).isEmpty(), section.title
+    assert page.inspector.verticalScrollBar().maximum() > 0
+
+
+def test_an_image_shows_swapped_in_the_preview_rerenders_and_saves(
+    make_page: Any, qtbot: Any, photos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saves: list[str] = []
+    answer = {"save": ""}
+
+    def save_dialog(*_args: Any, **_kwargs: Any) -> tuple[str, str]:
+        saves.append(answer["save"])
+        return answer["save"], ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(save_dialog))
+    page = make_page(camera=False)
+    assert not page.save_action.isEnabled() and not page.before_action.isEnabled()
+    job_ok(qtbot, page, "source", lambda: page.choose_source([photos["source"]]))
+    original = astronaut()
+    job_ok(qtbot, page, "image", lambda: page.open_image(photos["target"]))
+    # Opening shows the result in the middle; nothing asks where to save, nothing is written.
+    assert not saves and not list(photos["target"].parent.glob("*swapped*"))
+    swapped = page.preview.frame.copy()
+    assert region_diff(swapped, original, ASTRONAUT_BOX) > 4 and "astronaut.png" in page.preview.overlay
+    assert page.save_action.isEnabled() and page.before_action.isEnabled()
+
+    # Blending changes render the still again on the worker, once the sliders rest (one render for three moves).
+    kinds: list[str] = []
+    page.job_done.connect(lambda kind, ok: kinds.append(kind))
+    with qtbot.waitSignal(page.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "render" and ok):
+        for value in (80, 60, 40):
+            page.blending.opacity.set_value(value)
+        assert page.still.rendering and not page.save_action.isEnabled()
+        assert page.preview.frame is not None and np.array_equal(page.preview.frame, swapped)  # not on the UI thread
+    assert kinds == ["render"] and not page.still.rendering
+    softer = page.preview.frame.copy()
+    assert region_diff(softer, swapped, ASTRONAUT_BOX) > 1
+    assert region_diff(softer, original, ASTRONAUT_BOX) < region_diff(swapped, original, ASTRONAUT_BOX)
+
+    # Before/after works for a still: the picture as it was, then the swapped one again.
+    page.before_button.click()
+    assert page.showing_before and region_diff(page.preview.frame, original, ASTRONAUT_BOX) < 1
+    page.before_button.click()
+    assert not page.showing_before and np.array_equal(page.preview.frame, softer)
+
+    # Save (Ctrl+S) never writes over the input, and keeps the mark and the generated-image label.
+    answer["save"] = str(photos["target"])
+    assert page.save_image() is None and "never overwritten" in page.last_message
+    out = photos["target"].with_name("astronaut-softer.jpg")
+    answer["save"] = str(out)
+    with qtbot.waitSignal(page.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "save") as saved:
+        page.mark_check.setFocus()
+        qtbot.keyClick(page.mark_check, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert saved.args[1], page.last_message
+    assert out.is_file() and read_generated_label(out) and f"Saved {out.name}" in page.last_message
+    written = cv2.imread(str(out))
+    assert region_diff(written, softer, ASTRONAUT_BOX) < 4 and mark_diff(written, original) > 10
+    assert cv2.imread(str(photos["target"])).shape == original.shape  # the input is as it was
+
+
+def test_the_preview_says_what_to_do_next_once_a_face_is_chosen(
+    make_page: Any, qtbot: Any, photos: dict[str, Path]
+) -> None:
+    page = make_page()
+    assert page.preview.placeholder == IDLE_TEXT
+    job_ok(qtbot, page, "source", lambda: page.choose_source([photos["source"]]))
+    assert page.preview.placeholder == READY_TEXT and "Choose a face photo" not in page.preview.placeholder
+    assert page.start_live()
+    live_frame(qtbot, page, lambda f: True)
+    page.stop_live()
+    assert not page.preview.has_frame() and page.preview.placeholder == READY_TEXT  # not the stale first step
+    job_ok(qtbot, page, "clear", lambda: page.clear_source())
+    assert page.preview.placeholder == IDLE_TEXT
+
+
+def test_live_panel_starts_records_into_the_chosen_folder_and_remembers_it(
+    make_page: Any, qtbot: Any, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    page = make_page()
+    panel = page.live_panel
+    assert panel.folder is not None and panel.record_button is not None
+    assert not page.vcam_button.isEnabled() and not panel.record_button.isEnabled()
+    panel.start_button.click()
+    assert page.live_running and panel.running and page.live_action.isChecked()
+    assert page.live_button.text() == "Stop live"
+    qtbot.waitUntil(lambda: "fps" in panel.stats_label.text(), timeout=WAIT)
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    panel.folder.choose(str(recordings))
+    panel.record_button.click()
+    assert page.worker.recording and panel.record_button.isChecked()
+    qtbot.waitUntil(lambda: page.worker.recorded_frames >= 3, timeout=WAIT)
+    panel.record_button.click()
+    qtbot.waitUntil(lambda: "Recording saved" in page.last_message, timeout=WAIT)
+    assert [p.suffix for p in recordings.iterdir()] == [".mp4"]
+    page.live_button.click()  # the Live button on top stops it as well
+    assert not page.live_running and not panel.running and page.live_button.text() == "Live"
+    # A new page (the next session) records into the same folder.
+    again = make_page(camera=False)
+    assert again.live_panel.folder.folder == str(recordings)
+
+
+def test_a_camera_problem_is_shown_once_with_retry(make_page: Any, qtbot: Any, photos: dict[str, Path]) -> None:
+    page = make_page()
+    working = page.context.extras["camera_factory"]
+    page.context.extras["camera_factory"] = lambda: VideoFileCamera(photos["source"].with_name("nothing.mp4"))
+    assert page.start_live()
+    qtbot.waitUntil(lambda: page.live_problem.active, timeout=WAIT)
+    text = page.live_problem.text
+    assert "nothing.mp4" in text and not text.startswith("Camera:") and not page.live_running
+    assert not page.live_action.isChecked() and page.last_level == "error"
+    assert text not in page.message_line.label.text()  # once on the page: the live panel's bar
+    qtbot.waitUntil(lambda: any("nothing.mp4" in n.message for n in page.context.notifications.items), timeout=WAIT)
+    assert sum("nothing.mp4" in n.message for n in page.context.notifications.items) == 1
+    page.context.extras["camera_factory"] = working
+    page.live_problem.retry_button.click()
+    assert page.live_running and not page.live_problem.active
+    live_frame(qtbot, page, lambda f: True)
+
+
+def test_a_late_signal_of_a_camera_stopped_before_retry_leaves_the_new_one_alone(
+    make_page: Any, qtbot: Any
+) -> None:
+    page = make_page()
+    assert page.start_live()
+    old = page.camera
+    page.live.problem("The camera stopped sending pictures.")
+    assert not page.live_running
+    page.live_problem.retry_button.click()
+    assert page.live_running and page.camera is not old
+    old.stream_halted.emit("Camera: the old camera's last word")  # queued before Retry, delivered after it
+    old.error.emit("Camera: the old camera's last word")
+    assert page.live_running and not page.live_problem.active
+    live_frame(qtbot, page, lambda f: True)
+
+
+def test_an_imported_enhancer_is_selected_and_a_locked_page_offers_nothing(
+    make_page: Any, tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    page = make_page(store=install_face_models(tmp_path / "face-models"), camera=False)
+    assert page.options.enhancer is None
+    page.model_imported("gpen-bfr-512")
+    assert page.options.enhancer == "gpen-bfr-512"
+    assert page.engine_section.enhancer_picker.current_key() == "gpen-bfr-512"
+
+    locked = make_page(Answers(consent=False), camera=False)
+    assert locked.choose_source([photos["source"]]) is None and locked.locked
+    for action in (locked.choose_action, locked.image_action, locked.video_action, locked.live_action):
+        assert not action.isEnabled(), action.text()
+    assert not locked.live_panel.start_button.isEnabled()

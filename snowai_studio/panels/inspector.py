@@ -21,7 +21,7 @@ class Section(QFrame):
         self.setProperty("section", True)
         self.header = QToolButton()
         self.header.setObjectName("sectionHeader")
-        self.header.setText(title)
+        self.header.setText(title.replace("&", "&&"))  # "Engine & enhancer" is text, not a mnemonic
         self.header.setCheckable(True)
         self.header.setChecked(expanded)
         self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -46,7 +46,7 @@ class Section(QFrame):
 
     @property
     def title(self) -> str:
-        return self.header.text()
+        return self.header.text().replace("&&", "&")
 
     @property
     def expanded(self) -> bool:
