@@ -24,6 +24,7 @@ from snowai_studio.face_swap.page import IDLE_TEXT, READY_TEXT, FaceSwapPage
 from snowai_studio.notifications import NotificationManager
 from snowai_studio.tools import registered_tools
 from workers import base
+from workers.errors import UserError
 from workers.face_swap.mark import read_generated_label
 from workers.media.fakes import VideoFileCamera
 from workers.models.store import ModelStore
@@ -589,3 +590,44 @@ def test_an_imported_enhancer_is_selected_and_a_locked_page_offers_nothing(
     for action in (locked.choose_action, locked.image_action, locked.video_action, locked.live_action):
         assert not action.isEnabled(), action.text()
     assert not locked.live_panel.start_button.isEnabled()
+
+
+class BrokenPipeline:
+    """A face-swap pipeline whose model cannot be read."""
+
+    def __init__(self, *_args: Any) -> None:
+        pass
+
+    def load(self) -> None:
+        raise UserError("The swapper model is damaged; download it again in the model manager.")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_swap_that_cannot_start_stops_live_once_and_retry_builds_it_again(make_page: Any, qtbot: Any) -> None:
+    page = make_page()
+    page.context.extras["face_swap_pipeline_factory"] = BrokenPipeline
+    assert page.start_live()
+    qtbot.waitUntil(lambda: page.live_problem.active, timeout=WAIT)
+    assert "swapper model is damaged" in page.live_problem.text and not page.live_running
+    assert "damaged" not in page.message_line.label.text()  # said once, on the live panel's bar
+    broken = page.worker
+    del page.context.extras["face_swap_pipeline_factory"]  # the model is there again
+    page.live_problem.retry_button.click()
+    assert page.live_running and page.worker is not broken
+    live_frame(qtbot, page, lambda f: True)
+
+
+def test_models_changed_and_imported_refresh_the_engine_and_enhancer_pickers(make_page: Any, tmp_path: Path) -> None:
+    page = make_page(store=ModelStore(tmp_path / "empty-store"), camera=False)
+    engine = page.engine_section
+    insight = next(c for c in engine.engine_picker.choices if c.key == "insightface")
+    assert not insight.ready and engine.models_button.isVisibleTo(page)
+    page.context.model_store = install_face_models(tmp_path / "face-models")  # downloaded in the model manager
+    page.models_changed()
+    insight = next(c for c in engine.engine_picker.choices if c.key == "insightface")
+    assert insight.ready and not engine.models_button.isVisibleTo(page)
+    assert engine.engine_label.text() == "Engine: insightface"
+    page.model_imported("gfpgan-1.4")
+    assert page.options.enhancer == "gfpgan-1.4" and engine.enhancer_picker.current_key() == "gfpgan-1.4"

@@ -42,7 +42,7 @@ from snowai_studio.panels.job_runner import JobRunner
 from snowai_studio.panels.tool_page import ToolPage
 from snowai_studio.tool_dock import open_model_manager
 from snowai_studio.widgets.video_view import VideoView
-from workers.errors import describe_exception
+from workers.errors import UserError, describe_exception
 from workers.face_swap.options import ENGINES, FaceSwapOptions, coerce_option, engine_status
 
 log = logging.getLogger(__name__)
@@ -237,8 +237,8 @@ class FaceSwapPage(ToolPage):
         """Change one face-swap setting; it applies live, and the still on show is rendered again."""
         try:
             value = coerce_option(name, value)
-        except Exception as exc:
-            self.show_message(describe_exception(exc), "warning")
+        except UserError as exc:  # a value this setting cannot take: say which
+            self.show_message(str(exc), "warning")
             return
         if name == "preset":
             self.options = self.options.with_preset(value)
