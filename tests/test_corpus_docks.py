@@ -705,15 +705,15 @@ def _svc_load(dock: Any, start: Callable[[], bool]) -> bool:
     """Choose a voice (or an index); True when the dock started loading it (then waits for the end)."""
     if not start():
         return False
-    wait_until(lambda: dock._pending_model is None and dock._pending_index is None)
+    wait_until(lambda: dock.pending_model is None and dock.pending_index is None)
     return True
 
 
 def _svc_rvc_active(dock: Any) -> None:
     good = str(dock.index_model)
-    if dock._active_model != good:
+    if dock.active_model != good:
         assert _svc_load(dock, lambda: dock.import_rvc(good))
-        assert dock._active_model == good, dock.last_message
+        assert dock.active_model == good, dock.last_message
 
 
 @pytest.mark.parametrize("case_name", cases("svc model"))
@@ -721,12 +721,12 @@ def test_svc_voice_model(case_name: str, svc: Any, dialogs: Dialogs, guard: Any)
     case = _case(case_name)
     guard(case)
     dialogs.path = str(case.path)
-    before = svc._active_model
+    before = svc.active_model
     started = _svc_load(svc, svc.import_sovits if case.path.is_dir() else svc.import_rvc)
     if case.accepted_by(SVC_MODEL):
-        assert started and svc._active_model == str(case.path), svc.last_message
+        assert started and svc.active_model == str(case.path), svc.last_message
     else:
-        assert svc._active_model == before, f"{case.name} was taken as a voice model"
+        assert svc.active_model == before, f"{case.name} was taken as a voice model"
         assert_refused(svc, case, "voice model", ("error",))
     no_crash_notified(svc)
 
@@ -748,13 +748,13 @@ def test_svc_sovits_config(case_name: str, svc: Any, dialogs: Dialogs, guard: An
     elif case.path.exists():
         shutil.copyfile(case.path, folder / "config.json")
     dialogs.path = str(folder)
-    before = svc._active_model
+    before = svc.active_model
     started = _svc_load(svc, svc.import_sovits)
     if case.accepted_by(SVC_CONFIG):
-        assert started and svc._active_model == str(folder), svc.last_message
+        assert started and svc.active_model == str(folder), svc.last_message
         _svc_rvc_active(svc)
     else:
-        assert svc._active_model == before, f"{case.name} was taken as a so-vits-svc config"
+        assert svc.active_model == before, f"{case.name} was taken as a so-vits-svc config"
         assert_refused(svc, case, "so-vits config", ("error",))
     no_crash_notified(svc)
 
@@ -769,7 +769,7 @@ def test_svc_index(case_name: str, svc: Any, dialogs: Dialogs, guard: Any) -> No
     if case.accepted_by(SVC_INDEX):
         assert svc.options.index == str(case.path), svc.last_message
         svc.set_index("")
-        wait_until(lambda: svc._pending_index is None)
+        wait_until(lambda: svc.pending_index is None)
     else:
         assert svc.options.index != str(case.path), f"{case.name} was taken as an index"
         assert_refused(svc, case, "index", ("error",))
@@ -811,7 +811,7 @@ def test_svc_files_to_convert(case_name: str, svc_files: Any, dialogs: Dialogs, 
 def test_svc_still_works_afterwards(svc: Any, svc_files: Any, dialogs: Dialogs) -> None:
     dialogs.path = str(_case("mdl-sovits-folder").path)
     assert _svc_load(svc, svc.import_sovits)
-    assert svc._active_model == str(_case("mdl-sovits-folder").path), svc.last_message
+    assert svc.active_model == str(_case("mdl-sovits-folder").path), svc.last_message
     _svc_rvc_active(svc)
     dialogs.path = str(_case("idx-valid").path)
     assert _svc_load(svc, svc.choose_index) and svc.options.index == dialogs.path, svc.last_message

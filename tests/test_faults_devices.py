@@ -417,7 +417,7 @@ def test_voice_conversion_live_says_the_microphone_stopped_and_retry_restarts(
         assert dock.start_live()
         qtbot.waitUntil(lambda: dock.live_problem.active, timeout=WAIT)
         assert said in dock.live_problem.text
-        assert not dock.live_running and dock.start_button.text() == "Start"
+        assert not dock.live_running and dock.start_button.text() == "Start live"
         assert mics.made[0].close_count >= 1 and sinks[0].close_count >= 1
         assert not readers() or [t.name for t in readers()] == ["Other microphone reader"]
         blocks = other.blocks

@@ -17,7 +17,8 @@ from svc_speech import pitch_shift, speech, write_speech
 from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
 from snowai_studio.voice_conversion import create_page
-from snowai_studio.voice_conversion.dock import BUILTIN, VoiceConversionDock, live_text
+from snowai_studio.voice_conversion.page import VoiceConversionPage
+from snowai_studio.voice_conversion.texts import BUILTIN, live_text
 from workers import base
 from workers.media.fakes import ArrayMicrophone, MemorySink
 from workers.models.store import ModelStore
@@ -26,6 +27,9 @@ from workers.voice_conversion.options import PRESETS, VoiceConversionOptions
 
 WAIT = 60000
 RATE = 48000
+#: What a page gets of a 1920x1080 and of a 1280x720 window (the switcher, menus and status bar take the rest).
+PAGE_AT_1920 = (1850, 990)
+PAGE_AT_1280 = (1210, 630)
 
 
 class FakeDevices:
@@ -50,10 +54,10 @@ class FakeDevices:
 
 @pytest.fixture
 def make_dock(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
-    made: list[VoiceConversionDock] = []
+    made: list[VoiceConversionPage] = []
     managers: list[NotificationManager] = []
 
-    def make(devices: FakeDevices | None = None, store: Any = None, **extras: Any) -> VoiceConversionDock:
+    def make(devices: FakeDevices | None = None, store: Any = None, **extras: Any) -> VoiceConversionPage:
         notifications = NotificationManager()
         notifications.install_hooks()
         managers.append(notifications)
@@ -79,7 +83,7 @@ def make_dock(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
     assert not [w.name for w in base.live_workers() if w.name == "Voice conversion"]
 
 
-def wait_ready(qtbot: Any, dock: VoiceConversionDock) -> None:
+def wait_ready(qtbot: Any, dock: VoiceConversionPage) -> None:
     if not dock.model_info:
         with qtbot.waitSignal(dock.model_changed, timeout=WAIT):
             dock.set_model(dock.options.model)
@@ -95,7 +99,7 @@ def test_start_converts_the_microphone_live_with_the_builtin_voice(make_dock: An
     with qtbot.waitSignal(dock.realtime_toggled, timeout=WAIT) as started:
         dock.start_button.click()
     assert started.args == [True]
-    assert dock.live_running and dock.start_button.text() == "Stop" and dock.start_button.isChecked()
+    assert dock.live_running and dock.start_button.text() == "Stop live" and dock.start_button.isChecked()
     qtbot.waitUntil(lambda: "Inference" in dock.stats_label.text(), timeout=WAIT)
     qtbot.waitUntil(lambda: dock.in_meter.updates > 2 and dock.out_meter.updates > 2, timeout=WAIT)
     text = dock.stats_label.text()
@@ -103,7 +107,7 @@ def test_start_converts_the_microphone_live_with_the_builtin_voice(make_dock: An
     assert dock.in_meter.peak > -40 and dock.out_meter.peak > -40
     # The fake microphone plays the sentence once; the live conversion then stops by itself.
     qtbot.waitUntil(lambda: not dock.live_running, timeout=WAIT)
-    assert dock.start_button.text() == "Start" and not dock.start_button.isChecked()
+    assert dock.start_button.text() == "Start live" and not dock.start_button.isChecked()
     assert devices.mics[0].close_count >= 1 and devices.sinks[0].close_count >= 1
     out = devices.sinks[0].data[:, 0]
     assert len(out) / RATE == pytest.approx(len(devices.audio) / devices.rate, abs=0.6)
@@ -203,8 +207,7 @@ def test_a_corrupt_checkpoint_is_a_sentence_and_the_voice_stays(make_dock: Any, 
     bad.write_bytes(b"\x80\x02 not really a checkpoint" * 20)
     dock = make_dock(svc_choose_file=lambda parent, title, filter_: str(bad))
     wait_ready(qtbot, dock)
-    dock.model_combo.setCurrentIndex(dock.model_combo.findData("<import-rvc>"))
-    dock.model_combo.activated.emit(dock.model_combo.currentIndex())
+    dock.voice.import_rvc_button.click()
     qtbot.waitUntil(lambda: dock.last_level == "error", timeout=WAIT)
     assert "MyVoice.pth" in dock.last_message and "Traceback" not in dock.last_message
     assert dock.model_combo.currentData() == BUILTIN
@@ -254,7 +257,7 @@ def test_voices_imported_into_the_model_store_are_listed(make_dock: Any, qtbot: 
                               name="Studio RVC")  # fmt: skip
     dock = make_dock(store=store)
     index = dock.model_combo.findData(model.id)
-    assert index > 0 and dock.model_combo.itemText(index) == "Studio RVC"
+    assert index > 0 and dock.model_combo.itemText(index).strip() == "Studio RVC"  # indented under its group
     assert dock.model_combo.findData("contentvec-best") < 0  # encoders are not voices
     with qtbot.waitSignal(dock.model_changed, timeout=WAIT, check_params_cb=lambda i: i["model"] == model.id) as done:
         dock.model_combo.setCurrentIndex(index)
@@ -272,7 +275,7 @@ def faiss_index(path: Path, dim: int) -> Path:
     return path
 
 
-def check_index(qtbot: Any, dock: VoiceConversionDock, folder: Path) -> None:
+def check_index(qtbot: Any, dock: VoiceConversionPage, folder: Path) -> None:
     """A feature index of the wrong size is refused with a sentence; the right one loads."""
     assert not dock.index_ratio.isVisibleTo(dock)
     dock.choose_index(faiss_index(folder / "small.index", 256))
@@ -290,9 +293,9 @@ def check_index(qtbot: Any, dock: VoiceConversionDock, folder: Path) -> None:
 
 def test_layout_narrow_and_wide(make_dock: Any, qtbot: Any) -> None:
     dock = make_dock()
-    dock.resize(1000, 700)
+    dock.resize(*PAGE_AT_1920)  # the live view and the recordings side by side
     qtbot.waitUntil(lambda: dock.wide_layout, timeout=5000)
-    dock.resize(400, 700)
+    dock.resize(*PAGE_AT_1280)  # one above the other
     qtbot.waitUntil(lambda: not dock.wide_layout, timeout=5000)
     assert dock.worker is None  # nothing is loaded until it is needed
 
