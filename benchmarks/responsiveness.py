@@ -902,7 +902,7 @@ def main() -> int:
     if args.switch_interval > 0:
         sys.setswitchinterval(args.switch_interval / 1000.0)
     if args.transcript_turns > 0:
-        from snowai_studio.assistant.widgets import ChatView
+        from snowai_studio.assistant.transcript import ChatView
 
         ChatView.MAX_TURNS_SHOWN = args.transcript_turns
     app = QApplication.instance() or QApplication([sys.argv[0]])

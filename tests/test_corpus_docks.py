@@ -479,11 +479,11 @@ def test_face_swap_still_works_afterwards(face_swap: Any, dialogs: Dialogs, tmp_
 # ---- voice assistant ------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def assistant(home: Path, qapp: Any, dialogs: Dialogs, tiny_chat_llm_dir: Path) -> Iterator[Any]:  # noqa: F811
-    """The assistant dock with its real worker and loaders: the shipped VAD, Whisper and Piper, and a tiny
+    """The assistant page with its real worker and loaders: the shipped VAD, Whisper and Piper, and a tiny
     transformers language model (loaded once; the corpus cases reload one part each)."""
     from assistant_fixtures import shipped_store
 
-    from snowai_studio.assistant.dock import AssistantDock
+    from snowai_studio.assistant.page import AssistantPage
     from workers.assistant.options import AssistantOptions
     from workers.media.fakes import MemorySink
     from workers.settings import Settings
@@ -494,7 +494,7 @@ def assistant(home: Path, qapp: Any, dialogs: Dialogs, tiny_chat_llm_dir: Path) 
     )
     settings.save()
     extras = {"speaker_factory": lambda: MemorySink(48000, 1), "microphone_factory": lambda: None}
-    dock = AssistantDock(context(extras, shipped_store()))
+    dock = AssistantPage(context(extras, shipped_store()))
     dock.resize(520, 860)
     dock.show()
     assert dock._when_ready("corpus", lambda worker: None)
@@ -566,7 +566,7 @@ def test_assistant_load_conversation(case_name: str, assistant: Any, dialogs: Di
 def test_assistant_choose_language_model(case_name: str, assistant: Any, dialogs: Dialogs, guard: Any) -> None:
     case = _case(case_name)
     guard(case)
-    panel = assistant.settings_panel
+    panel = assistant.settings_panel.llm
     _pick_backend(panel, "transformers" if case.path.is_dir() else "gguf")
     dialogs.path = str(case.path)
     outcome = _assistant_reload(assistant, panel.browse_llm)
@@ -586,7 +586,7 @@ def test_assistant_choose_whisper_model(case_name: str, assistant: Any, dialogs:
     case = _case(case_name)
     guard(case)
     dialogs.path = str(case.path)
-    outcome = _assistant_reload(assistant, assistant.settings_panel.browse_asr)
+    outcome = _assistant_reload(assistant, assistant.settings_panel.speech.browse_asr)
     try:
         if case.accepted_by(WHISPER_MODEL):
             assert outcome == "loaded", assistant.last_message
@@ -603,7 +603,7 @@ def test_assistant_choose_voice(case_name: str, assistant: Any, dialogs: Dialogs
     case = _case(case_name)
     guard(case)
     dialogs.path = str(case.path)
-    outcome = _assistant_reload(assistant, assistant.settings_panel.browse_voice)
+    outcome = _assistant_reload(assistant, assistant.settings_panel.voice.browse_voice)
     try:
         if case.accepted_by(PIPER_VOICE):
             assert outcome == "loaded", assistant.last_message
@@ -616,8 +616,8 @@ def test_assistant_choose_voice(case_name: str, assistant: Any, dialogs: Dialogs
 
 
 def test_assistant_back_to_the_kept_model_ends_loading(assistant: Any, dialogs: Dialogs) -> None:
-    """After a model that failed to load, choosing the model still in use again must not leave the dock loading."""
-    panel = assistant.settings_panel
+    """After a model that failed to load, choosing the model still in use again must not leave the page loading."""
+    panel = assistant.settings_panel.llm
     _pick_backend(panel, "gguf")
     dialogs.path = str(_case("mdl-text-gguf").path)
     assert _assistant_reload(assistant, panel.browse_llm) == "error"

@@ -484,7 +484,7 @@ def quick_components(options: Any, **kw: Any) -> Any:
 def test_assistant_listening_says_the_microphone_stopped_and_retry_reopens_it(qtbot: Any) -> None:
     from assistant_fixtures import shipped_store
 
-    from snowai_studio.assistant.dock import AssistantDock
+    from snowai_studio.assistant.page import AssistantPage
     from workers.media.fakes import PacedSpeaker
 
     mics = Microphones(lambda: StallingMicrophone(10, "block"))
@@ -497,13 +497,14 @@ def test_assistant_listening_says_the_microphone_stopped_and_retry_reopens_it(qt
             "microphone_factory": mics,
         },
     )
-    dock = AssistantDock(ctx)
+    dock = AssistantPage(ctx)
     qtbot.addWidget(dock)
     dock.show()
     try:
         assert dock.start_listening()
         qtbot.waitUntil(lambda: dock.live_problem.active, timeout=WAIT)
         assert dock.live_problem.text == MICROPHONE_STALLED
+        assert MICROPHONE_STALLED not in dock.message_line.label.text()  # said once, on the microphone line
         assert not dock.listening and not dock.listen_button.isChecked()
         qtbot.waitUntil(lambda: mics.made[0].close_count == 1, timeout=WAIT)  # released, the hung read broken
         # Typed questions still work while the microphone is away.

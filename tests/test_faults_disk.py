@@ -497,7 +497,7 @@ def test_svc_file_conversion_on_a_full_disk(qtbot: Any, tmp_path: Path, monkeypa
 def test_assistant_conversation_save_on_a_full_disk(qtbot: Any, tmp_path: Path, full_disk: Any) -> None:
     from assistant_fixtures import shipped_store
 
-    from snowai_studio.assistant.dock import AssistantDock
+    from snowai_studio.assistant.page import AssistantPage
     from workers.assistant.conversation import Conversation
 
     conversation = Conversation()
@@ -506,7 +506,7 @@ def test_assistant_conversation_save_on_a_full_disk(qtbot: Any, tmp_path: Path, 
     saved = conversation.save(tmp_path / "saved.json")
     notifications = NotificationManager()
     ctx = StudioContext(Settings.load(), notifications, shipped_store(), {})
-    dock = AssistantDock(ctx)
+    dock = AssistantPage(ctx)
     qtbot.addWidget(dock)
     try:
         assert dock.load_conversation(saved)

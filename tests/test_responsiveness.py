@@ -122,7 +122,7 @@ def test_the_transcript_shows_a_bounded_number_of_turns(qtbot: Any) -> None:
     """Hours of talk must not pile up widgets: the newest turns stay on screen, a note counts the rest."""
     from PySide6.QtWidgets import QApplication
 
-    from snowai_studio.assistant.widgets import ChatView
+    from snowai_studio.assistant.transcript import ChatView
 
     view = ChatView()
     qtbot.addWidget(view)

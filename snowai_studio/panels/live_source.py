@@ -32,6 +32,14 @@ def describe_microphone(microphone: str | None) -> str:
     return microphone
 
 
+class _StatsLabel(QLabel):
+    """A label that takes no room while it has nothing to say."""
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setVisible(bool(text))
+
+
 class LiveSourcePanel(QWidget):
     """``start_requested``/``stop_requested`` come from the Start button; ``retry_requested`` from the
     problem bar's Retry; ``record_toggled`` from Record (when the panel records)."""
@@ -50,6 +58,7 @@ class LiveSourcePanel(QWidget):
         start_text: str = "Start live",
         stop_text: str = "Stop live",
         recording: bool = False,
+        show_start: bool = True,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -68,7 +77,7 @@ class LiveSourcePanel(QWidget):
         self.start_button.setProperty("primary", True)
         self.start_button.setIcon(icon("live", PRIMARY_ICON_COLOR))
         self.start_button.clicked.connect(self._on_clicked)
-        self.stats_label = QLabel()
+        self.stats_label = _StatsLabel()
         self.stats_label.setObjectName(f"{object_name}Stats")
         self.stats_label.setWordWrap(True)
         self.problem = ProblemBar(f"{object_name}Problem")
@@ -83,6 +92,8 @@ class LiveSourcePanel(QWidget):
         layout.setSpacing(6)
         layout.addLayout(top)
         layout.addWidget(self.start_button)
+        # A page whose action bar has the Start/Stop action keeps the button hidden (its state still counts).
+        self.start_button.setVisible(show_start)
         layout.addWidget(self.stats_label)
         layout.addWidget(self.problem)
 
@@ -99,6 +110,7 @@ class LiveSourcePanel(QWidget):
             layout.addWidget(self.record_button)
             layout.addWidget(self.folder)
         self._available = True
+        self._reason = ""
         self.set_running(False)
 
     # ---- state ----------------------------------------------------------------------------------
@@ -108,10 +120,11 @@ class LiveSourcePanel(QWidget):
     def set_available(self, available: bool, reason: str = "") -> None:
         """Without a device Start is disabled and its tooltip says why."""
         self._available = available
+        self._reason = "" if available else reason
         self.start_button.setEnabled(available or self.running)
         self.start_button.setToolTip("" if available else reason)
-        if not available and reason and not self.running:
-            self.stats_label.setText(reason)
+        if not self.running:  # the reason shows while stopped; it goes once the device is back
+            self.stats_label.setText(self._reason)
 
     @property
     def running(self) -> bool:
@@ -130,7 +143,7 @@ class LiveSourcePanel(QWidget):
             if not running:
                 self.set_recording(False)
         if not running:
-            self.stats_label.setText("")
+            self.stats_label.setText(self._reason)
         else:
             self.problem.clear()
 

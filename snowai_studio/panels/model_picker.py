@@ -36,13 +36,17 @@ class PickerChoice:
         return self.group in ("ready", "user")
 
 
-def choices_from_store(store: Any, tool: str, key_of: Callable[[str], str] | None = None) -> list[PickerChoice]:
-    """The store's models of ``tool`` as picker choices (no Qt, no model runtime: files are only looked at)."""
+def choices_from_store(
+    store: Any, tool: str, key_of: Callable[[str], str] | None = None, *, kinds: Iterable[str] | None = None
+) -> list[PickerChoice]:
+    """The store's models of ``tool`` (of these ``kinds`` only, when given: "ctranslate2", "piper-voice"...)
+    as picker choices (no Qt, no model runtime: files are only looked at)."""
     if store is None:
         return []
+    wanted = set(kinds) if kinds is not None else None
     found: list[PickerChoice] = []
     for model in store.models():
-        if model.tool != tool:
+        if model.tool != tool or (wanted is not None and model.kind not in wanted):
             continue
         key = key_of(model.id) if key_of else model.id
         try:
@@ -167,3 +171,4 @@ class ModelPicker(QWidget):
         choice = self.current()
         self.get_button.setVisible(choice is not None and not choice.ready)
         self.note.setText(choice.note if choice is not None and not choice.ready else "")
+        self.note.setVisible(bool(self.note.text()))  # no empty line under a ready model

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QMainWindow,
@@ -139,6 +139,8 @@ class ToolPage(QMainWindow):
         self.center_layout.setSpacing(6)
         self.setCentralWidget(self.center)
         self._default_state: QByteArray | None = None
+        self._layout_restored = False
+        self._shown_before = False
 
     # ---- building -----------------------------------------------------------------------------
     def action(self, text: str, slot: Callable[[], Any] | None = None, **kwargs: Any) -> QAction:
@@ -168,6 +170,20 @@ class ToolPage(QMainWindow):
     # ---- state ----------------------------------------------------------------------------------
     def remember_default_layout(self) -> None:
         self._default_state = self.saveState()
+
+    def restoreState(self, state: QByteArray | bytes, version: int = 0) -> bool:
+        restored = super().restoreState(state, version)
+        self._layout_restored = self._layout_restored or restored
+        return restored
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._shown_before:
+            self._shown_before = True
+            if not self._layout_restored:
+                # Laid out while it was small, the inspector would keep its narrowest width: it gets its
+                # own once the page has its real size (a saved layout keeps the user's width).
+                self.resizeDocks([self.inspector_dock], [INSPECTOR_WIDTH], Qt.Orientation.Horizontal)
 
     def reset_layout(self) -> None:
         if self._default_state is not None:

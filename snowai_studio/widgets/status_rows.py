@@ -54,9 +54,12 @@ class MessageLine(QWidget):
         row.addWidget(self.label, 1)
 
     def set_message(self, text: str, level: str = "info") -> None:
-        """Show ``text`` with the icon of ``level`` (``info``, ``warning`` or ``error``)."""
+        """Show ``text`` with the icon of ``level`` (``info``, ``warning`` or ``error``); "" empties the line."""
         self.label.setText(text)
-        self.icon.setPixmap(self.icons.get(level, self.icons["info"]).pixmap(16, 16))
+        if text:
+            self.icon.setPixmap(self.icons.get(level, self.icons["info"]).pixmap(16, 16))
+        else:  # an empty line shows no icon either
+            self.icon.clear()
         self.label.setStyleSheet(ERROR_STYLE if level == "error" else "")
 
     def report(

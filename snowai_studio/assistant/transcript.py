@@ -1,7 +1,7 @@
-"""The voice-assistant dock's own widgets: the chat transcript, the state pill, the latency bar and a
-section that folds away.
+"""The conversation as the page shows it: the user's words on the right, the assistant's answers on the
+left, streamed as they come, each answer with its latency under it.
 
-Nothing here knows about the worker: the dock feeds these widgets from the worker's events.
+Nothing here knows about the worker: the page feeds the transcript from the worker's events.
 """
 
 from __future__ import annotations
@@ -10,244 +10,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPaintEvent, QResizeEvent
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QKeyEvent, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QScrollArea,
     QSizePolicy,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-# ---- latency ---------------------------------------------------------------------------------------------
-
-#: The stages of one turn, in order: (key of the stage's end in the timings, name, colour).
-STAGES = (
-    ("endpoint", "pause detected", QColor(130, 130, 140)),
-    ("asr", "recognition", QColor(70, 160, 230)),
-    ("llm", "language model", QColor(235, 170, 50)),
-    ("tts", "voice", QColor(70, 190, 110)),
-)
-
-
-def _num(data: dict[str, Any], key: str) -> float | None:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def milestones(data: dict[str, Any]) -> dict[str, float]:
-    """When each stage of a turn ended, in ms after the end of the user's speech (or the send of a typed
-    message): ``endpoint`` (the pause was recognised as the end of the turn), ``asr`` (the text was
-    recognised), ``llm`` (the first token) and ``tts`` (the first audio). Missing stages are left out."""
-    out: dict[str, float] = {}
-    vad = _num(data, "speech_end_to_vad_ms")
-    asr = _num(data, "asr_ms")  # like every *_ms: from the end of speech, so when recognition was done
-    if vad is not None:
-        out["endpoint"] = vad
-    if asr is not None:
-        out["asr"] = asr
-    first_token = _num(data, "first_token_ms")
-    if first_token is not None:
-        out["llm"] = first_token
-    first_audio = _num(data, "first_audio_ms")
-    if first_audio is not None:
-        out["tts"] = first_audio
-    return out
-
-
-def _seconds(ms: float) -> str:
-    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
-
-
-def timings_text(data: dict[str, Any], *, typed: bool = False) -> str:
-    """ "End of speech → recognised 0.31 s → first word 0.62 s → first sound 1.05 s · 14 tokens/s"."""
-    marks = milestones(data)
-    if not marks and _num(data, "total_ms") is None:
-        return ""
-    parts = ["Sent" if typed or "asr" not in marks else "End of speech"]
-    if "asr" in marks and not typed:
-        parts.append(f"recognised {_seconds(marks['asr'])}")
-    if "llm" in marks:
-        parts.append(f"first word {_seconds(marks['llm'])}")
-    if "tts" in marks:
-        parts.append(f"first sound {_seconds(marks['tts'])}")
-    text = " → ".join(parts)
-    extra = []
-    total = _num(data, "total_ms")
-    if total is not None:
-        extra.append(f"whole answer {_seconds(total)}")
-    rate = _num(data, "tokens_per_s")
-    if rate is not None and rate > 0:
-        extra.append(f"{rate:.0f} tokens/s" if rate >= 10 else f"{rate:.1f} tokens/s")
-    if extra:
-        text += " · " + " · ".join(extra)
-    return text
-
-
-def stage_lengths(data: dict[str, Any]) -> list[tuple[str, float, QColor]]:
-    """How long each stage took (name, ms, colour), in order."""
-    marks = milestones(data)
-    out = []
-    previous = 0.0
-    for key, name, colour in STAGES:
-        if key in marks:
-            out.append((name, max(0.0, marks[key] - previous), colour))
-            previous = max(previous, marks[key])
-    return out
-
-
-def breakdown_text(data: dict[str, Any]) -> str:
-    """ "pause detected 0.40 s + recognition 180 ms + language model 240 ms + voice 430 ms = first sound
-    after 1.25 s": where the wait for the answer went."""
-    stages = stage_lengths(data)
-    if not stages:
-        return ""
-    marks = milestones(data)
-    end = marks.get("tts", marks.get("llm", marks.get("asr", 0.0)))
-    what = "first sound" if "tts" in marks else "first word" if "llm" in marks else "recognised"
-    text = " + ".join(f"{name} {_seconds(ms)}" for name, ms, _ in stages) + f" = {what} after {_seconds(end)}"
-    rtf = _num(data, "asr_rtf")
-    if rtf is not None and rtf > 0 and "asr" in marks:
-        text += f" · recognition {1 / rtf:.0f}× faster than real time" if rtf < 1 else f" · recognition RTF {rtf:.2f}"
-    return text
-
-
-class LatencyBar(QWidget):
-    """One turn's latency as coloured segments: finding the end of speech, recognition, the language
-    model's first token and the voice's first sound (each segment as long as the stage took)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._segments: list[tuple[str, float, QColor]] = []
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setMinimumWidth(60)
-
-    def set_timings(self, data: dict[str, Any]) -> None:
-        self._segments = stage_lengths(data)
-        self.setToolTip("\n".join(f"{name}: {_seconds(ms)}" for name, ms, _ in self._segments))
-        self.update()
-
-    def clear(self) -> None:
-        self._segments = []
-        self.setToolTip("")
-        self.update()
-
-    @property
-    def segments(self) -> list[tuple[str, float]]:
-        return [(name, length) for name, length, _ in self._segments]
-
-    def sizeHint(self) -> QSize:
-        return QSize(200, 8)
-
-    def minimumSizeHint(self) -> QSize:
-        return QSize(60, 8)
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        rect = QRectF(self.rect())
-        painter.fillRect(rect, QColor(128, 128, 128, 40))
-        total = sum(length for _, length, _ in self._segments)
-        if total > 0:
-            x = rect.left()
-            for _, length, colour in self._segments:
-                width = rect.width() * length / total
-                painter.fillRect(QRectF(x, rect.top(), width, rect.height()), colour)
-                x += width
-        painter.end()
-
-
-# ---- state ---------------------------------------------------------------------------------------------
-
-#: state → (text, colour).
-STATE_LOOK: dict[str, tuple[str, QColor]] = {
-    "off": ("Not listening", QColor(128, 128, 136)),
-    "loading": ("Loading…", QColor(150, 120, 200)),
-    "idle": ("Ready", QColor(128, 128, 136)),
-    "listening": ("Listening", QColor(60, 170, 90)),
-    "hearing": ("Hearing you…", QColor(40, 200, 90)),
-    "thinking": ("Thinking…", QColor(225, 160, 40)),
-    "speaking": ("Speaking…", QColor(60, 140, 230)),
-    "stopped": ("Stopped", QColor(128, 128, 136)),
-    "failed": ("Not available", QColor(210, 70, 70)),
-}
-
-
-class StatePill(QLabel):
-    """A rounded, coloured label saying what the assistant is doing."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("assistantState")
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumWidth(110)
-        self.state = ""
-        self.set_state("off")
-
-    def set_state(self, state: str, text: str | None = None) -> None:
-        label, colour = STATE_LOOK.get(state, (state.capitalize(), QColor(128, 128, 136)))
-        self.state = state
-        self.setText(text or label)
-        r, g, b = colour.red(), colour.green(), colour.blue()
-        self.setStyleSheet(
-            f"QLabel#assistantState {{ border: 1px solid rgb({r}, {g}, {b}); border-radius: 9px; "
-            f"background: rgba({r}, {g}, {b}, 55); padding: 1px 10px; font-weight: 600; }}"
-        )
-
-
-# ---- a section that folds away ---------------------------------------------------------------------------
-
-
-class CollapsibleSection(QWidget):
-    """A header button with an arrow; clicking it shows or hides ``content``."""
-
-    toggled = Signal(bool)
-
-    def __init__(self, title: str, content: QWidget, parent: QWidget | None = None, *, expanded: bool = False) -> None:
-        super().__init__(parent)
-        self.content = content
-        self.button = QToolButton()
-        self.button.setText(title)
-        self.button.setCheckable(True)
-        self.button.setAutoRaise(True)
-        self.button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.button.setStyleSheet("QToolButton { font-weight: 600; }")
-        self.button.toggled.connect(self.set_expanded)
-        line = QFrame()
-        line.setFrameShape(QFrame.Shape.HLine)
-        line.setFrameShadow(QFrame.Shadow.Sunken)
-        header = QHBoxLayout()
-        header.setContentsMargins(0, 0, 0, 0)
-        header.addWidget(self.button)
-        header.addWidget(line, 1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        layout.addLayout(header)
-        layout.addWidget(content)
-        self.button.setChecked(expanded)
-        self.set_expanded(expanded)
-
-    @property
-    def expanded(self) -> bool:
-        return self.button.isChecked()
-
-    @Slot(bool)
-    def set_expanded(self, on: bool) -> None:
-        if self.button.isChecked() != on:
-            self.button.setChecked(on)  # comes back here through toggled
-            return
-        self.button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-        self.content.setVisible(on)
-        self.toggled.emit(on)
-
-
-# ---- the transcript --------------------------------------------------------------------------------------
+from snowai_studio.assistant.latency import timings_text
+from snowai_studio.panels.tool_page import push_button
 
 USER_STYLE = "QFrame#userBubble { background: rgba(62, 132, 230, 48); border: 1px solid rgba(62, 132, 230, 110); }"
 ASSISTANT_STYLE = (
@@ -256,6 +33,7 @@ ASSISTANT_STYLE = (
 BUBBLE_RADIUS = "QFrame { border-radius: 10px; }"
 NOTE_STYLE = "color: palette(placeholder-text); font-size: 9pt;"
 INTERRUPTED_STYLE = "color: rgb(215, 130, 40); font-size: 9pt;"
+BUBBLE_MAX_WIDTH = 860
 #: Shown at the end of a reply while it streams in.
 CURSOR = " ▍"
 
@@ -344,6 +122,8 @@ class ChatView(QScrollArea):
         self.setToolTip("The conversation. While it has the focus, hold Space to talk.")
         self._body = QWidget()
         self._body.setObjectName("assistantTranscriptBody")
+        self._body.setBackgroundRole(QPalette.ColorRole.Base)  # a page to read, like a chat app's
+        self._body.setAutoFillBackground(True)
         self._column = QVBoxLayout(self._body)
         self._column.setContentsMargins(8, 8, 8, 8)
         self._column.setSpacing(6)
@@ -393,7 +173,8 @@ class ChatView(QScrollArea):
         self._fit_bubble(bubble)
 
     def _fit_bubble(self, bubble: ChatBubble) -> None:
-        bubble.setMaximumWidth(max(160, int(self.viewport().width() * 0.86)))
+        # Most of the width, but lines no longer than reads well on a wide screen.
+        bubble.setMaximumWidth(max(160, min(int(self.viewport().width() * 0.86), BUBBLE_MAX_WIDTH)))
 
     def _turn(self, turn: int) -> _TurnView:
         view = self._turns.get(turn)
@@ -610,3 +391,25 @@ class ChatView(QScrollArea):
             self.talk_key.emit(False)
         super().focusOutEvent(event)
 
+
+
+class ComposeRow(QWidget):
+    """The text box under the transcript and its Send button; ``send_requested(text)`` on Enter or Send."""
+
+    send_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.input = QLineEdit()
+        self.input.setObjectName("assistantInput")
+        self.input.setPlaceholderText("Type a question and press Enter…")
+        self.input.setClearButtonEnabled(True)
+        self.input.returnPressed.connect(lambda: self.send_requested.emit(self.input.text()))
+        self.send_button = push_button("Send", "send", tip="Send the question (Enter)")
+        self.send_button.setObjectName("assistantSend")
+        self.send_button.setDefault(False)
+        self.send_button.clicked.connect(lambda: self.send_requested.emit(self.input.text()))
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.input, 1)
+        row.addWidget(self.send_button)
