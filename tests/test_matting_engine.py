@@ -11,7 +11,7 @@ from matting_fixtures import build_u2net_like, iou, subject_image
 
 from workers.errors import UserError
 from workers.matting.engine import MattingEngine, available_models, post_process_mask
-from workers.matting.options import MattingOptions
+from workers.matting.options import MattingOptions, spec_for
 from workers.models.manifest import parse_manifest
 from workers.models.store import ModelStore
 
@@ -69,31 +69,75 @@ def _manifest_store(tmp_path: Path, model_id: str, file_name: str, size: int) ->
     return ModelStore(root, manifest)
 
 
-def _rembg_mask(session: object, bgr: np.ndarray, **kwargs: object) -> np.ndarray:
+def _rembg_session(engine: MattingEngine) -> object:
+    """rembg's own session for the engine's model file (the reference the engine's masks must equal)."""
+    import os
+
+    from rembg.session_factory import new_session
+
+    ours = engine.session()
+    saved = os.environ.get("U2NET_HOME")
+    os.environ["U2NET_HOME"] = str(ours.path.parent)
+    try:
+        if ours.model_name in ("u2net_custom", "dis_custom"):
+            return new_session(ours.model_name, model_path=str(ours.path))
+        return new_session(ours.model_name)
+    finally:
+        if saved is None:
+            os.environ.pop("U2NET_HOME", None)
+        else:
+            os.environ["U2NET_HOME"] = saved
+
+
+def _rembg_mask(engine: MattingEngine, bgr: np.ndarray, **kwargs: object) -> np.ndarray:
     from rembg import remove
 
+    session = _rembg_session(engine)
     return np.asarray(remove(np.ascontiguousarray(bgr[..., ::-1]), session=session, only_mask=True, **kwargs))
+
+
+def test_the_first_cut_out_does_not_import_rembg(store: ModelStore, tmp_path: Path) -> None:
+    """rembg imports pymatting, whose numba functions compile for tens of seconds on first use: the path
+    to a cut-out must not import it (only alpha matting does)."""
+    import subprocess
+    import sys
+
+    model_id = _import(store, tmp_path, "tiny")
+    script = (
+        "import sys, numpy as np\n"
+        "from workers.models.store import ModelStore\n"
+        "from workers.matting.engine import MattingEngine\n"
+        "from workers.matting.options import MattingOptions\n"
+        f"engine = MattingEngine(ModelStore({str(store.root)!r}), MattingOptions(model={model_id!r}), device='cpu')\n"
+        "img = np.zeros((60, 80, 3), np.uint8); img[20:40, 30:50] = 255\n"
+        "assert engine.predict_mask(img).shape == (60, 80)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rembg', 'pymatting', 'numba')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
 
 
 def test_imported_model_matches_rembg_and_the_subject(store: ModelStore, tmp_path: Path) -> None:
     model_id = _import(store, tmp_path, "tiny")
     engine = MattingEngine(store, MattingOptions(model=model_id), device="cpu")
     engine.load()
-    assert type(engine.session()).__name__ == "U2netCustomSession"
+    assert engine.session().model_name == "u2net_custom"
+    assert type(_rembg_session(engine)).__name__ == "U2netCustomSession"
     assert engine.providers == ["CPUExecutionProvider"]
     assert engine.model_label == "tiny"
     bgr, truth = subject_image(120, 160)
     mask = engine.predict_mask(bgr)
     assert mask.shape == truth.shape and mask.dtype == np.uint8
     assert iou(mask, truth) > 0.95
-    assert iou(mask, _rembg_mask(engine.session(), bgr)) >= 0.99
+    assert iou(mask, _rembg_mask(engine, bgr)) >= 0.99
     assert set(engine.timings) >= {"pre", "model", "post"}
 
 
 def test_upscaled_small_image_and_odd_inputs(store: ModelStore, tmp_path: Path) -> None:
     engine = MattingEngine(store, MattingOptions(model=_import(store, tmp_path, "tiny")), device="cpu")
     bgr, truth = subject_image(60, 90)
-    assert iou(engine.predict_mask(bgr), _rembg_mask(engine.session(), bgr)) >= 0.99
+    assert iou(engine.predict_mask(bgr), _rembg_mask(engine, bgr)) >= 0.99
     bgra = np.dstack([bgr, np.full(truth.shape, 255, np.uint8)])
     assert engine.predict_mask(bgra).shape == truth.shape
     assert engine.predict_mask(bgr[..., 0]).shape == truth.shape  # greyscale
@@ -118,11 +162,12 @@ def test_manifest_models_use_rembg_named_sessions(
     store = _manifest_store(tmp_path, manifest_id, file_name, size)
     engine = MattingEngine(store, MattingOptions(model=model), device="cpu")
     engine.load()
-    assert session_class in type(engine.session()).__name__
+    assert engine.session().model_name == spec_for(model).key
+    assert session_class in type(_rembg_session(engine)).__name__
     assert engine.input_size == (size, size)
     bgr, truth = subject_image(96, 128)
     mask = engine.predict_mask(bgr)
-    assert iou(mask, _rembg_mask(engine.session(), bgr)) >= 0.99
+    assert iou(mask, _rembg_mask(engine, bgr)) >= 0.99
     assert iou(mask, truth) > 0.9
 
 
@@ -130,9 +175,10 @@ def test_imported_1024_model_uses_dis_custom(store: ModelStore, tmp_path: Path) 
     model_id = _import(store, tmp_path, "big", size=1024)
     engine = MattingEngine(store, MattingOptions(model=model_id), device="cpu")
     engine.load()
-    assert type(engine.session()).__name__ == "DisCustomSession"
+    assert engine.session().model_name == "dis_custom"
+    assert type(_rembg_session(engine)).__name__ == "DisCustomSession"
     bgr, _ = subject_image(96, 128)
-    assert iou(engine.predict_mask(bgr), _rembg_mask(engine.session(), bgr)) >= 0.99
+    assert iou(engine.predict_mask(bgr), _rembg_mask(engine, bgr)) >= 0.99
 
 
 def test_plain_onnx_path_outside_the_store(store: ModelStore, tmp_path: Path) -> None:
@@ -148,7 +194,7 @@ def test_post_process_matches_rembg(store: ModelStore, tmp_path: Path) -> None:
     bgr, _ = subject_image(120, 160, seed=3)
     mask = engine.predict_mask(bgr)
     assert set(np.unique(mask)) <= {0, 255}
-    assert iou(mask, _rembg_mask(engine.session(), bgr, post_process_mask=True)) >= 0.99
+    assert iou(mask, _rembg_mask(engine, bgr, post_process_mask=True)) >= 0.99
     from rembg.bg import post_process
 
     noisy = (np.random.default_rng(1).random((80, 100)) > 0.5).astype(np.uint8) * 255
@@ -265,7 +311,9 @@ def test_available_models_lists_manifest_and_imports(store: ModelStore, tmp_path
     model_id = _import(store, tmp_path, "mine")
     choices = {c.id: c for c in available_models(store)}
     assert {"u2net", "u2netp", "isnet-general-use", "birefnet-general-lite", model_id} <= set(choices)
-    assert not choices["u2netp"].ready and "Download" in choices["u2netp"].note
+    # u2netp comes with the studio (taken from a wheel at setup); the full U2-Net is a download.
+    assert choices["u2netp"].ready and "installed with the studio" in choices["u2netp"].note
+    assert not choices["u2net"].ready and "Download" in choices["u2net"].note
     assert choices[model_id].ready and choices[model_id].name == "mine"
 
 

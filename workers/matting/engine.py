@@ -1,19 +1,15 @@
-"""The background-removal engine: rembg model sessions with a fast numpy/OpenCV pipeline around them.
+"""The background-removal engine: rembg's models on onnxruntime with a fast numpy/OpenCV pipeline.
 
-rembg loads the model (its session classes own the onnxruntime ``InferenceSession``); this engine
-does the pre- and post-processing itself, on numpy arrays in BGR order, without PIL round trips:
-one OpenCV resize straight to the model's input size, the same normalisation as rembg's session
-(scaled by the image's own maximum, then mean/std) in float32, one ``run`` of the inner session,
+The engine opens each model with onnxruntime itself and does the pre- and post-processing on numpy
+arrays in BGR order, without PIL round trips: one OpenCV resize straight to the model's input size,
+rembg's normalisation (scaled by the image's own maximum, then mean/std) in float32, one ``run``,
 and one OpenCV resize of the mask back to the image. The masks equal rembg's own
 ``remove(..., only_mask=True)`` on the same model up to resampling differences.
 
-Model files are resolved through the :class:`~workers.models.store.ModelStore`, never downloaded:
-rembg's home folder (``U2NET_HOME``) is pointed, under a lock, at the folder that already holds
-the file while its session is created, and a session is only created when rembg is certain to
-find the file there.
-
-rembg and onnxruntime are imported when the first session is built (on the caller's thread, which
-is the worker's thread), never at import time.
+rembg itself is imported only for alpha matting: importing it imports pymatting, whose numba
+functions compile on first use (tens of seconds on a small CPU), so it stays off the path to the
+first cut-out. Model files are resolved through the :class:`~workers.models.store.ModelStore`, never
+downloaded. onnxruntime is imported when the first session is built (on the worker's thread).
 """
 
 from __future__ import annotations
@@ -51,9 +47,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MattingEngine", "ModelChoice", "available_models", "physical_cores", "post_process_mask"]
 
-#: rembg reads its home folder from the environment; one session is created at a time.
-_HOME_LOCK = threading.Lock()
-_HOME_VARS = ("U2NET_HOME", "REMBG_HOME")
 #: How many model sessions an engine keeps loaded (least recently used ones are dropped).
 MAX_CACHED_SESSIONS = 4
 #: Accelerated onnxruntime providers in order of preference (each used only when installed).
@@ -81,12 +74,25 @@ class _Target:
     spec: ModelSpec | None  # None for the user's own models and plain paths
 
 
+class OnnxSession:
+    """One loaded model: the onnxruntime session (``inner_session``, as rembg names it) and its file.
+
+    The studio feeds the model itself (rembg's preprocessing, redone in OpenCV), so rembg, and with it
+    pymatting's numba compilation, stays off the path to the first cut-out; rembg is imported only
+    for alpha matting."""
+
+    def __init__(self, inner: Any, path: Path, model_name: str = "") -> None:
+        self.inner_session = inner
+        self.path = path
+        self.model_name = model_name
+
+
 @dataclass
 class _Loaded:
     """A built session and how to feed it."""
 
     target: _Target
-    session: Any  # rembg BaseSession
+    session: OnnxSession
     session_name: str
     input_name: str
     output_name: str
@@ -96,23 +102,6 @@ class _Loaded:
     sigmoid: bool
     input_dtype: Any = np.float32
     blob: np.ndarray = field(default_factory=lambda: np.zeros((1, 3, 1, 1), np.float32))
-
-
-@contextlib.contextmanager
-def _rembg_home(folder: Path):
-    """Point rembg's home at ``folder`` for the duration (process-wide, so under a lock)."""
-    with _HOME_LOCK:
-        saved = {name: os.environ.get(name) for name in _HOME_VARS}
-        os.environ["U2NET_HOME"] = str(folder)
-        os.environ.pop("REMBG_HOME", None)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 def _dims(shape: Any) -> list[int | None]:
@@ -249,8 +238,8 @@ class MattingEngine:
         loaded = self._sessions.get(target.key) if target else None
         return loaded.size if loaded else None
 
-    def session(self) -> Any:
-        """The rembg session object of the current model (loading it if needed)."""
+    def session(self) -> OnnxSession:
+        """The session of the current model (loading it if needed)."""
         with self._lock:
             return self._current().session
 
@@ -354,35 +343,13 @@ class MattingEngine:
         if not path.is_file():
             raise UserError(f"The model file of {target.label} is missing ({path}).")
         sniff_file(path)  # an image renamed .onnx, or anything that is not ONNX: a sentence
-        from rembg.session_factory import new_session
-        from rembg.sessions import sessions as rembg_sessions
-
-        named = None
-        if target.spec is not None:
-            cls = rembg_sessions.get(target.spec.key)
-            if cls is not None and path.name == f"{target.spec.key}.onnx":
-                named = target.spec.key
+        ort = self._runtime()
         started = time.perf_counter()
-        with _rembg_home(path.parent), warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                if named is not None:
-                    # rembg looks for <home>/<name>.onnx; make sure it finds this very file, so that
-                    # it never decides to download.
-                    found = rembg_sessions[named].resolve_existing(f"{named}.onnx")
-                    if found is None or not os.path.samefile(found, path):
-                        named = None
-                if named is not None:
-                    session = new_session(named, sess_opts=self._session_options(), providers=self._providers())
-                else:
-                    session = new_session(
-                        "u2net_custom",
-                        sess_opts=self._session_options(),
-                        providers=self._providers(),
-                        model_path=str(path),
-                    )
-            except UserError:
-                raise
+                inner = ort.InferenceSession(str(path), sess_options=self._session_options(),
+                                             providers=self._providers())
             except MemoryError:
                 raise UserError(f"Not enough memory to load {target.label}; choose a smaller model.") from None
             except Exception as exc:
@@ -392,7 +359,9 @@ class MattingEngine:
                 ) from None
         for w in caught:
             log.warning("%s: %s", target.label, w.message)
-        loaded = self._describe(target, session, named)
+        session = OnnxSession(inner, path)
+        loaded = self._describe(target, session, target.spec.key if target.spec is not None else None)
+        session.model_name = loaded.session_name
         log.info(
             "loaded %s (%s, %dx%d) in %.0f ms on %s",
             target.label,
@@ -400,7 +369,7 @@ class MattingEngine:
             loaded.size[1],
             loaded.size[0],
             (time.perf_counter() - started) * 1000,
-            ", ".join(session.inner_session.get_providers()),
+            ", ".join(inner.get_providers()),
         )
         return loaded
 
@@ -449,7 +418,6 @@ class MattingEngine:
             if size == (1024, 1024):
                 # IS-Net-like input: rembg's dis_custom preprocessing (mean 0.5, std 1).
                 session_name, mean, std = "dis_custom", (0.5, 0.5, 0.5), (1.0, 1.0, 1.0)
-                session = _as_session_class(session, "dis_custom")
             else:
                 session_name, mean, std = "u2net_custom", IMAGENET_MEAN, IMAGENET_STD
             sigmoid = False
@@ -552,19 +520,6 @@ def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if (w, h) != (2 * width, 2 * height):
         image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def _as_session_class(session: Any, name: str) -> Any:
-    """The same loaded model as an instance of another rembg session class (no reload)."""
-    from rembg.sessions import sessions as rembg_sessions
-
-    cls = rembg_sessions.get(name)
-    if cls is None or isinstance(session, cls):
-        return session
-    other = cls.__new__(cls)
-    other.__dict__.update(session.__dict__)
-    other.model_name = name
-    return other
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:

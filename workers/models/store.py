@@ -369,7 +369,12 @@ class ModelStore:
             return ModelState(model, Status.INSTALLED, files, msg)
         if all(f.where is not None for f in files):
             joining = any(f.where == "join" for f in files)
-            msg = "Ready: it ships inside an installed Python package"
+            members = paths.wheel_members_dir()
+            in_place = [f.path for f in files if f.where == "package"]
+            if in_place and all(p is not None and p.is_relative_to(members) for p in in_place):
+                msg = "Ready: it was installed with the studio"
+            else:
+                msg = "Ready: it ships inside an installed Python package"
             msg += "; its parts are joined into the store on first use." if joining else "."
             return ModelState(model, Status.SHIPPED_AVAILABLE, files, msg)
         absent = [f for f in files if f.where is None]
