@@ -631,3 +631,22 @@ def test_models_changed_and_imported_refresh_the_engine_and_enhancer_pickers(mak
     assert engine.engine_label.text() == "Engine: insightface"
     page.model_imported("gfpgan-1.4")
     assert page.options.enhancer == "gfpgan-1.4" and engine.enhancer_picker.current_key() == "gfpgan-1.4"
+
+
+def test_a_render_dropped_with_its_worker_does_not_block_save(
+    make_page: Any, qtbot: Any, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    page = make_page(camera=False)
+    job_ok(qtbot, page, "source", lambda: page.choose_source([photos["source"]]))
+    job_ok(qtbot, page, "image", lambda: page.open_image(photos["target"]))
+    page.blending.mask_blur.set_value(30)
+    qtbot.waitUntil(lambda: page.still.rendering and not page.still.timer.isActive(), timeout=WAIT)  # on the worker
+    old = page.worker
+    page.context.model_store = ModelStore(tmp_path / "other-models")  # the models folder changed in Settings
+    with qtbot.waitSignal(page.job_done, timeout=WAIT, check_params_cb=lambda k, ok: k == "render") as dropped:
+        page.choose_reference(photos["target"])  # the next job needs a worker on the new store
+    assert dropped.args[1] is False and page.worker is not old
+    assert not page.still.rendering and page.save_action.isEnabled()
+    # The new worker got the source face again: the still renders with it.
+    job_ok(qtbot, page, "image", lambda: page.open_image(photos["target"]))
+    assert page.still.result.faces_swapped == 1

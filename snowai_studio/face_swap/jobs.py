@@ -64,6 +64,8 @@ class FaceJobs(QObject):
         self._shown: Job | None = None
         self.worker: Any = None
         self.worker_key: Any = None
+        #: Called with each new worker, before the job that needed it (the page gives it the faces again).
+        self.replaced: Callable[[Any], None] | None = None
 
     def on(self, kind: str, done: Any = None, failed: Any = None, cancelled: Any = None) -> None:
         self._handlers[kind] = Handlers(done, failed, cancelled)
@@ -73,7 +75,7 @@ class FaceJobs(QObject):
         """The worker, built (and started) when there is none or when ``key`` (the model store) changed."""
         worker = self.worker
         if worker is not None and self.worker_key is not key:
-            self.retire()
+            self.retire(quietly=False)
             worker = None
         if worker is None:
             worker = self._make_worker()
@@ -84,21 +86,31 @@ class FaceJobs(QObject):
             self._wire(worker)
             worker.start()
             self.worker, self.worker_key = worker, key
+            if self.replaced is not None:
+                self.replaced(worker)
         return worker
 
-    def retire(self) -> None:
-        """Stop the worker (its thread joined) and forget its jobs."""
+    def retire(self, *, quietly: bool = True) -> None:
+        """Stop the worker (its thread joined) and forget its jobs; unless ``quietly`` (the page is
+        closing), each job left is ended as cancelled."""
         worker, self.worker = self.worker, None
+        left = list(self._jobs.values())
         self._jobs.clear()
         self._update()
         if worker is not None:
             worker.stop()
+        for job in [] if quietly else left:
+            self._call(job, "cancelled")
+            self._ended(job.kind, False)
 
     # ---- jobs -----------------------------------------------------------------------------------------
     def start(self, kind: str, submit: Callable[[Any], int], *, key: Any = None, label: str = "", total: int = 0,
               extra: Any = None, shown: bool = True) -> int:
-        worker = self.ensure_worker(key)
-        job_id = submit(worker)
+        return self.book(kind, submit(self.ensure_worker(key)), label=label, total=total, extra=extra, shown=shown)
+
+    def book(self, kind: str, job_id: int, *, label: str = "", total: int = 0, extra: Any = None,
+             shown: bool = True) -> int:
+        """Keep a job submitted to the worker under its kind, so that its end reaches the handlers."""
         self._jobs[job_id] = Job(kind, label, total, extra, shown and kind in SHOWN)
         self._update()
         return job_id

@@ -138,7 +138,7 @@ class LiveController(QObject):
         from workers.media.worker import CameraWorker
 
         if page.jobs.worker is not None and page.jobs.worker.load_failure:
-            page.jobs.retire()  # it could not start: build it again (the models may be there now)
+            page.jobs.retire(quietly=False)  # it could not start: build it again (the models may be there now)
         worker = page.ensure_worker()
         if worker.halted:
             worker.resume_stream()  # the swap stopped after repeated failures: try it again

@@ -33,6 +33,15 @@ class SourceFaces(QObject):
         jobs.on("clear", lambda _job, _result: page.show_message(
             "The source face was cleared: the camera picture is shown untouched."))
         jobs.on("reference", self._done_reference, self._failed_reference)
+        jobs.replaced = self._resend
+
+    def _resend(self, worker: Any) -> None:
+        """A new worker (the models folder changed, or the last one could not start) gets the faces again."""
+        if self.summary is not None:
+            paths = list(self.summary.paths)
+            self.page.jobs.book("source", worker.set_source(paths), extra=(paths, False), shown=False)
+        if self.reference is not None:
+            self.page.jobs.book("reference", worker.set_reference(self.reference), extra=self.reference)
 
     @property
     def section(self) -> Any:

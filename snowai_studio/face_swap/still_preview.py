@@ -135,8 +135,12 @@ class StillPreview(QObject):
         self.page.report(message)
 
     def _cancelled(self, job: Job) -> None:
-        if self._current(job):
+        if not self._current(job):
+            return
+        self._again = False
+        if job.kind == "image":
             self.page.show_message("Cancelled; the picture was not swapped.")
+        self.show()  # a render dropped on the way: the picture shown stays, Save writes it
 
     # ---- showing ----------------------------------------------------------------------------------------
     def show(self) -> None:
