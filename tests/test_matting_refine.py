@@ -176,3 +176,39 @@ def test_history_restarts_on_a_new_size() -> None:
     h.push(np.ones((5, 5), np.uint8))
     h.push(np.zeros((6, 6), np.uint8))
     assert not h.can_undo
+
+
+def _busy_photo() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A subject on a busy background: a picture frame and a table edge of the subject's own colours
+    elsewhere in the photo, and a good model mask (the truth with a soft edge)."""
+    bgr, truth = subject_image(240, 320, seed=5)
+    rng = np.random.default_rng(9)
+    bright = rng.integers(200, 250, size=bgr.shape, dtype=np.uint8)
+    clutter = np.zeros(truth.shape, bool)
+    clutter[20:60, 250:300] = True  # a picture frame, far from the subject
+    clutter[215:235, 10:120] = True  # a piece of table
+    clutter &= truth == 0
+    bgr[clutter] = bright[clutter]
+    model = cv2.GaussianBlur(truth, (5, 5), 0)
+    return bgr, truth, model, clutter
+
+
+def test_refine_edges_never_pulls_in_background_of_the_subjects_colour() -> None:
+    bgr, truth, model, clutter = _busy_photo()
+    out = grabcut_refine(bgr, model, sure_fg=None, sure_bg=None)
+    assert not (out[clutter] >= 128).any()  # no wall patch, frame or table piece
+    assert iou(out, truth) >= iou(model, truth) - 0.005  # a good mask is not made worse
+    # Outside the band around the outline the model's answer stands, pixel for pixel.
+    from workers.matting.refine import edge_band
+
+    outside = ~edge_band(model)
+    assert np.array_equal(out[outside], model[outside])
+
+
+def test_refine_edges_keeps_what_the_strokes_mark() -> None:
+    bgr, truth, model, _clutter = _busy_photo()
+    strokes = np.zeros_like(truth)
+    strokes[30:40, 260:270] = 1  # the user says part of the frame is subject (a prop held up)
+    out = grabcut_refine(bgr, model, sure_fg=strokes, sure_bg=None)
+    assert out[30:40, 260:270].min() == 255
+    assert out[215:235, 10:120].max() < 128  # the table piece nobody marked stays background

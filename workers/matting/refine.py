@@ -122,11 +122,15 @@ def grabcut_refine(
 ) -> np.ndarray:
     """Let the subject's outline follow the image's edges, seeded by the model and the strokes.
 
-    ``mask`` (the model's alpha) marks probable subject (>= 128) and probable background;
-    ``sure_fg``/``sure_bg`` (non-zero where the user painted) are taken as certain. Large images
-    are refined on a copy whose longer side is ``max_side``; the result is scaled back and snapped
-    to the full-size edges with a guided filter. Where GrabCut agrees with the model, the model's
-    soft edge is kept. Returns a new HxW uint8 alpha.
+    Only a band around the outline is refined: the model's soft edge (alpha between
+    :data:`CONFIDENT_LOW` and :data:`CONFIDENT_HIGH`), a thin ring either side of its 50 % line and
+    the surroundings of the user's strokes. Everything else keeps the model's answer (GrabCut sees it
+    as certain), so a wall or a table of the subject's colour elsewhere in the photo is never pulled
+    in; and a piece of subject that GrabCut finds but that touches neither the model's subject nor a
+    stroke is dropped. ``sure_fg``/``sure_bg`` (non-zero where the user painted) are certain. Large
+    images are refined on a copy whose longer side is ``max_side``; the result is scaled back and
+    snapped to the full-size edges with a guided filter. Where GrabCut agrees with the model, the
+    model's soft edge is kept. Returns a new HxW uint8 alpha.
     """
     if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
         raise ValueError(f"the image must be HxWx3 uint8, not {bgr.dtype} {bgr.shape}")
@@ -147,11 +151,14 @@ def grabcut_refine(
     else:
         small_bgr, small_mask, small_fg, small_bg = bgr, mask, fg_seed, bg_seed
 
-    gc = np.where(small_mask >= 128, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    band = edge_band(small_mask, small_fg | small_bg)
+    gc = np.where(small_mask >= 128, cv2.GC_FGD, cv2.GC_BGD).astype(np.uint8)
+    gc[band & (small_mask >= 128)] = cv2.GC_PR_FGD
+    gc[band & (small_mask < 128)] = cv2.GC_PR_BGD
     gc[small_bg] = cv2.GC_BGD
     gc[small_fg] = cv2.GC_FGD
     fg_count = int(np.count_nonzero((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)))
-    if fg_count < _MIN_SAMPLES or gc.size - fg_count < _MIN_SAMPLES:
+    if fg_count < _MIN_SAMPLES or gc.size - fg_count < _MIN_SAMPLES or not band.any():
         # Nothing to separate (an empty or full mask): GrabCut cannot fit two colour models.
         log.info("GrabCut skipped: the mask has no subject or no background to learn from")
         return _apply_seeds(mask.copy(), fg_seed, bg_seed)
@@ -161,7 +168,9 @@ def grabcut_refine(
     cv2.grabCut(
         np.ascontiguousarray(small_bgr), gc, None, bgd_model, fgd_model, max(1, int(iterations)), cv2.GC_INIT_WITH_MASK
     )
-    small_alpha = np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 1.0, 0.0).astype(np.float32)
+    found = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    found = _keep_anchored(found, (small_mask >= 128) | small_fg)
+    small_alpha = found.astype(np.float32)
 
     if scale < 1.0:
         up = cv2.resize(small_alpha, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -177,6 +186,37 @@ def grabcut_refine(
     out = np.where(refined_fg == model_fg, mask, np.round(snapped * 255.0).astype(np.uint8))
     out = np.ascontiguousarray(out, dtype=np.uint8)
     return _apply_seeds(out, fg_seed, bg_seed)
+
+
+#: Model alpha below this is certain background, above the other certain subject (outside the band).
+CONFIDENT_LOW = 16
+CONFIDENT_HIGH = 240
+
+
+def edge_band(alpha: np.ndarray, strokes: np.ndarray | None = None) -> np.ndarray:
+    """Where refinement may change the answer: the model's soft edge, a ring (3 % of the longer side,
+    at least 8 pixels) either side of its 50 % line, and as much around the user's strokes."""
+    height, width = alpha.shape
+    radius = max(8, round(0.03 * max(height, width)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    subject = (alpha >= 128).astype(np.uint8)
+    ring = cv2.dilate(subject, kernel) != cv2.erode(subject, kernel)
+    soft = (alpha >= CONFIDENT_LOW) & (alpha <= CONFIDENT_HIGH)
+    band = ring | soft
+    if strokes is not None and strokes.any():
+        band |= cv2.dilate(strokes.astype(np.uint8), kernel).astype(bool)
+    return band
+
+
+def _keep_anchored(found: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """The parts of ``found`` that touch ``anchors`` (the model's subject or a subject stroke)."""
+    count, labels = cv2.connectedComponents(found.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return found & anchors.any() if count == 2 else found
+    keep = np.zeros(count, bool)
+    keep[np.unique(labels[anchors & found])] = True
+    keep[0] = False
+    return keep[labels]
 
 
 def _seed(seed: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
