@@ -55,7 +55,7 @@ class SourceFacesSection(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.choose_button = push_button("Choose face photos…", "face_swap")
+        self.choose_button = push_button("Choose photos…", "face_swap")
         self.choose_button.setObjectName("faceSwapChooseSource")
         self.choose_button.setToolTip("One or more photos of the same person (several photos give a steadier face)")
         self.choose_button.clicked.connect(self.choose_requested)

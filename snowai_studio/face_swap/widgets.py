@@ -1,4 +1,4 @@
-"""Small widgets of the face-swap dock: face thumbnails, a labelled slider, the face map editor."""
+"""Small widgets of the face-swap page: the face thumbnails and the face map editor."""
 
 from __future__ import annotations
 
