@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtGui import QFocusEvent
-from PySide6.QtWidgets import QDoubleSpinBox, QPlainTextEdit, QSpinBox, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QPlainTextEdit, QSpinBox, QWidget
 
 from snowai_studio.assistant.options_editor import OptionsEditor, settings_form
 from snowai_studio.panels.tool_page import push_button
+from snowai_studio.widgets.rows import left_aligned
 from workers.assistant.options import DEFAULT_SYSTEM_PROMPT, AssistantOptions
 
 #: The instructions are applied this long after typing stops (or when the box loses the focus).
@@ -47,7 +48,7 @@ class AnswerSettings(QWidget):
         self.prompt_edit.setObjectName("assistantSystemPrompt")
         self.prompt_edit.setToolTip("Instructions the assistant follows in every answer.")
         self.prompt_edit.setTabChangesFocus(True)
-        self.prompt_edit.setFixedHeight(self.prompt_edit.fontMetrics().lineSpacing() * 4 + 12)
+        self.prompt_edit.setFixedHeight(self.prompt_edit.fontMetrics().lineSpacing() * 5 + 12)
         self.prompt_edit.textChanged.connect(lambda: self._prompt_timer.start())
         self.prompt_edit.focus_lost.connect(self._commit_prompt)
         self.prompt_reset = push_button("Default instructions", "undo", tip="Go back to the default instructions")
@@ -69,8 +70,9 @@ class AnswerSettings(QWidget):
         self.temperature_spin.setToolTip("0 always picks the likeliest words; higher is more varied.")
         self.temperature_spin.valueChanged.connect(lambda v: editor.set("temperature", round(float(v), 2)))
         form = settings_form(self)
-        form.addRow("Instructions", self.prompt_edit)
-        form.addRow("", self.prompt_reset)
+        form.addRow(QLabel("Instructions"))
+        form.addRow(self.prompt_edit)  # the whole width: a few sentences to read and edit
+        form.addRow(left_aligned(self.prompt_reset))
         form.addRow("Memory", self.memory_spin)
         form.addRow("Longest answer", self.length_spin)
         form.addRow("Creativity", self.temperature_spin)

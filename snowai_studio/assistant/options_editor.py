@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 #: The language model as the user picks it; "builtin" is the gguf backend with the shipped Gemma.
 LLM_CHOICES = {
-    "builtin": "Built-in Gemma 3 270M (tiny, offline)",
+    "builtin": "Built-in Gemma 3 270M (tiny)",
     "transformers": "Transformers model folder",
     "gguf": "GGUF file",
-    "openai": "Local server (Ollama, llama.cpp, LM Studio)",
+    "openai": "Local server (Ollama, LM Studio…)",
 }
 BUILTIN_LLM = "gemma-3-270m-q4-k-m-shipped"
 DEFAULT_ASR = "whisper-tiny-en-shipped"
