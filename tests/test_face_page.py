@@ -544,14 +544,16 @@ def test_live_panel_starts_records_into_the_chosen_folder_and_remembers_it(
 
 def test_a_camera_problem_is_shown_once_with_retry(make_page: Any, qtbot: Any, photos: dict[str, Path]) -> None:
     page = make_page()
+    job_ok(qtbot, page, "source", lambda: page.choose_source([photos["source"]]))
     working = page.context.extras["camera_factory"]
     page.context.extras["camera_factory"] = lambda: VideoFileCamera(photos["source"].with_name("nothing.mp4"))
     assert page.start_live()
+    assert page.message_line.label.text().startswith("Live:")
     qtbot.waitUntil(lambda: page.live_problem.active, timeout=WAIT)
     text = page.live_problem.text
     assert "nothing.mp4" in text and not text.startswith("Camera:") and not page.live_running
     assert not page.live_action.isChecked() and page.last_level == "error"
-    assert text not in page.message_line.label.text()  # once on the page: the live panel's bar
+    assert page.message_line.label.text() == ""  # once on the page (the live panel's bar), no stale "Live: …"
     qtbot.waitUntil(lambda: any("nothing.mp4" in n.message for n in page.context.notifications.items), timeout=WAIT)
     assert sum("nothing.mp4" in n.message for n in page.context.notifications.items) == 1
     page.context.extras["camera_factory"] = working

@@ -210,6 +210,7 @@ class LiveController(QObject):
         text = strip_prefix(message, "Camera", "Face swap")
         self.page.preview.set_overlay("")
         self.panel.show_problem(text)
+        self.page.message_line.set_message("")  # "Live: …" is not true any more; the bar says why
         self.page.note(text, "error")
 
     # ---- what the camera and the worker say -----------------------------------------------------------
