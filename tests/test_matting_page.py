@@ -32,6 +32,13 @@ H, W = 96, 128
 WAIT = 20000
 
 
+@pytest.fixture(autouse=True)
+def no_installed_models(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The studio as if installed without the model files taken from wheels (u2netp): the tests choose
+    their own models, and a store without any is really empty."""
+    monkeypatch.setenv("SNOWAI_WHEEL_MEMBERS_DIR", str(tmp_path_factory.mktemp("no-wheel-members")))
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
     return ModelStore(tmp_path / "models")
@@ -504,3 +511,328 @@ def test_live_camera_from_settings_that_fails_gives_a_sentence(
     assert dock.last_level == "error"
     assert dock.stack.currentWidget() is dock.empty_page
     assert not dock.live_action.isChecked()
+
+
+# ---- the page's layout and its fixes --------------------------------------------------------------------------
+#: What a page gets of a 1280x720 window (the tool switcher, the menu and the status bar take the rest).
+SMALL = (1180, 650)
+
+
+def photos(folder: Path, count: int, h: int = H, w: int = W) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"img{i}.png"
+        cv2.imwrite(str(path), subject_image(h, w, seed=i)[0])
+        paths.append(path)
+    return paths
+
+
+def test_the_canvas_is_the_big_centre_with_touch_up_tools_over_it_and_thumbnails_under_it(
+    make_dock: Any, qtbot: Any, model_id: str, tmp_path: Path
+) -> None:
+    from PySide6.QtWidgets import QToolButton
+
+    dock = make_dock()
+    dock.resize(*SMALL)
+    dock.open_images(photos(tmp_path / "shoot", 3))
+    qtbot.waitUntil(lambda: dock.current is not None and dock.current.image is not None, timeout=WAIT)
+    remove_and_wait(qtbot, dock)
+    qtbot.waitUntil(lambda: dock.canvas.height() > 0)
+    canvas, bar, strip = dock.canvas, dock.edit_bar, dock.thumbs
+    # The canvas takes most of the page (it was about 350x243 px in the old dock at this size).
+    assert canvas.width() >= 0.6 * SMALL[0] and canvas.height() >= 0.55 * SMALL[1], canvas.size()
+    top = lambda w: w.mapTo(dock, w.rect().topLeft()).y()  # noqa: E731
+    assert bar.isVisibleTo(dock) and top(bar) + bar.height() <= top(canvas)
+    assert strip.isVisibleTo(dock) and top(strip) >= top(canvas) + canvas.height()
+    # Every touch-up tool is a visible button of the bar over the canvas, inside the bar; no chevron.
+    for action in (dock.brush_add_action, dock.brush_erase_action, dock.refine_action, dock.undo_action,
+                   dock.redo_action, dock.fit_action, dock.actual_action):
+        button = bar.buttons[action.text()]
+        assert button.isVisibleTo(dock) and bar.rect().contains(button.geometry()), action.text()
+    for widget in (dock.brush_size, dock.view_combo):
+        assert widget.isVisibleTo(dock) and bar.rect().contains(widget.geometry())
+    assert not any(b.isVisibleTo(dock) for b in dock.findChildren(QToolButton, "qt_toolbar_ext_button"))
+    # The inspector is no wider than its column: nothing in it is cut off on the right.
+    inspector = dock.inspector
+    assert inspector.widget().width() <= inspector.viewport().width()
+    # The empty state and the live view hide the touch-up bar.
+    dock.set_tool("add")
+    assert dock.canvas.tool == "add"
+    dock._show_view(dock.empty_page)
+    assert not bar.isVisibleTo(dock)
+
+
+def test_the_action_bar_has_every_primary_action_as_a_button_with_an_icon(make_dock: Any, model_id: str) -> None:
+    dock = make_dock()
+    dock.resize(*SMALL)
+    dock.show()
+    buttons = {b.defaultAction().text(): b for b in dock.action_bar.findChildren(type(dock.remove_button))
+               if b.defaultAction() is not None}
+    expected = ["Open images…", "Open folder…", "Remove background", "Export…", "Batch folder…", "Video file…",
+                "Live"]
+    assert [name for name in expected if name in buttons] == expected
+    for name in expected:
+        button = buttons[name]
+        assert button.isVisibleTo(dock) and not button.icon().isNull(), name
+        assert button.property("actionButton") is True
+        assert dock.action_bar.rect().contains(button.geometry()), f"{name} is cut off"
+    assert buttons["Remove background"].property("primary") is True
+    assert not any(buttons[name].property("primary") for name in expected if name != "Remove background")
+    assert dock.open_action is buttons["Open images…"].defaultAction()
+    assert "Ctrl+O" in dock.open_action.toolTip()
+    assert dock.remove_action.shortcut().toString() == "Ctrl+R" and "Ctrl+R" in dock.remove_action.toolTip()
+    assert dock.export_action.shortcut().toString() == "Ctrl+S"
+    shortcuts = dict(dock.page_shortcuts())
+    assert shortcuts["Ctrl+R"].startswith("Cut out the subject") and "Ctrl+S" in shortcuts
+
+
+def test_after_a_batch_every_action_is_usable_again_at_once(
+    make_dock: Any, qtbot: Any, model_id: str, subject_png: Any, tmp_path: Path
+) -> None:
+    dock = make_dock()
+    open_and_wait(qtbot, dock, subject_png[0])
+    remove_and_wait(qtbot, dock)
+    long_ones = (dock.batch_action, dock.video_action, dock.live_action)
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT * 2, check_params_cb=lambda kind, ok: kind == "batch"):
+        assert dock.batch_folder(tmp_path / "photos", tmp_path / "out") is not None
+        assert not any(a.isEnabled() for a in long_ones)
+        assert dock.live_problem.isHidden() and not dock.live_panel.start_button.isEnabled()
+    # No thumbnail was clicked: the batch's end alone made them usable again.
+    assert all(a.isEnabled() for a in long_ones)
+    assert dock.live_panel.start_button.isEnabled()
+    assert dock.export_action.isEnabled() and dock.remove_action.isEnabled() and dock.refine_action.isEnabled()
+    assert not dock.job_runner.progress_row.isVisibleTo(dock)
+    assert dock.live_panel.stats_label.text() == ""  # the "wait for the batch" reason went with the batch
+
+
+def test_the_output_section_says_exactly_what_export_and_batches_write(
+    make_dock: Any, qtbot: Any, model_id: str, subject_png: Any, tmp_path: Path
+) -> None:
+    dock = make_dock()
+    open_and_wait(qtbot, dock, subject_png[0])
+    remove_and_wait(qtbot, dock)
+    labels = lambda: [dock.format_combo.itemText(i) for i in range(dock.format_combo.count())]  # noqa: E731
+    summary = dock.output.summary
+    assert labels() == ["PNG, transparent", "WebP, transparent", "JPEG, on white"]
+    assert "Export writes a PNG with transparency" in summary.text()
+    assert "each keeps its transparency" in summary.text()
+
+    # A colour background: no format is called transparent any more, and the summary says so.
+    with qtbot.waitSignal(dock.output.format_changed, timeout=1000, raising=False):
+        dock.set_background(Background(kind="color", color=(0, 255, 0)))
+    assert labels() == ["PNG, colour background", "WebP, colour background", "JPEG, colour background"]
+    assert not any("transparent" in text for text in labels())
+    assert "a PNG with the colour background (#00FF00), no transparency" in summary.text()
+    assert "the background is applied to every image" in summary.text()
+    # ... and the file written is what it said: opaque, green behind the subject.
+    out = tmp_path / "green.png"
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT, check_params_cb=lambda kind, ok: kind == "export"):
+        dock.export_image(out)
+    with Image.open(out) as im:
+        rgba = np.asarray(im.convert("RGBA"))
+    assert rgba[..., 3].min() == 255 and rgba[2, 2, 1] > 200 and rgba[2, 2, 0] < 60
+
+    # The summary follows the format as it changes.
+    dock.output.set_format("webp")
+    assert "a WebP with the colour background" in summary.text() and "photo-nobg.webp" in summary.text()
+    dock.set_background(Background(kind="blur", blur=15))
+    assert "blurred background" in summary.text() and labels()[1] == "WebP, blurred background"
+    dock.set_background(Background())
+    assert labels()[0] == "PNG, transparent" and "a WebP with transparency" in summary.text()
+    dock.output.set_format("jpg")
+    assert "a JPEG on white (JPEG has no transparency)" in summary.text()
+
+
+def test_a_batch_goes_to_the_output_folder_the_user_sees_and_the_result_line_says_where(
+    make_dock: Any, qtbot: Any, model_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QDialog, QFileDialog
+
+    from snowai_studio.matting.long_jobs import BatchDialog
+    from snowai_studio.panels.output_panel import short_path
+
+    shoot = tmp_path / "shoot"
+    photos(shoot, 2)
+    chosen = tmp_path / "cut-outs"
+    chosen.mkdir()
+    dock = make_dock()
+    # The output folder is on the page (and not a folder the batch picks by itself).
+    dock.output.folder_row.choose(str(chosen))
+    assert dock.output.folder == str(chosen) and short_path(chosen) in dock.output.summary.text()
+    dock.set_background(Background(kind="color", color=(0, 0, 255)))
+    assert "the background is applied to every image" in dock.output.summary.text()
+
+    # Batch folder… asks for the folder of images, then shows what will happen before it runs.
+    seen: list[str] = []
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def confirm(dialog: BatchDialog) -> int:
+        seen.append(dialog.summary.text())
+        assert dialog.folder_row.folder == str(chosen)
+        dialog.folder_row.choose(str(elsewhere))  # the user changes it in the dialog
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(shoot)))
+    monkeypatch.setattr(BatchDialog, "exec", confirm)
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT * 2, check_params_cb=lambda kind, ok: kind == "batch"):
+        dock.batch_action.trigger()
+    assert seen and "with the colour background (#0000FF), no transparency" in seen[0]
+    assert "applied to every image" in seen[0]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["img0-nobg.png", "img1-nobg.png"]
+    assert not list(chosen.iterdir())
+    assert dock.last_message == f"Batch finished: 2 images saved in {elsewhere}."
+    assert dock.message_line.label.text() == dock.last_message
+    # The folder chosen in the dialog is the page's now, and the next page remembers it.
+    assert dock.output.folder == str(elsewhere)
+    assert make_dock().output.folder == str(elsewhere)
+
+    # Cancelled in the dialog: nothing runs.
+    monkeypatch.setattr(BatchDialog, "exec", lambda dialog: QDialog.DialogCode.Rejected)
+    assert dock.batch_folder() is None and not dock._jobs
+
+
+def test_live_uses_the_shared_panel_with_stats_and_records_into_the_chosen_folder(
+    make_dock: Any, qtbot: Any, model_id: str, tmp_path: Path
+) -> None:
+    dock = make_dock(extras={"camera_factory": lambda: GeneratedCamera(W, H, fps=30, paced=True)})
+    panel = dock.live_panel
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    panel.folder.choose(str(recordings))
+    assert make_dock().recordings_folder == str(recordings)  # remembered
+
+    panel.start_button.click()
+    assert dock.live_running and panel.running and dock.live_action.isChecked()
+    assert dock.live_section.expanded and dock.stack.currentWidget() is dock.live_page
+    qtbot.waitUntil(lambda: "fps" in panel.stats_label.text() and "latency" in panel.stats_label.text(),
+                    timeout=WAIT)
+    assert panel.record_button.isEnabled()
+    panel.record_button.click()
+    assert dock.matting_worker.recording and panel.record_button.isChecked()
+    shown = dock.live_view.frames_shown
+    qtbot.waitUntil(lambda: dock.live_view.frames_shown >= shown + 5, timeout=WAIT)
+    with qtbot.waitSignal(dock.matting_worker.recording_saved, timeout=WAIT) as saved:
+        panel.record_button.click()
+    assert Path(saved.args[0]).parent == recordings and Path(saved.args[0]).stat().st_size > 0
+    assert not panel.record_button.isChecked()
+    # The Live button on top leaves the live view (the camera stops).
+    dock.live_action.trigger()
+    assert not dock.live_running and not panel.running and not dock.live_action.isChecked()
+    assert dock.stack.currentWidget() is dock.empty_page
+
+
+def test_a_camera_that_stops_is_said_once_on_the_page_with_retry(
+    make_dock: Any, qtbot: Any, model_id: str
+) -> None:
+    from snowai_studio.matting.live import CAMERA_STOPPED
+
+    made: list[GeneratedCamera] = []
+
+    def camera() -> GeneratedCamera:
+        made.append(GeneratedCamera(W, H, fps=30, paced=True, frames=5 if not made else None))
+        return made[-1]
+
+    dock = make_dock(extras={"camera_factory": camera})
+    assert dock.start_live()
+    qtbot.waitUntil(lambda: dock.live_problem.active, timeout=WAIT)
+    assert dock.live_problem.text == CAMERA_STOPPED and dock.live_problem.retry_button.isVisibleTo(dock)
+    assert dock.last_level == "error" and dock.last_message == CAMERA_STOPPED
+    assert CAMERA_STOPPED not in dock.message_line.label.text()  # not on a second line of the page
+    notes = dock.context.notifications
+    qtbot.waitUntil(lambda: any(n.message == CAMERA_STOPPED for n in notes.items))
+    said = [n for n in notes.items if n.message == CAMERA_STOPPED]
+    assert len(said) == 1 and said[0].count == 1 and said[0].source == "Background removal"
+    dock.live_problem.retry_button.click()
+    assert dock.live_running and not dock.live_problem.active
+    qtbot.waitUntil(lambda: dock.live_view.frames_shown >= 8, timeout=WAIT)
+    assert len(made) == 2 and made[0].close_count == 1
+    dock.stop_live()
+
+
+def test_the_model_picker_lists_the_models_gets_missing_ones_and_selects_imports(
+    make_dock: Any, qtbot: Any, model_id: str, store: ModelStore, tmp_path: Path
+) -> None:
+    from PySide6.QtWidgets import QMainWindow
+
+    class Window(QMainWindow):
+        opened = 0
+
+        def open_model_manager(self) -> None:
+            Window.opened += 1
+
+    dock = make_dock()
+    picker = dock.model_picker
+    groups = {c.key: c.group for c in picker.choices}
+    assert groups[model_id] == "user" and {"download"} <= set(groups.values())
+    assert dock.current_choice().id == model_id and dock.options.model == model_id
+    assert not picker.get_button.isVisibleTo(dock)
+
+    # A model that is not downloaded: "Get it…" opens the window's model manager; nothing else changes.
+    missing = next(c.key for c in picker.choices if c.group == "download")
+    picker.select(missing)
+    assert picker.get_button.isVisibleTo(dock) and dock.options.model == model_id
+    assert "not downloaded" in dock.model_status.text()
+    window = Window()
+    qtbot.addWidget(window)
+    dock.setParent(window)
+    window.setCentralWidget(dock)
+    picker.get_button.click()
+    assert Window.opened == 1
+
+    # A model imported in the manager: the window tells the page, which lists and selects it.
+    other = store.import_file(build_u2net_like(tmp_path / "src" / "other.onnx", gain=4.0), "matting",
+                              name="Other subjects").id
+    dock.models_changed()
+    assert other in {c.key for c in picker.choices}
+    dock.model_imported(other)
+    assert picker.current_key() == other and dock.options.model == other
+    assert "Other subjects (ready)" in dock.model_status.text()
+    dock.setParent(None)
+
+
+def test_batches_run_in_the_job_runner_with_progress_time_left_and_cancel(
+    make_dock: Any, qtbot: Any, model_id: str, tmp_path: Path
+) -> None:
+    from snowai_studio.panels.job_runner import TimeLeft
+
+    shoot = tmp_path / "shoot"
+    photos(shoot, 40, 240, 320)
+    dock = make_dock()
+    runner = dock.job_runner
+    now = [100.0]
+    runner._clock = TimeLeft(clock=lambda: now[0])
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT * 3, check_params_cb=lambda kind, ok: kind == "batch"):
+        assert dock.batch_folder(shoot, tmp_path / "out") is not None
+        assert runner.running and runner.progress_row.isVisibleTo(dock) and runner.cancel_button.isVisibleTo(dock)
+        assert runner.label.text() == "Batch into out:" and runner.bar.maximum() == 40
+        # The worker's progress, as it arrives (the first image includes loading the model).
+        dock._on_progress(1, 40)
+        now[0] += 1.0
+        dock._on_progress(5, 40)
+        assert runner.bar.value() == 5 and runner.bar.text() == "5 of 40"
+        assert runner.time_left.text() == "9 s left"
+        # Cancel once the model is at work: the images done so far are kept.
+        qtbot.waitUntil(lambda: any((tmp_path / "out").glob("*-nobg.png")), timeout=WAIT)
+        runner.cancel_button.click()
+    assert dock.last_report.cancelled and len(dock.last_report.done) < 40
+    assert dock.last_message.startswith("Batch cancelled:") and str(tmp_path / "out") in dock.last_message
+    assert not runner.running and not runner.progress_row.isVisibleTo(dock)
+    assert dock.batch_action.isEnabled()
+
+
+def test_the_model_installed_with_the_studio_is_chosen_first(
+    make_dock: Any, model_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.matting.options import DEFAULT_MODEL
+
+    monkeypatch.delenv("SNOWAI_WHEEL_MEMBERS_DIR")
+    dock = make_dock()
+    shipped = next((c for c in dock.choices if c.id == DEFAULT_MODEL), None)
+    if shipped is None or not shipped.ready:
+        pytest.skip("u2netp was not installed with the studio here")
+    groups = {c.key: c.group for c in dock.model_picker.choices}
+    assert groups[DEFAULT_MODEL] == "ready" and groups[model_id] == "user"
+    assert dock.current_choice().id == DEFAULT_MODEL and dock.options.model == DEFAULT_MODEL
+    assert dock.model_picker.select(model_id) and dock.options.model == model_id
