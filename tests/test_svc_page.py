@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
+from PySide6.QtCore import Qt
 from svc_speech import pitch_shift, speech, write_speech
 
 from snowai_studio.context import StudioContext
@@ -158,6 +159,11 @@ def test_a_missing_microphone_is_a_sentence_in_the_dock(make_dock: Any, qtbot: A
     assert "Studio mic 7" in dock.last_message or "Sound is unavailable" in dock.last_message
     assert "Traceback" not in dock.last_message
     qtbot.waitUntil(lambda: any(n.level == "error" for n in dock.notifications.items), timeout=WAIT)
+    # Said once on the page: on the live panel's problem bar with Retry, not again on the message line;
+    # and once in the notifications.
+    assert dock.live_problem.active and dock.last_message in dock.live_problem.text
+    assert dock.last_message not in dock.message_line.label.text()
+    assert len([n for n in dock.notifications.items if n.level == "error"]) == 1
 
 
 def test_files_convert_with_progress_and_outputs_beside_or_in_a_folder(
@@ -193,10 +199,14 @@ def test_file_conversion_cancels(make_dock: Any, qtbot: Any, tmp_path: Path) -> 
     dock.set_output_folder(tmp_path / "out")
     with qtbot.waitSignal(dock.job_done, timeout=WAIT) as done:
         dock.convert()
+        # The shared job runner: what runs, its progress in steps of the file, Cancel.
+        runner = dock.job_runner
+        assert runner.label.text() == "Converting 1 file" and runner.bar.maximum() == 1000
         # Cancel as soon as the conversion runs (an idle machine converts the file in a few seconds).
         qtbot.waitUntil(lambda: dock.cancel_button.isVisible() and dock.cancel_button.isEnabled(), timeout=WAIT)
         dock.cancel_button.click()
     assert done.args == ["files", False]
+    assert not dock.progress_box.isVisible() and dock.message_line.label.text() == dock.last_message
     assert "cancelled" in dock.last_message.lower()
     assert not list((tmp_path / "out").glob("*.wav"))
     assert dock.convert_button.isEnabled()
@@ -313,3 +323,205 @@ def test_meters_and_devices_exist(make_dock: Any) -> None:
     assert dock.output_combo.itemText(0) == "The studio's speaker"
     assert "virtual audio cable" in dock.cable_hint.text()
     assert np.isclose(dock.in_meter.level, dock.in_meter.floor_dbfs)
+
+
+# ---- the page's layout, the output, the microphone -------------------------------------------------------
+def test_every_action_is_a_button_on_top_and_nothing_is_cut_off_at_1280x720(
+    make_dock: Any, qtbot: Any, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QToolButton
+
+    dock = make_dock(FakeDevices())
+    dock.resize(*PAGE_AT_1280)
+    dock.add_files([write_speech(tmp_path / "take.wav", seconds=1.0)])
+    qtbot.waitUntil(lambda: dock.live_action.isEnabled(), timeout=WAIT)  # the studio's microphone is there
+    page = dock.rect()
+
+    def on_page(widget: Any) -> bool:
+        return widget.isVisible() and page.contains(QRect(widget.mapTo(dock, widget.rect().topLeft()), widget.size()))
+
+    overflow = dock.action_bar.findChild(QToolButton, "qt_toolbar_ext_button")
+    assert overflow is None or not overflow.isVisible()  # no »» chevron hiding actions
+    buttons = [dock.action_bar.widgetForAction(a) for a in dock.action_bar.actions()]
+    named = {b.defaultAction().text(): b for b in buttons if isinstance(b, QToolButton) and b.defaultAction()}
+    named.update({a.text(): b for b in buttons if isinstance(b, QToolButton) for a in b.actions()})
+    for text in ("Open recordings…", "Convert", "Start live"):
+        button = named[text]
+        assert on_page(button) and button.isEnabled() and not button.icon().isNull(), text
+        assert button.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+    assert dock.convert_button.property("primary") is True
+    assert named["Open recordings…"].defaultAction() is dock.open_action  # File → Open and Ctrl+O
+    shortcuts = dict(dock.page_shortcuts())
+    assert shortcuts["Ctrl+Return"].startswith("Convert every recording")
+    assert shortcuts["Ctrl+L"] == "Convert the microphone live to the output"
+    # The middle: the live view and the recordings, large, with the job runner's line under them.
+    for widget in (dock.live_view, dock.in_meter, dock.out_meter, dock.file_list, dock.message_line):
+        assert on_page(widget), widget.objectName()
+    assert dock.file_list.height() >= 150 and dock.file_list.width() >= 600
+    # The inspector scrolls rather than cut anything off, even at its narrowest.
+    inspector = dock.inspector
+    for width in (340, 260):
+        dock.resizeDocks([dock.inspector_dock], [width], Qt.Orientation.Horizontal)
+        qtbot.waitUntil(lambda width=width: abs(dock.inspector_dock.width() - width) <= 2, timeout=5000)
+        body = inspector.widget()
+        assert body.minimumSizeHint().width() <= inspector.viewport().width(), width
+        assert body.width() <= inspector.viewport().width()
+    assert inspector.verticalScrollBar().maximum() > 0
+    assert [s.title for s in inspector.sections.values()] == ["Voice model", "Pitch and voice", "Live", "Output"]
+
+
+def test_the_wide_layout_uses_the_room_for_the_level_history(make_dock: Any, qtbot: Any) -> None:
+    devices = FakeDevices()
+    dock = make_dock(devices)
+    dock.resize(*PAGE_AT_1920)
+    qtbot.waitUntil(lambda: dock.wide_layout, timeout=5000)
+    history = dock.live_view.history
+    assert history.isVisible() and history.height() >= 300
+    assert dock.live_view.height() >= 700 and dock.file_list.height() >= 600
+    dock.apply_preset("gpu")
+    with qtbot.waitSignal(dock.realtime_toggled, timeout=WAIT):
+        dock.live_action.trigger()
+    qtbot.waitUntil(lambda: len(history.levels) > 3, timeout=WAIT)
+    assert dock.live_view.latency_readout.value.text().endswith(" ms")
+    assert dock.live_view.pitch_readout.value.text() == "0 st"
+    dock.pitch.set_value(4)
+    assert dock.live_view.pitch_readout.value.text() == "+4 st"
+    with qtbot.waitSignal(dock.realtime_toggled, timeout=WAIT) as stopped:
+        dock.live_action.trigger()
+    assert stopped.args == [False] and dock.live_action.text() == "Start live"
+    dock.resize(*PAGE_AT_1280)
+    qtbot.waitUntil(lambda: not dock.wide_layout, timeout=5000)
+    assert not history.isVisible()
+
+
+def test_a_stereo_recording_is_written_as_the_summary_says(make_dock: Any, qtbot: Any, tmp_path: Path) -> None:
+    src = write_speech(tmp_path / "duet.wav", seconds=2.0, rate=44100, channels=2)
+    dock = make_dock()
+    out = tmp_path / "converted"
+    dock.set_output_folder(out)
+    output = dock.output_settings
+    assert output.channels == "input" and "(default)" in output.channels_combo.currentText()
+    dock.add_files([src])
+    summary = output.panel.summary.text()
+    assert "duet.wav (44.1 kHz, stereo) → duet-converted.wav" in summary
+    assert "44.1 kHz, stereo (the converted voice on every channel)" in summary and "converted" in summary
+    assert "never replaced" in summary
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT) as done:
+        dock.convert()
+    assert done.args == ["files", True], dock.last_message
+    first = out / "duet-converted.wav"
+    info = soundfile.info(str(first))
+    assert (info.samplerate, info.channels) == (44100, 2)
+    assert f"{first} (44.1 kHz, stereo" in dock.last_message
+    assert dock.message_line.label.text() == dock.last_message
+    before = first.read_bytes()
+
+    output.channels_combo.setCurrentIndex(output.channels_combo.findData("mono"))
+    assert "44.1 kHz, mono" in output.panel.summary.text()
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT) as done:
+        dock.convert()
+    assert done.args == ["files", True], dock.last_message
+    second = out / "duet-converted-2.wav"  # the first one is never replaced
+    assert first.read_bytes() == before and soundfile.info(str(second)).channels == 1
+    assert f"{second} (44.1 kHz, mono" in dock.last_message
+    output.panel.set_format("mp3")
+    assert "duet-converted.mp3: MP3, 44.1 kHz, mono" in output.panel.summary.text()
+
+
+def test_the_output_choices_are_remembered_in_the_window_settings(make_dock: Any, tmp_path: Path) -> None:
+    from snowai_studio.panels.page_settings import page_settings
+
+    dock = make_dock()
+    dock.set_output_folder(tmp_path / "voices")
+    dock.output_settings.panel.set_format("flac")
+    dock.output_settings.channels_combo.setCurrentIndex(dock.output_settings.channels_combo.findData("mono"))
+    qs = page_settings()
+    assert qs.value("voice_conversion/output") == str(tmp_path / "voices")
+    assert (qs.value("voice_conversion/format"), qs.value("voice_conversion/channels")) == ("flac", "mono")
+    again = make_dock()
+    assert again.output_folder == tmp_path / "voices" and again.output_format() == "flac"
+    assert again.output_settings.channels == "mono"
+    summary = again.output_settings.panel.summary.text()
+    assert "in " in summary and "voices" in summary
+    again.output_settings.beside_button.click()  # back to "next to each original"
+    assert again.output_folder is None and "next to each original" in again.output_settings.panel.summary.text()
+    assert page_settings().value("voice_conversion/output") == ""
+
+
+def test_start_live_needs_a_microphone(make_dock: Any, qtbot: Any, tmp_path: Path) -> None:
+    settings = Settings.load()
+    settings.devices.microphone = str(tmp_path / "sounds" / "voice.wav")  # a sound file that is not there (yet)
+    settings.save()
+    dock = make_dock(speaker_factory=lambda: MemorySink(RATE, 1))
+    qtbot.waitUntil(lambda: not dock.live_action.isEnabled(), timeout=WAIT)  # looked for at start
+    assert "voice.wav" in dock.live_action.toolTip() and "voice.wav" in dock.stats_label.text()
+    assert "Devices" in dock.stats_label.text()
+    write_speech(tmp_path / "sounds" / "voice.wav", seconds=1.0)
+    dock.devices_changed()  # the window says Devices closed
+    qtbot.waitUntil(lambda: dock.live_action.isEnabled(), timeout=WAIT)
+    assert "Not running" in dock.stats_label.text()
+    assert "voice.wav" in dock.live_view.panel.source_label.text()
+    dock.set_microphone_available(False, "The microphone is switched off.")
+    assert not dock.live_action.isEnabled() and "switched off" in dock.live_action.toolTip()
+    assert dock.stats_label.text() == "The microphone is switched off."
+    dock.set_microphone_available(True)
+    assert dock.live_action.isEnabled() and "Not running" in dock.stats_label.text()
+
+
+def test_an_injected_microphone_counts_as_available(make_dock: Any, qtbot: Any, tmp_path: Path) -> None:
+    settings = Settings.load()
+    settings.devices.microphone = str(tmp_path / "missing.wav")
+    settings.save()
+    dock = make_dock(FakeDevices())
+    qtbot.waitUntil(lambda: dock.live.scanned, timeout=WAIT)
+    assert dock.live_action.isEnabled() and "Not running" in dock.stats_label.text()
+    assert dock.input_combo.itemText(0) == "The studio's microphone"
+
+
+def test_voices_imported_in_the_model_manager_are_listed_and_used(make_dock: Any, qtbot: Any, tmp_path: Path) -> None:
+    import svc_fixtures
+
+    store = svc_fixtures.fixture_store(tmp_path / "store")
+    dock = make_dock(store=store)
+    assert not dock.voice.encoder_row.isVisibleTo(dock)  # the store has the content encoders
+    model = store.import_file(svc_fixtures.make_rvc_checkpoint(tmp_path / "new.pth", version="v2"), "voice_conversion",
+                              name="New RVC")  # fmt: skip
+    dock.models_changed()
+    assert dock.model_combo.findData(model.id) >= 0
+    with qtbot.waitSignal(dock.model_changed, timeout=WAIT, check_params_cb=lambda i: i["model"] == model.id):
+        dock.model_imported(model.id)
+    assert dock.model_combo.currentData() == model.id and dock.active_model == model.id
+    dock.model_imported("contentvec-best")  # an encoder is not a voice: the voice in use stays
+    assert dock.pending_model is None and dock.model_combo.currentData() == model.id
+
+
+def test_a_model_voice_without_a_content_encoder_says_to_get_one(make_dock: Any, qtbot: Any, tmp_path: Path) -> None:
+    dock = make_dock()  # an empty model store
+    assert not dock.voice.encoder_row.isVisibleTo(dock)  # the built-in changer needs none
+    opened: list[bool] = []
+    dock.voices.open_model_manager = lambda: opened.append(True)  # type: ignore[method-assign]
+    dock.set_model(str(tmp_path / "Singer.pth"))
+    assert dock.voice.encoder_row.isVisibleTo(dock) and "not downloaded" in dock.voice.encoder_note.text()
+    qtbot.waitUntil(lambda: dock.last_level == "error", timeout=WAIT)  # the model file is not there either
+    assert not dock.voice.encoder_row.isVisibleTo(dock) and dock.active_model == ""
+
+
+def test_the_output_summary_names_rate_and_channels_for_each_case() -> None:
+    from snowai_studio.voice_conversion.texts import InputShape, output_summary
+
+    take, intro = InputShape("take.wav", 44100, 2), InputShape("intro.flac", 48000, 1)
+    both = output_summary([take, intro], "wav", "input", "", None)
+    assert "take.wav (44.1 kHz, stereo) → take-converted.wav: WAV (16-bit), 44.1 kHz, stereo" in both
+    assert "intro.flac (48 kHz, mono) → intro-converted.wav: WAV (16-bit), 48 kHz, mono;" not in both
+    assert "intro.flac (48 kHz, mono) → intro-converted.wav: WAV (16-bit), 48 kHz, mono, next to each original" in both
+    # A model writes at its own rate (MP3 raises a rate it cannot hold); unknown until it has loaded.
+    assert "take-converted.mp3: MP3, 44.1 kHz, mono" in output_summary([take], "mp3", "mono", "/tmp/x", 40000)
+    assert "the voice model's sample rate" in output_summary([take], "wav", "mono", "", 0)
+    many = output_summary([take] * 4, "flac", "input", "", 40000)
+    assert many.startswith("4 files → <name>-converted.flac each: FLAC (16-bit, lossless), at 40 kHz (the voice model")
+    assert "with each input's channels" in many
+    nothing = output_summary([], "ogg", "mono", "", None)
+    assert nothing.startswith("Each file → <name>-converted.ogg: OGG Vorbis, at each")
+    unreadable = output_summary([InputShape("odd.m4a")], "wav", "input", "", None)
+    assert unreadable.startswith("odd.m4a → odd-converted.wav: WAV (16-bit), at each input's sample rate")

@@ -19,10 +19,12 @@ from snowai_studio.voice_conversion.texts import (
     CABLE_HINT,
     CHANNEL_LABELS,
     F0_LABELS,
+    F0_TIPS,
     FORMAT_LABELS,
     PRESET_LABELS,
     db,
     ms,
+    preset_label,
     semitones,
 )
 from snowai_studio.widgets.sliders import ValueSlider
@@ -197,6 +199,7 @@ class PitchControls(QWidget):
         self.f0_combo.setObjectName("svcF0")
         for key in F0_METHODS:
             self.f0_combo.addItem(F0_LABELS.get(key, key), key)
+            self.f0_combo.setItemData(self.f0_combo.count() - 1, F0_TIPS.get(key, key), Qt.ItemDataRole.ToolTipRole)
         self.f0_combo.setCurrentIndex(max(0, self.f0_combo.findData(o.f0_method)))
         self.auto_pitch = QCheckBox("Automatic pitch range")
         self.auto_pitch.setObjectName("svcAutoPitch")
@@ -257,8 +260,9 @@ class LiveSettings(QWidget):
         self.preset_combo = compact(QComboBox())
         self.preset_combo.setObjectName("svcPreset")
         for key, (block, _crossfade, extra) in PRESETS.items():
-            label = f"{PRESET_LABELS.get(key, key)}: {block * 1000:.0f} ms blocks, {extra:g} s context"
-            self.preset_combo.addItem(label, key)
+            self.preset_combo.addItem(preset_label(key, block), key)
+            tip = f"{PRESET_LABELS.get(key, key)}: {block * 1000:.0f} ms blocks, {extra:g} s of context"
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.preset_combo.addItem("Custom", "custom")
         self.preset_combo.setToolTip("Block length, crossfade and context that suit a CPU or a GPU")
         self.block = ValueSlider(

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: Device combo data: the device chosen in Devices (Settings), or the system default.
 DEVICES_ITEM = "<devices>"
+#: Item roles of the device lists: the device found, and the name the device line shows.
+DEVICE_ROLE = Qt.ItemDataRole.UserRole + 1
+DEVICE_NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 NO_MICROPHONE = "No microphone found. Connect one, or choose a sound file as the microphone in Devices."
 
 
@@ -193,7 +196,7 @@ class LiveControl(QObject):
         ):
             chosen = self.device_choice(combo) or prefs.load(key) or None
             if found is None:
-                found = [combo.itemData(i, Qt.ItemDataRole.UserRole + 1) for i in range(combo.count())]
+                found = [combo.itemData(i, DEVICE_ROLE) for i in range(combo.count())]
                 found = [d for d in found if d is not None]
             self._fill(combo, found, chosen, in_settings, "input" if key == "input_device" else "output")
         self.show_devices()
@@ -204,15 +207,16 @@ class LiveControl(QObject):
         what = "microphone" if kind == "input" else "speaker"
         if f"{what}_factory" in self.page.context.extras:
             combo.addItem(f"The studio's {what}", DEVICES_ITEM)
-        elif kind == "input":
-            combo.addItem(f"{describe_microphone(in_settings)} (Devices)", DEVICES_ITEM)
         else:
-            combo.addItem(f"{in_settings} (Devices)" if in_settings else "System default", DEVICES_ITEM)
+            combo.addItem("Chosen in Devices", DEVICES_ITEM)
+            default = describe_microphone(in_settings) if kind == "input" else in_settings or "The default output"
+            combo.setItemData(0, default, Qt.ItemDataRole.ToolTipRole)
+            combo.setItemData(0, default, DEVICE_NAME_ROLE)
         for d in found:
             label = f"{d.name} ({d.hostapi})" if d.hostapi else d.name
             combo.addItem(label + (" — virtual cable" if looks_like_cable(d.name) else ""), d.name)
             combo.setItemData(combo.count() - 1, d.name, Qt.ItemDataRole.ToolTipRole)
-            combo.setItemData(combo.count() - 1, d, Qt.ItemDataRole.UserRole + 1)
+            combo.setItemData(combo.count() - 1, d, DEVICE_ROLE)
         if chosen and combo.findData(chosen) < 0:
             combo.addItem(f"{chosen} (not connected)" if self.scanned else chosen, chosen)
         combo.setCurrentIndex(max(0, combo.findData(chosen)) if chosen else 0)
@@ -234,8 +238,8 @@ class LiveControl(QObject):
 
     def show_devices(self) -> None:
         """The live panel's device line: which microphone goes to which output."""
-        mic = self.page.input_combo.currentText().removesuffix(" (Devices)")
-        out = self.page.output_combo.currentText().removesuffix(" (Devices)")
+        mic, out = (combo.currentData(DEVICE_NAME_ROLE) or combo.currentText()
+                    for combo in (self.page.input_combo, self.page.output_combo))
         self.panel.set_device_text(f"{mic}  →  {out}")
 
     def _open_devices(self) -> None:

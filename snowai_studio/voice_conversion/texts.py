@@ -17,18 +17,24 @@ from workers.voice_conversion.worker import AUDIO_SUFFIXES, channels_name, model
 #: The page's name in the notifications.
 SOURCE = "Voice conversion"
 BUILTIN = ""
-BUILTIN_LABEL = "Built-in voice changer (no model needed)"
+BUILTIN_LABEL = "Built-in voice changer"
 F0_LABELS = {
-    "fcpe": "FCPE: fast, good for live",
+    "fcpe": "FCPE (fast, live)",
+    "crepe-tiny": "CREPE tiny (fast)",
+    "crepe-full": "CREPE full (accurate)",
+    "harvest": "Harvest (no model)",
+}
+F0_TIPS = {
+    "fcpe": "FCPE: fast and light, good for live",
     "crepe-tiny": "CREPE tiny: fast",
     "crepe-full": "CREPE full: accurate, slower",
-    "harvest": "Harvest: classic DSP, no model",
+    "harvest": "Harvest: classic signal processing, needs no model",
 }
 PRESET_LABELS = {"cpu": "CPU", "gpu": "GPU"}
 FORMAT_LABELS = {"wav": "WAV (16-bit)", "flac": "FLAC (16-bit, lossless)", "ogg": "OGG Vorbis", "mp3": "MP3"}
 #: How a converted file's channels are chosen (the keys are the worker's); the first is the default.
 CHANNEL_LABELS = {
-    "input": "Same as the input (default)",
+    "input": "As the input (default)",
     "mono": "Mono",
 }
 AUDIO_FILTER = "Sound files (" + " ".join(f"*{s}" for s in AUDIO_SUFFIXES) + ");;All files (*)"
@@ -61,6 +67,11 @@ def live_text(stats: dict[str, Any]) -> str:
     if stats.get("dropped"):
         parts.append(f"{int(stats['dropped'])} blocks dropped")
     return " · ".join(parts) or "Converting…"
+
+
+def preset_label(key: str, block: float) -> str:
+    """"CPU · 250 ms" (the block length that the preset gives)."""
+    return f"{PRESET_LABELS.get(key, key)} · {block * 1000:.0f} ms"
 
 
 def describe_voice(info: dict[str, Any]) -> str:
@@ -146,37 +157,46 @@ def read_shape(path: Path) -> InputShape:
         return InputShape(path.name)
 
 
+def _written_shape(shape: InputShape, sf_format: str, channels: str, model_rate: int | None) -> str:
+    """"44.1 kHz, stereo" for a file of ``shape`` converted as chosen ("" when its header was unreadable)."""
+    if not (shape.rate and shape.channels):
+        return ""
+    rate = shape.rate if model_rate is None else model_rate
+    rate_text = kilohertz(file_rate(sf_format, rate)) if rate else "the voice model's sample rate"
+    return f"{rate_text}, {channels_name(file_channels(sf_format, shape.channels, channels))}"
+
+
 def output_summary(
     inputs: list[InputShape], fmt: str, channels: str, folder: str, model_rate: int | None
 ) -> str:
-    """One paragraph saying exactly what Convert writes: the file name, format, sample rate and channels,
-    where, and that nothing is replaced. ``model_rate`` is the voice's output rate (None: the built-in
-    changer, which keeps each input's rate; 0: a model whose rate is known once it has loaded)."""
+    """One paragraph saying exactly what Convert writes: the file names, format, sample rate and
+    channels, where, and that nothing is replaced. ``model_rate`` is the voice's output rate (None: the
+    built-in changer, which keeps each input's rate; 0: a model whose rate is known once it has loaded)."""
     suffix = f".{fmt}"
     sf_format = FORMATS[suffix][0]
-    where = f"in {short_path(folder)}" if folder else "next to each original"
-    name = f"<name>-converted{suffix}" if len(inputs) != 1 else f"{Path(inputs[0].name).stem}-converted{suffix}"
     kind = FORMAT_LABELS.get(fmt, fmt.upper())
-    first = inputs[0] if len(inputs) == 1 else None
-    if first is not None and first.rate and first.channels:
-        rate = first.rate if model_rate is None else model_rate
-        count = file_channels(sf_format, first.channels, channels)
-        rate_text = kilohertz(file_rate(sf_format, rate)) if rate else "the voice model's sample rate"
-        shape = f"{rate_text}, {channels_name(count)}"
-        if count > 1:
-            shape += f" (the converted voice on {'both' if count == 2 else 'all'} channels)"
-        head = f"{first.name} ({kilohertz(first.rate)}, {channels_name(first.channels)}) → {name}: {kind}, {shape}"
+    where = f"in {short_path(folder)}" if folder else "next to each original"
+    tail = f", {where}. An existing file is never replaced: a free name (…-2{suffix}) is used instead."
+    shapes = [_written_shape(i, sf_format, channels, model_rate) for i in inputs]
+    if inputs and len(inputs) <= 3 and all(shapes):
+        parts = []
+        for shape, written in zip(inputs, shapes, strict=True):
+            source = f"{shape.name} ({kilohertz(shape.rate)}, {channels_name(shape.channels)})"
+            every = file_channels(sf_format, shape.channels, channels) > 1
+            note = " (the converted voice on every channel)" if every else ""
+            parts.append(f"{source} → {Path(shape.name).stem}-converted{suffix}: {kind}, {written}{note}")
+        return "; ".join(parts) + tail
+    if model_rate is None:
+        rate_text = "at each input's sample rate"
+    elif model_rate:
+        rate_text = f"at {kilohertz(file_rate(sf_format, model_rate))} (the voice model's rate)"
     else:
-        if model_rate is None:
-            rate_text = "at each input's sample rate"
-        elif model_rate:
-            rate_text = f"at {kilohertz(file_rate(sf_format, model_rate))} (the voice model's rate)"
-        else:
-            rate_text = "at the voice model's sample rate"
-        if channels == "mono":
-            shape = "mono"
-        else:
-            shape = "with each input's channels (a stereo input gives the converted voice on both)"
-        what = f"{len(inputs)} files → {name} each" if inputs else f"Each file → {name}"
-        head = f"{what}: {kind}, {rate_text}, {shape}"
-    return f"{head}, {where}. An existing file is never replaced: a free name (…-2{suffix}) is used instead."
+        rate_text = "at the voice model's sample rate"
+    shape_text = "mono" if channels == "mono" else "with each input's channels (the converted voice on every one)"
+    if len(inputs) == 1:
+        what = f"{inputs[0].name} → {Path(inputs[0].name).stem}-converted{suffix}"
+    elif inputs:
+        what = f"{len(inputs)} files → <name>-converted{suffix} each"
+    else:
+        what = f"Each file → <name>-converted{suffix}"
+    return f"{what}: {kind}, {rate_text}, {shape_text}{tail}"
