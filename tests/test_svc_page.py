@@ -223,6 +223,30 @@ def test_a_corrupt_checkpoint_is_a_sentence_and_the_voice_stays(make_dock: Any, 
     assert dock.model_combo.currentData() == BUILTIN
     assert dock.worker.model_info["dsp"] is True
     qtbot.waitUntil(lambda: any("MyVoice.pth" in n.message for n in dock.notifications.items), timeout=WAIT)
+    # Once: on the message line and once in the notifications (the worker keeps its details for the log file).
+    qtbot.wait(200)  # anything sent from the worker's thread has arrived by now
+    assert len([n for n in dock.notifications.items if "MyVoice.pth" in n.message]) == 1
+    assert "MyVoice.pth" in dock.message_line.label.text()
+
+
+def test_a_file_that_cannot_be_converted_is_said_once(make_dock: Any, qtbot: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    good = write_speech(tmp_path / "fine.wav", seconds=1.0)
+    dock = make_dock()
+    dock.add_files([bad])
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT) as done:
+        dock.convert()
+    assert done.args == ["files", False] and dock.last_level == "error" and "broken.wav" in dock.last_message
+    qtbot.waitUntil(lambda: any("broken.wav" in n.message for n in dock.notifications.items), timeout=WAIT)
+    assert len([n for n in dock.notifications.items if "broken.wav" in n.message]) == 1
+    dock.add_files([good])  # one fails, one is written: the summary says both, once
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT):
+        dock.convert()
+    assert dock.last_level == "warning" and "Converted 1 file" in dock.last_message
+    assert "1 could not be converted (broken.wav" in dock.last_message
+    qtbot.waitUntil(lambda: len([n for n in dock.notifications.items if "broken.wav" in n.message]) == 2, timeout=WAIT)
+    assert [n.level for n in dock.notifications.items if "broken.wav" in n.message] == ["error", "warning"]
 
 
 @pytest.mark.parametrize("kind", ["sovits-4.1", "rvc-v2"])

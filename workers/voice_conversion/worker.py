@@ -326,7 +326,8 @@ class VoiceConversionWorker(Worker):
                 raise
             # The saved voice is gone or broken: start with the built-in voice changer instead.
             message = describe_exception(exc)
-            log.warning("The voice %s could not be loaded (%s); the built-in one is used", self.options.model, exc)
+            # The page says it (model_failed) and notifies once; the log file keeps the details.
+            log.info("The voice %s could not be loaded (%s); the built-in one is used", self.options.model, exc)
             self.options.model = ""
             self.options.index = ""
             converter = self._converter_factory(self._load_options(), self.store, self.device)
@@ -457,7 +458,7 @@ class VoiceConversionWorker(Worker):
             self.options.model = str(previous.get("model", ""))
             self.options.index = str(previous.get("index", ""))
             message = describe_exception(exc)
-            log.warning("Loading the voice failed: %s", message, exc_info=not isinstance(exc, UserError))
+            log.info("Loading the voice failed: %s", message, exc_info=not isinstance(exc, UserError))
             self._set_state("ready" if self.converter is not None else "failed")
             self.model_failed.emit(message)
             return
@@ -738,7 +739,8 @@ class VoiceConversionWorker(Worker):
                     report.cancelled = True
                     break
                 message = self.describe_error(exc, "")  # a full disk reads "The disk is full: …"
-                log.warning("Converting %s failed: %s", src, message, exc_info=not isinstance(exc, UserError))
+                # Said once: by the job's error (one file) or the report's summary (several).
+                log.info("Converting %s failed: %s", src, message, exc_info=not isinstance(exc, UserError))
                 report.failed.append((src, message))
                 continue
             report.done.append((src, Path(written)))
