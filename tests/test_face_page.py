@@ -522,9 +522,10 @@ def test_live_panel_starts_records_into_the_chosen_folder_and_remembers_it(
     panel = page.live_panel
     assert panel.folder is not None and panel.record_button is not None
     assert not page.vcam_button.isEnabled() and not panel.record_button.isEnabled()
-    panel.start_button.click()
+    assert not panel.start_button.isVisibleTo(page)  # one Live button: the one on top
+    page.live_button.click()
     assert page.live_running and panel.running and page.live_action.isChecked()
-    assert page.live_button.text() == "Stop live"
+    assert page.live_button.text() == "Stop live" and page.vcam_button.isEnabled()
     qtbot.waitUntil(lambda: "fps" in panel.stats_label.text(), timeout=WAIT)
     recordings = tmp_path / "recordings"
     recordings.mkdir()

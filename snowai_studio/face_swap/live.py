@@ -78,7 +78,8 @@ class LiveController(QObject):
     def __init__(self, page: FaceSwapPage) -> None:
         super().__init__(page)
         self.page = page
-        self.panel = panel = LiveSourcePanel("camera", object_name="faceSwapLive", recording=True)
+        # Live on the action bar starts and stops the camera: the panel has no second Start button.
+        self.panel = panel = LiveSourcePanel("camera", object_name="faceSwapLive", recording=True, show_start=False)
         self.vcam_button = push_button("Virtual camera", "camera")
         self.vcam_button.setObjectName("faceSwapVirtualCamera")
         self.vcam_button.setCheckable(True)
