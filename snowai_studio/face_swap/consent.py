@@ -10,11 +10,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -115,6 +117,28 @@ def confirm_mark_off(parent: QWidget | None) -> bool:
         QMessageBox.StandardButton.No,
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+class LockBanner(QFrame):
+    """Above the preview while the terms are declined: why the tool is locked, and the way out."""
+
+    review_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("faceSwapLocked")
+        self.setStyleSheet(
+            "#faceSwapLocked { border: 1px solid rgb(200, 120, 40); border-radius: 6px; "
+            "background: rgba(200, 120, 40, 40); }"
+        )
+        text = QLabel(LOCKED_TEXT)
+        text.setWordWrap(True)
+        review = QPushButton("Review the terms…")
+        review.clicked.connect(self.review_requested)
+        row = QHBoxLayout(self)
+        row.addWidget(text, 1)
+        row.addWidget(review)
+        self.hide()
 
 
 class ResponsibleUse(QObject):

@@ -21,10 +21,10 @@ from typing import Any
 
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from snowai_studio.context import StudioContext
-from snowai_studio.face_swap.consent import LOCKED_TEXT, ResponsibleUse
+from snowai_studio.face_swap.consent import LOCKED_TEXT, LockBanner, ResponsibleUse
 from snowai_studio.face_swap.inspector_sections import (
     NO_ENHANCER,
     BlendingSection,
@@ -121,23 +121,16 @@ class FaceSwapPage(ToolPage):
         self.save_button = self.add_action_button(self.save_action)
 
     def _build_center(self) -> None:
-        self.lock_banner = QFrame()
-        self.lock_banner.setObjectName("faceSwapLocked")
-        self.lock_banner.setStyleSheet(
-            "#faceSwapLocked { border: 1px solid rgb(200, 120, 40); border-radius: 6px; "
-            "background: rgba(200, 120, 40, 40); }"
-        )
-        unlock = QPushButton("Review the terms…")
-        unlock.clicked.connect(lambda: self.review_terms())
-        banner = QHBoxLayout(self.lock_banner)
-        banner.addWidget(_wrapped(LOCKED_TEXT), 1)
-        banner.addWidget(unlock)
-        self.lock_banner.hide()
+        self.lock_banner = LockBanner()
+        self.lock_banner.review_requested.connect(lambda: self.review_terms())
         self.preview = VideoView(placeholder=IDLE_TEXT)
         self.preview.setObjectName("faceSwapPreview")
         self.set_preview(self.preview)
         self.center_layout.insertWidget(0, self.lock_banner)
-        self.live_hint = _wrapped(NO_SOURCE_HINT, "faceSwapHint")
+        self.live_hint = QLabel(NO_SOURCE_HINT)
+        self.live_hint.setObjectName("faceSwapHint")
+        self.live_hint.setWordWrap(True)
+        self.live_hint.setProperty("hint", True)
         self.live_hint.hide()
         self.add_below_preview(self.live_hint)
         self.runner = JobRunner("faceSwapJob")
@@ -482,11 +475,3 @@ class FaceSwapPage(ToolPage):
         self.live.shutdown()
         self.jobs.retire()
 
-
-def _wrapped(text: str, object_name: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    if object_name:
-        label.setObjectName(object_name)
-        label.setProperty("hint", True)
-    return label
