@@ -703,7 +703,8 @@ def test_live_uses_the_shared_panel_with_stats_and_records_into_the_chosen_folde
     panel.folder.choose(str(recordings))
     assert make_dock().recordings_folder == str(recordings)  # remembered
 
-    panel.start_button.click()
+    dock.live_action.trigger()  # the Live button on top (the panel has no second Start button)
+    assert not panel.start_button.isVisibleTo(dock)
     assert dock.live_running and panel.running and dock.live_action.isChecked()
     assert dock.live_section.expanded and dock.stack.currentWidget() is dock.live_page
     qtbot.waitUntil(lambda: "fps" in panel.stats_label.text() and "latency" in panel.stats_label.text(),
@@ -739,7 +740,7 @@ def test_a_camera_that_stops_is_said_once_on_the_page_with_retry(
     qtbot.waitUntil(lambda: dock.live_problem.active, timeout=WAIT)
     assert dock.live_problem.text == CAMERA_STOPPED and dock.live_problem.retry_button.isVisibleTo(dock)
     assert dock.last_level == "error" and dock.last_message == CAMERA_STOPPED
-    assert CAMERA_STOPPED not in dock.message_line.label.text()  # not on a second line of the page
+    assert dock.message_line.label.text() == ""  # not on a second line, and "Live: …" is over
     notes = dock.context.notifications
     qtbot.waitUntil(lambda: any(n.message == CAMERA_STOPPED for n in notes.items))
     said = [n for n in notes.items if n.message == CAMERA_STOPPED]

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 #: What the live view says when the camera's stream ended without an error.
 CAMERA_STOPPED = "The camera stopped sending pictures. Check that it is plugged in, then press Retry."
-#: Where the live view stands before the first picture.
+#: What the live view says before the first picture, and after the live picture stopped without one.
 STARTING = "Starting the camera…"
+STOPPED = "Live stopped. Retry (in the Live camera section) starts it again."
 
 
 def strip_camera(message: str) -> str:
@@ -120,6 +121,7 @@ class LiveMixin:
         """The problem bar of the live panel says ``text`` with Retry (the page's one place for it);
         unless a worker logged it already it is logged once for the notifications."""
         self.last_message, self.last_level = text, "error"
+        self.message_line.set_message("")  # "Live: …" is over; the problem bar says what happened
         self.live_problem.show_problem(text)
         self.live_section.set_expanded(True)
         if not logged:
@@ -132,6 +134,7 @@ class LiveMixin:
             return
         self._release_live()
         self.live_view.set_overlay("")
+        self.live_view.set_placeholder(STOPPED)  # shown when no picture came before it stopped
         self._show_live_problem(strip_source(strip_camera(message)), logged=logged)
         self._update_actions()
 

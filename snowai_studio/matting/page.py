@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QActionGroup, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import QCheckBox, QStackedWidget, QWidget
 
@@ -34,7 +34,6 @@ from snowai_studio.matting.long_jobs import LongJobsMixin
 from snowai_studio.matting.output import OutputMixin
 from snowai_studio.matting.state import ImageEntry
 from snowai_studio.matting.workspace import EditBar, EmptyState, SkippedFiles, ThumbnailStrip
-from snowai_studio.panels.inspector import INSPECTOR_WIDTH
 from snowai_studio.panels.job_runner import JobRunner
 from snowai_studio.panels.live_source import LiveSourcePanel, describe_camera
 from snowai_studio.panels.model_picker import ModelPicker, PickerChoice
@@ -82,10 +81,8 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
         self._matting_store: Any = None
         self._camera: Any = None
         self._live_error = ""
-        self._live_reason = ""
         self._layer_generation = 0
         self._closing = False
-        self._shown_once = False
 
         self._tasks = self._start_helper(SOURCE)
         self._thumbs = self._start_helper(f"{SOURCE} thumbnails")
@@ -114,9 +111,9 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
                                         tip="Cut out every image of a folder into the output folder")
         self.video_action = self.action("Video file…", self.open_video, icon_name="video",
                                         tip="Replace the background of a video file")
-        self.live_action = self.action("Live", self.toggle_live, icon_name="live",
-                                       tip="Remove the background of the camera picture, live")
-        self.live_action.setCheckable(True)  # shows the live view; triggered (not toggled) starts and stops it
+        self.live_action = self.action("Live", self.toggle_live, icon_name="live", shortcut="Ctrl+L",
+                                       tip="Remove the background of the camera picture, live; again to stop")
+        self.live_action.setCheckable(True)  # checked in the live view; triggered (not toggled) goes in and out
         for action in (self.open_action, self.open_folder_action):
             self.add_action_button(action)
         self.remove_button = self.add_action_button(self.remove_action, primary=True)
@@ -218,9 +215,8 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
         self.output.folder_changed.connect(self._on_output_folder)
         self.inspector.add_section("Output", self.output, key="output")
 
-        self.live_panel = LiveSourcePanel("camera", object_name="mattingLive", recording=True)
-        self.live_panel.start_requested.connect(self.start_live)
-        self.live_panel.stop_requested.connect(self.stop_live)
+        # Live starts and stops with the Live button on top; the panel has the rest.
+        self.live_panel = LiveSourcePanel("camera", object_name="mattingLive", recording=True, show_start=False)
         self.live_panel.retry_requested.connect(self.retry_live)
         self.live_panel.record_toggled.connect(self._on_record_toggled)
         self.live_panel.devices_requested.connect(lambda: open_devices(self))
@@ -338,9 +334,6 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if not self._shown_once:
-            self._shown_once = True  # the inspector's width, once the page has its real size
-            self.resizeDocks([self.inspector_dock], [INSPECTOR_WIDTH], Qt.Orientation.Horizontal)
         if self.choices and not any(c.ready for c in self.choices):
             self.refresh_models()  # a model may have been downloaded meanwhile
 
@@ -411,9 +404,6 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
             self._show_view(self.empty_page)
         reason = "Live needs the model: wait for the batch or video to finish." if long_job else self._model_problem()
         self.live_panel.set_available(not reason, reason)
-        if self._live_reason and not reason and not self.live_running:
-            self.live_panel.set_stats("")
-        self._live_reason = reason
 
     # ---- drag and drop -------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
