@@ -19,7 +19,7 @@ from face_fixtures import ASTRONAUT_BOX, astronaut, second_face
 from workers import base
 from workers.face_swap.mark import read_generated_label
 from workers.face_swap.options import OPTION_NAMES, FaceSwapOptions
-from workers.face_swap.worker import FaceSwapWorker, ImageJobResult, SourceSummary, VideoJobResult
+from workers.face_swap.worker import FaceSwapWorker, ImageJobResult, SourceSummary, StillResult, VideoJobResult
 from workers.models.store import ModelStore
 from workers.queues import StreamItem
 
@@ -206,6 +206,38 @@ def test_image_job_swaps_marks_and_never_overwrites(make_worker: Any, qtbot: Any
     assert not result.marked
     assert read_generated_label(plain) is None
     assert corner_diff(cv2.imread(str(plain)), original) < 4
+
+
+def test_a_still_is_rendered_without_writing_and_saved_with_its_mark(
+    make_worker: Any, qtbot: Any, photos: dict[str, Path]
+) -> None:
+    worker, jobs = make_worker()
+    message = failure(qtbot, jobs, worker.render_image(photos["target"]))
+    assert "Choose a source face first" in message
+    finished(qtbot, jobs, worker.set_source([photos["source"]]))
+    folder = photos["target"].parent
+    before = sorted(p.name for p in folder.iterdir())
+    still = finished(qtbot, jobs, worker.render_image(photos["target"]))
+    assert isinstance(still, StillResult) and sorted(p.name for p in folder.iterdir()) == before
+    original = astronaut()
+    assert np.array_equal(still.original, original) and still.faces_swapped == 1 and still.marked
+    assert face_diff(still.image, original, ASTRONAUT_BOX) > 4 and corner_diff(still.image, original) > 10
+    # Again from the picture already read, with other settings: the file is not read again.
+    worker.set_param("mark", False)
+    photos["target"].unlink()
+    plain = finished(qtbot, jobs, worker.render_image(photos["target"], still.original))
+    assert not plain.marked and corner_diff(plain.image, original) < 4
+    message = failure(qtbot, jobs, worker.render_image(photos["noface"]))
+    assert "No face was found in wall.png" in message
+
+    message = failure(qtbot, jobs, worker.save_still(still, photos["target"]))
+    assert "never overwritten" in message and not photos["target"].exists()
+    out = folder / "astronaut-swapped.webp"
+    saved = finished(qtbot, jobs, worker.save_still(still, out))
+    assert isinstance(saved, ImageJobResult) and saved.path == out and saved.marked
+    assert read_generated_label(out) is not None
+    plain_out = finished(qtbot, jobs, worker.save_still(plain, folder / "plain.png")).path
+    assert read_generated_label(plain_out) is None
 
 
 def test_video_round_trip_keeps_rate_audio_and_tags(
