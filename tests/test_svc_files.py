@@ -298,3 +298,16 @@ def test_long_files_stream_through_in_chunks(tmp_path: Path, monkeypatch: pytest
     assert len(steps) >= 9 and steps[-1] == 40 * 16000
     out, rate = read_audio(written)
     assert rate == 16000 and len(out) == 40 * 16000
+
+
+def test_stereo_mp3_is_written_through_pyav_where_libsndfile_has_no_mp3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    formats = {k: v for k, v in soundfile.available_formats().items() if k != "MP3"}
+    monkeypatch.setattr(soundfile, "available_formats", lambda: formats)
+    src = write_speech(tmp_path / "duet.wav", seconds=2.0, rate=40000, channels=2)
+    written = convert_file(src, tmp_path / "duet.mp3", DSPVoiceChanger(pitch=2.0), channels="input")
+    out, rate = read_audio(written)
+    assert rate == 44100 and out.shape[1] == 2  # MP3 holds no 40 kHz: raised to the next rate it holds
+    assert abs(len(out) / rate - 2.0) < 0.1 and np.abs(out).max() > 0.05
+    assert no_leftovers(tmp_path)

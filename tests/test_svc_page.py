@@ -177,11 +177,12 @@ def test_files_convert_with_progress_and_outputs_beside_or_in_a_folder(
     with qtbot.waitSignal(dock.job_done, timeout=WAIT) as done:
         dock.convert()
         assert dock.progress_box.isVisible() and not dock.convert_button.isEnabled()
+        assert not dock.open_action.isEnabled()  # the list stays as it is while it converts
     assert done.args == ["files", True], dock.last_message
     out = tmp_path / "in" / "line-converted.wav"
     assert out.is_file() and "Converted 1 file" in dock.last_message
     assert soundfile.info(str(out)).duration == pytest.approx(soundfile.info(str(src)).duration, abs=0.05)
-    assert not dock.progress_box.isVisible()
+    assert not dock.progress_box.isVisible() and dock.open_action.isEnabled()
 
     dock.set_output_folder(tmp_path / "converted")
     dock.format_combo.setCurrentIndex(dock.format_combo.findData("flac"))
@@ -407,6 +408,7 @@ def test_the_wide_layout_uses_the_room_for_the_level_history(make_dock: Any, qtb
     with qtbot.waitSignal(dock.realtime_toggled, timeout=WAIT):
         dock.live_action.trigger()
     qtbot.waitUntil(lambda: len(history.levels) > 3, timeout=WAIT)
+    assert dock.live_view.state_label.text() == "● LIVE"
     assert dock.live_view.latency_readout.value.text().endswith(" ms")
     assert dock.live_view.pitch_readout.value.text() == "0 st"
     dock.pitch.set_value(4)
@@ -414,6 +416,7 @@ def test_the_wide_layout_uses_the_room_for_the_level_history(make_dock: Any, qtb
     with qtbot.waitSignal(dock.realtime_toggled, timeout=WAIT) as stopped:
         dock.live_action.trigger()
     assert stopped.args == [False] and dock.live_action.text() == "Start live"
+    assert dock.live_view.state_label.text() == "Stopped"
     dock.resize(*PAGE_AT_1280)
     qtbot.waitUntil(lambda: not dock.wide_layout, timeout=5000)
     assert not history.isVisible()

@@ -170,5 +170,7 @@ class FileJobs(QObject):
     def update(self) -> None:
         """Convert and the list's buttons, as the list and the job are now; the summary follows the list."""
         self.page.convert_action.setEnabled(bool(self.files.paths()) and not self.busy)
+        if self.page.open_action is not None:
+            self.page.open_action.setEnabled(not self.busy)
         self.files.set_busy(self.busy)
         self.show_summary()

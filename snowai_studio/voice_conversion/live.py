@@ -114,6 +114,7 @@ class LiveControl(QObject):
         on = self.running
         busy = on or self.starting
         self.panel.set_running(on)
+        self.view.show_state("live" if on else "starting" if self.starting else "stopped")
         action = self.page.live_action
         action.blockSignals(True)
         action.setChecked(busy)

@@ -121,6 +121,15 @@ class LiveView(QFrame):
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.15)
         title.setFont(font)
+        self.state_label = QLabel()
+        self.state_label.setObjectName("svcLiveState")
+        self.state_label.setToolTip("Whether your microphone is being converted to the output now")
+        head = QHBoxLayout()
+        head.setContentsMargins(0, 0, 0, 0)
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(self.state_label)
+        self.show_state("stopped")
         self.panel = LiveSourcePanel("microphone", object_name="svcLive")
         # Start/Stop is the page's Live button on the action bar; the panel's button only keeps the state.
         self.panel.start_button.hide()
@@ -170,8 +179,15 @@ class LiveView(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 10)
         layout.setSpacing(6)
-        layout.addWidget(title)
+        layout.addLayout(head)
         layout.addWidget(self.panel, 1)
+
+    def show_state(self, state: str) -> None:
+        """"live", "starting" or "stopped", beside the title (like a broadcast's on-air light)."""
+        text = {"live": "● LIVE", "starting": "Starting…"}.get(state, "Stopped")
+        self.state_label.setText(text)
+        self.state_label.setProperty("hint", state != "live")
+        self.state_label.setStyleSheet("color: rgb(214, 69, 69); font-weight: bold;" if state == "live" else "")
 
     def set_roomy(self, roomy: bool) -> None:
         """With room to spare (a wide window) the level history shows under the numbers."""
