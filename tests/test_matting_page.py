@@ -725,7 +725,7 @@ def test_live_uses_the_shared_panel_with_stats_and_records_into_the_chosen_folde
 
 
 def test_a_camera_that_stops_is_said_once_on_the_page_with_retry(
-    make_dock: Any, qtbot: Any, model_id: str
+    make_dock: Any, qtbot: Any, model_id: str, subject_png: Any
 ) -> None:
     from snowai_studio.matting.live import CAMERA_STOPPED
 
@@ -741,6 +741,7 @@ def test_a_camera_that_stops_is_said_once_on_the_page_with_retry(
     assert dock.live_problem.text == CAMERA_STOPPED and dock.live_problem.retry_button.isVisibleTo(dock)
     assert dock.last_level == "error" and dock.last_message == CAMERA_STOPPED
     assert dock.message_line.label.text() == ""  # not on a second line, and "Live: …" is over
+    assert dock.stack.currentWidget() is dock.live_page and dock.live_action.isChecked()
     notes = dock.context.notifications
     qtbot.waitUntil(lambda: any(n.message == CAMERA_STOPPED for n in notes.items))
     said = [n for n in notes.items if n.message == CAMERA_STOPPED]
@@ -750,6 +751,12 @@ def test_a_camera_that_stops_is_said_once_on_the_page_with_retry(
     qtbot.waitUntil(lambda: dock.live_view.frames_shown >= 8, timeout=WAIT)
     assert len(made) == 2 and made[0].close_count == 1
     dock.stop_live()
+    # A live view that stopped gives way to an image opened meanwhile.
+    assert dock.start_live() and dock.live_running
+    dock._live_problem(CAMERA_STOPPED, logged=True)
+    dock.open_images([subject_png[0]])
+    assert dock.stack.currentWidget() is dock.canvas and not dock.live_action.isChecked()
+    assert dock.live_problem.active  # the panel still says why live stopped, with Retry
 
 
 def test_the_model_picker_lists_the_models_gets_missing_ones_and_selects_imports(

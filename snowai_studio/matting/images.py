@@ -97,7 +97,7 @@ class ImagesMixin:
             previous.drop_pixels()
         self.current = entry
         self.thumbs.select_quietly(entry.key)
-        if self.stack.currentWidget() is not self.live_page:
+        if self._camera is None:  # a live view whose camera stopped gives way to the image
             self._show_view(self.canvas)
         if entry.image is None:
             self.canvas.set_image(None)
