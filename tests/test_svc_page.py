@@ -552,3 +552,32 @@ def test_the_output_summary_names_rate_and_channels_for_each_case() -> None:
     assert nothing.startswith("Each file → <name>-converted.ogg: OGG Vorbis, at each")
     unreadable = output_summary([InputShape("odd.m4a")], "wav", "input", "", None)
     assert unreadable.startswith("odd.m4a → odd-converted.wav: WAV (16-bit), at each input's sample rate")
+
+
+def test_a_sovits_voice_takes_another_config_and_an_rvc_voice_has_none(
+    make_dock: Any, qtbot: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    import svc_fixtures
+    from test_svc_worker import fixture_model
+
+    model, store = fixture_model(svc_fixtures, tmp_path, "sovits-4.1")
+    chosen = tmp_path / "configs" / "singer.json"
+    chosen.parent.mkdir()
+    shutil.copyfile(Path(model) / "config.json", chosen)
+    dock = make_dock(store=store, svc_choose_file=lambda parent, title, filter_: str(chosen))
+    config_row = dock.voice.config
+    assert not config_row.isVisibleTo(dock)  # the built-in voice changer has no config
+    with qtbot.waitSignal(dock.model_changed, timeout=WAIT, check_params_cb=lambda i: i["model"] == model):
+        dock.import_sovits(model)
+    assert config_row.isVisibleTo(dock) and config_row.label.text() == "config.json beside the model"
+    with qtbot.waitSignal(dock.model_changed, timeout=WAIT, check_params_cb=lambda i: i["config"] == str(chosen)):
+        config_row.button.click()
+    assert config_row.label.text() == "Config: singer.json" and dock.options.config == str(chosen)
+    assert "singer.json is in use" in dock.last_message and config_row.clear_button.isEnabled()
+    rvc = svc_fixtures.make_rvc_checkpoint(tmp_path / "other.pth", version="v2")
+    with qtbot.waitSignal(dock.model_changed, timeout=WAIT, check_params_cb=lambda i: i["model"] == str(rvc)):
+        dock.import_rvc(rvc)
+    assert not config_row.isVisibleTo(dock) and dock.options.config == ""
+    assert dock.index_row.isVisibleTo(dock)

@@ -332,6 +332,35 @@ def test_fixture_checkpoints_load_and_convert_files(qtbot: Any, make_worker: Any
     assert np.isfinite(out).all()
 
 
+def test_a_sovits_config_chosen_apart_is_used_and_belongs_to_its_voice(
+    qtbot: Any, make_worker: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    import svc_fixtures
+
+    model, store = fixture_model(svc_fixtures, tmp_path, "sovits-4.1")
+    rvc = svc_fixtures.make_rvc_checkpoint(tmp_path / "other.pth", version="v2")
+    worker = make_worker(store=store)
+    with qtbot.waitSignal(worker.model_loaded, timeout=WAIT):
+        worker.set_param("model", model)
+    chosen = tmp_path / "configs" / "singer.json"
+    chosen.parent.mkdir()
+    shutil.copyfile(Path(model) / "config.json", chosen)
+    with qtbot.waitSignal(worker.model_loaded, timeout=WAIT) as loaded:
+        worker.set_param("config", str(chosen))
+    assert loaded.args[0]["config"] == str(chosen) and loaded.args[0]["model"] == model
+    broken = tmp_path / "configs" / "broken.json"
+    broken.write_text("{ not json")
+    with qtbot.waitSignal(worker.model_failed, timeout=WAIT) as failed:
+        worker.set_param("config", str(broken))
+    assert "broken.json" in failed.args[0] or "config" in failed.args[0].lower()
+    assert worker.options.config == str(chosen) and worker.model_info["config"] == str(chosen)  # kept
+    with qtbot.waitSignal(worker.model_loaded, timeout=WAIT) as loaded:
+        worker.set_param("model", str(rvc))
+    assert loaded.args[0]["config"] == "" and worker.options.config == ""  # not carried to another voice
+
+
 @pytest.mark.parametrize("kind", ["sovits-4.1", "rvc-v2"])
 def test_fixture_checkpoints_convert_live(qtbot: Any, make_worker: Any, tmp_path: Path, kind: str) -> None:
     import svc_fixtures

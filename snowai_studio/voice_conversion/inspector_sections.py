@@ -65,6 +65,35 @@ def hint(text: str, object_name: str = "") -> QLabel:
     return label
 
 
+class FileChoiceRow(QWidget):
+    """'Index: voice.index  [Index…] [Clear]': an optional file of the voice (``chosen`` asks for one)."""
+
+    chosen = Signal()
+    cleared = Signal()
+
+    def __init__(self, button_text: str, object_name: str, tip: str, clear_tip: str) -> None:
+        super().__init__()
+        self.label = QLabel()
+        self.button = QPushButton(button_text)
+        self.button.setObjectName(object_name)
+        self.button.setToolTip(tip)
+        self.button.clicked.connect(self.chosen)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip(clear_tip)
+        self.clear_button.clicked.connect(self.cleared)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.button)
+        row.addWidget(self.clear_button)
+
+    def show_path(self, path: str, what: str, empty: str, *, visible: bool) -> None:
+        self.setVisible(visible)
+        self.label.setText(f"{what}: {Path(path).name}" if path else empty)
+        self.label.setToolTip(path or self.button.toolTip())
+        self.clear_button.setEnabled(bool(path))
+
+
 class VoiceModelSection(QWidget):
     """The voice (built-in, an imported so-vits-svc or RVC model) through the shared model picker,
     the imports, the content encoder they need, and the model's index and speaker."""
@@ -73,6 +102,8 @@ class VoiceModelSection(QWidget):
     import_rvc_requested = Signal()
     index_requested = Signal()
     index_cleared = Signal()
+    config_requested = Signal()
+    config_cleared = Signal()
     manager_requested = Signal()
     speaker_chosen = Signal(int)
 
@@ -107,24 +138,22 @@ class VoiceModelSection(QWidget):
         encoder.addWidget(self.encoder_button, 0, Qt.AlignmentFlag.AlignTop)
         self.encoder_row.hide()
 
-        self.index_label = QLabel("No index")
-        self.index_label.setObjectName("svcIndex")
-        self.index_button = QPushButton("Index…")
-        self.index_button.setObjectName("svcChooseIndex")
-        self.index_button.setToolTip(
+        self.index = FileChoiceRow(
+            "Index…", "svcChooseIndex",
             "An RVC feature index (.index) or a so-vits-svc cluster model: the voice sounds more like the model's "
-            "speaker (optional)"
+            "speaker (optional)",
+            "Convert without an index",
         )
-        self.index_button.clicked.connect(self.index_requested)
-        self.clear_index_button = QPushButton("Clear")
-        self.clear_index_button.setToolTip("Convert without an index")
-        self.clear_index_button.clicked.connect(self.index_cleared)
-        self.index_row = QWidget()
-        index_row = QHBoxLayout(self.index_row)
-        index_row.setContentsMargins(0, 0, 0, 0)
-        index_row.addWidget(self.index_label, 1)
-        index_row.addWidget(self.index_button)
-        index_row.addWidget(self.clear_index_button)
+        self.index.chosen.connect(self.index_requested)
+        self.index.cleared.connect(self.index_cleared)
+        self.index.label.setObjectName("svcIndex")
+        self.config = FileChoiceRow(
+            "Config…", "svcChooseConfig",
+            "Another config.json for this so-vits-svc voice (its speakers and settings)",
+            "Use the config.json beside the model",
+        )
+        self.config.chosen.connect(self.config_requested)
+        self.config.cleared.connect(self.config_cleared)
         self.index_ratio = ValueSlider(
             "Index mix", 0.0, 1.0, 0.05, options.index_ratio, fmt=lambda v: f"{v * 100:.0f} %",
             tip="How much of the voice's features come from the index (more: closer to the model's timbre, "
@@ -149,17 +178,16 @@ class VoiceModelSection(QWidget):
         for widget in (self.picker, self.info_label):
             layout.addWidget(widget)
         layout.addLayout(imports)
-        for widget in (self.encoder_row, self.index_row, self.index_ratio, self.speaker_row):
+        for widget in (self.encoder_row, self.config, self.index, self.index_ratio, self.speaker_row):
             layout.addWidget(widget)
         layout.addWidget(self.models_button, 0, Qt.AlignmentFlag.AlignLeft)
 
-    def show_index(self, index: str, model_loaded: bool) -> None:
-        """The index row of a model voice (hidden for the built-in changer)."""
-        self.index_row.setVisible(model_loaded)
-        self.index_ratio.setVisible(model_loaded and bool(index))
-        self.index_label.setText(f"Index: {Path(index).name}" if index else "No index (optional)")
-        self.index_label.setToolTip(index or self.index_button.toolTip())
-        self.clear_index_button.setEnabled(bool(index))
+    def show_files(self, index: str, config: str, kind: str) -> None:
+        """The index row of a model voice, the config row of a so-vits-svc one (none for the built-in changer)."""
+        model = bool(kind)
+        self.index.show_path(index, "Index", "No index (optional)", visible=model)
+        self.index_ratio.setVisible(model and bool(index))
+        self.config.show_path(config, "Config", "config.json beside the model", visible=kind.startswith("sovits"))
 
     def show_speakers(self, speakers: dict[str, Any], current: int) -> None:
         self.speaker_combo.blockSignals(True)

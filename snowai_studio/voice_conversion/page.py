@@ -141,8 +141,8 @@ class VoiceConversionPage(ToolPage):
 
         # The widgets tests and scripts reach by their old names.
         v, p, s = self.voice, self.pitch_controls, self.live_settings
-        self.model_combo, self.model_info_label, self.index_row = v.picker.combo, v.info_label, v.index_row
-        self.index_label, self.clear_index_button, self.index_ratio = v.index_label, v.clear_index_button, v.index_ratio
+        self.model_combo, self.model_info_label, self.index_row = v.picker.combo, v.info_label, v.index
+        self.index_label, self.clear_index_button, self.index_ratio = v.index.label, v.index.clear_button, v.index_ratio
         self.pitch, self.formant, self.f0_combo, self.auto_pitch = p.pitch, p.formant, p.f0_combo, p.auto_pitch
         self.input_combo, self.output_combo, self.cable_hint = s.input_combo, s.output_combo, s.cable_hint
         self.preset_combo, self.block, self.crossfade = s.preset_combo, s.block, s.crossfade
@@ -296,7 +296,11 @@ class VoiceConversionPage(ToolPage):
 
     def set_index(self, path: str) -> None:
         """Use a feature index / cluster model ("" for none); the voice reloads with it."""
-        self.voices.set_index(path)
+        self.voices.set_file("index", path)
+
+    def choose_config(self, path: str | Path | None = None) -> bool:
+        """Use another config.json for a so-vits-svc voice; asks for it when not given."""
+        return self.voices.choose_config(path)
 
     # ---- what the window tells the page ---------------------------------------------------------------------
     def devices_changed(self) -> None:

@@ -39,6 +39,7 @@ CHANNEL_LABELS = {
 }
 AUDIO_FILTER = "Sound files (" + " ".join(f"*{s}" for s in AUDIO_SUFFIXES) + ");;All files (*)"
 RVC_FILTER = "RVC models (*.pth *.safetensors);;All files (*)"
+CONFIG_FILTER = "so-vits-svc config (*.json);;All files (*)"
 INDEX_FILTER = "Feature index or cluster model (*.index *.pt *.pth *.pkl);;All files (*)"
 CABLE_HINT = (
     "To use the converted voice in a call, a game or a stream, choose a virtual audio cable as the output "

@@ -19,6 +19,7 @@ from snowai_studio.voice_conversion import prefs
 from snowai_studio.voice_conversion.texts import (
     BUILTIN,
     BUILTIN_LABEL,
+    CONFIG_FILTER,
     CONTENT_ENCODERS,
     INDEX_FILTER,
     RVC_FILTER,
@@ -85,7 +86,8 @@ class VoiceControl(QObject):
         self.section = page.voice
         self.active = page.options.model
         self.pending: str | None = None
-        self.pending_index: str | None = None
+        #: The index or config file loading now: ("index" or "config", path).
+        self.pending_file: tuple[str, str] | None = None
         self.info: dict[str, Any] = {}
         s = self.section
         s.picker.model_chosen.connect(self.set_model)
@@ -95,6 +97,8 @@ class VoiceControl(QObject):
         s.import_rvc_requested.connect(lambda: self.import_rvc())
         s.index_requested.connect(lambda: self.choose_index())
         s.index_cleared.connect(lambda: self.set_index(""))
+        s.config_requested.connect(lambda: self.choose_config())
+        s.config_cleared.connect(lambda: self.set_file("config", ""))
         s.manager_requested.connect(self.open_model_manager)
         s.speaker_chosen.connect(lambda n: page.set_option("speaker", n))
         s.index_ratio.value_changed.connect(lambda x: page.set_option("index_ratio", x))
@@ -157,19 +161,35 @@ class VoiceControl(QObject):
         chosen = path or self._ask("svc_choose_file", "Choose a feature index or cluster model", INDEX_FILTER)
         if not chosen:
             return False
-        self.set_index(str(Path(chosen).expanduser()))
+        self.set_file("index", str(Path(chosen).expanduser()))
+        return True
+
+    def choose_config(self, path: str | Path | None = None) -> bool:
+        chosen = path or self._ask("svc_choose_file", "Choose a so-vits-svc config", CONFIG_FILTER)
+        if not chosen:
+            return False
+        self.set_file("config", str(Path(chosen).expanduser()))
         return True
 
     def set_index(self, path: str) -> None:
+        self.set_file("index", path)
+
+    def set_file(self, name: str, path: str) -> None:
+        """Use another ``index`` or ``config`` file ("" for none); the voice reloads with it."""
         page = self.page
-        page.options.index = path
+        setattr(page.options, name, path)
         self.show()
         if page.worker is not None or path:
-            self.pending_index = path
-            page.ensure_worker().set_param("index", path)
+            self.pending_file = (name, path)
+            page.ensure_worker().set_param(name, path)
             if path:
-                page.show_message(f"Loading the index {Path(path).name}…")
+                page.show_message(f"Loading the {name} {Path(path).name}…")
         page.schedule_save()
+
+    @property
+    def pending_index(self) -> str | None:
+        """The index loading now (None when none is)."""
+        return self.pending_file[1] if self.pending_file and self.pending_file[0] == "index" else None
 
     @Slot(dict)
     def on_loaded(self, info: dict) -> None:
@@ -183,6 +203,7 @@ class VoiceControl(QObject):
             return
         options.model = self.active
         options.index = str(info.get("index", options.index))
+        options.config = str(info.get("config", options.config))
         options.speaker = int(info.get("speaker", options.speaker) or 0)
         was_pending = self.pending is not None
         self.pending = None
@@ -193,18 +214,19 @@ class VoiceControl(QObject):
         if was_pending:
             follow = "You hear it live now." if page.live_running else "Press Start live, or convert recordings."
             page.show_message(f"{info.get('label', 'The voice')} is ready. {follow}")
-        elif self.pending_index is not None and self.pending_index == options.index:
-            index = options.index
-            page.show_message(f"The index {Path(index).name} is in use." if index else "No index is used now.")
-        self.pending_index = None
+        elif self.pending_file is not None and self.pending_file[1] == getattr(options, self.pending_file[0]):
+            name, path = self.pending_file
+            page.show_message(f"The {name} {Path(path).name} is in use." if path else f"No {name} is used now.")
+        self.pending_file = None
         page.model_changed.emit(dict(info))
 
     @Slot(str)
     def on_failed(self, message: str) -> None:
         self.pending = None
-        self.pending_index = None
+        self.pending_file = None
         self.page.options.model = self.active
-        self.page.options.index = str(self.info.get("index", "")) if self.info else ""
+        self.page.options.index = str(self.info.get("index", ""))
+        self.page.options.config = str(self.info.get("config", ""))
         self.refresh()
         self.show()
         self.page.show_message(strip_source(message), "error")
@@ -217,7 +239,8 @@ class VoiceControl(QObject):
             self.section.info_label.setText(describe_voice(info) if info else describe_pending(self.active))
             self.section.info_label.setToolTip(self.active)
         page.pitch_controls.show_voice_kind(builtin)
-        self.section.show_index(page.options.index, not builtin)
+        kind = "" if builtin else str(info.get("kind", "") or "model")
+        self.section.show_files(page.options.index, page.options.config, kind)
         self.section.show_speakers(dict(info.get("speakers") or {}) if not builtin else {}, page.options.speaker)
         page.live_view.show_pitch(page.options.pitch, model_label(page.options))
         page.jobs.show_summary()

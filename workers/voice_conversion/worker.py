@@ -76,7 +76,7 @@ BLOCK_PARAMS = ("silence_db", "passthrough", "input_gain_db", "output_gain_db")
 #: Options that change the block layout: the block converter is rebuilt (devices stay open).
 LAYOUT_PARAMS = ("block_seconds", "crossfade_seconds", "extra_seconds")
 #: Options that need another converter.
-MODEL_PARAMS = ("model", "index")
+MODEL_PARAMS = ("model", "index", "config")
 #: Output formats a file job can write.
 FILE_FORMATS = ("wav", "flac", "ogg", "mp3")
 #: Suffixes of the audio files a file job reads.
@@ -243,6 +243,7 @@ def describe_converter(converter: Any, options: VoiceConversionOptions) -> dict[
         "description": str(describe()) if callable(describe) else "",
         "model": options.model,
         "index": options.index,
+        "config": options.config,
         "label": model_label(options),
         "name": str(getattr(converter, "name", "") or kind),
         "kind": kind,
@@ -429,6 +430,8 @@ class VoiceConversionWorker(Worker):
             return
         old = getattr(self.options, name)
         setattr(self.options, name, value)
+        if name == "model" and value != old:
+            self.options.config = ""  # a so-vits-svc config.json chosen for one voice is not another's
         if name in MODEL_PARAMS:
             self._reload()
         elif name in CONVERTER_PARAMS or name in BLOCK_PARAMS:
@@ -457,6 +460,7 @@ class VoiceConversionWorker(Worker):
         except Exception as exc:
             self.options.model = str(previous.get("model", ""))
             self.options.index = str(previous.get("index", ""))
+            self.options.config = str(previous.get("config", ""))
             message = describe_exception(exc)
             log.info("Loading the voice failed: %s", message, exc_info=not isinstance(exc, UserError))
             self._set_state("ready" if self.converter is not None else "failed")
