@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self._add_switcher_action(spec.id, spec.short_title or spec.title, spec.icon or "home",
                                   f"Ctrl+{number}" if number < 10 else "", spec.title)
         if isinstance(page, ToolPage):
+            page.studio = self
             page.remember_default_layout()
             page.attach_requested.connect(lambda pid=spec.id: self.attach_page(pid))
 
@@ -449,7 +450,7 @@ class MainWindow(QMainWindow):
                 continue
             state = qs.value(f"pages/{page_id}/state")
             if isinstance(state, QByteArray | bytes):
-                page.restoreState(QByteArray(state))
+                page.restore_when_shown(QByteArray(state))
             sections = qs.value(f"pages/{page_id}/sections")
             if isinstance(sections, str):
                 page.inspector.restore_section_states(_parse_sections(sections))

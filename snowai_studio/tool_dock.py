@@ -86,9 +86,20 @@ def speaker_factory(context: Any) -> Callable[[], Any]:
     return make
 
 
+def studio_window(widget: QWidget) -> QWidget:
+    """The studio's main window for a widget of a page, also while the page stands in its own window."""
+    owner: Any = widget
+    while owner is not None:
+        studio = getattr(owner, "studio", None)
+        if isinstance(studio, QWidget):
+            return studio
+        owner = owner.parentWidget()
+    return widget.window()
+
+
 def open_model_manager(dock: QWidget, store: Any) -> None:
     """Open the window's model manager, or a model manager dialog when the dock stands alone."""
-    window = dock.window()
+    window = studio_window(dock)
     opener = getattr(window, "open_model_manager", None)
     if callable(opener) and window is not dock:
         opener()
@@ -100,7 +111,7 @@ def open_model_manager(dock: QWidget, store: Any) -> None:
 
 def open_devices(dock: QWidget) -> None:
     """Open the window's Devices dialog (a page standing alone, in a test, has none)."""
-    window = dock.window()
+    window = studio_window(dock)
     opener = getattr(window, "open_devices", None)
     if callable(opener) and window is not dock:
         opener()

@@ -178,7 +178,22 @@ def test_layout_page_and_sections_are_saved_and_restored(make_window, extra_tool
     assert page2.dockWidgetArea(page2.inspector_dock) == Qt.DockWidgetArea.RightDockWidgetArea
 
 
-def test_a_page_opens_in_its_own_window_and_comes_back(make_window, extra_tool, qtbot) -> None:
+def test_a_saved_layout_keeps_the_inspector_width_at_the_next_start(make_window, extra_tool, qtbot) -> None:
+    extra_tool(tools.ToolSpec("test-tool", "Test tool", _TestPage, "image", "Test"))
+    w = make_window()
+    w.show_page("test-tool")
+    page = w.pages["test-tool"]
+    qtbot.waitUntil(lambda: page.inspector_dock.width() >= 330, timeout=3000)
+    w.close()
+    w2 = make_window()
+    page2 = w2.pages["test-tool"]
+    assert w2.current_page_id() == "test-tool"
+    qtbot.waitUntil(lambda: page2.inspector_dock.width() >= 330, timeout=3000)  # not squeezed to its minimum
+
+
+def test_a_page_opens_in_its_own_window_and_comes_back(make_window, extra_tool, qtbot, monkeypatch) -> None:
+    from snowai_studio import tool_dock
+
     extra_tool(tools.ToolSpec("test-tool", "Test tool", _TestPage, "image", "Test"))
     w = make_window()
     page = w.pages["test-tool"]
@@ -186,6 +201,12 @@ def test_a_page_opens_in_its_own_window_and_comes_back(make_window, extra_tool, 
     assert w.detach_page("test-tool")
     assert page.isWindow() and page.isVisible() and w.current_page_id() == "home"
     assert w.stack.indexOf(page) == -1
+    opened: list[str] = []
+    monkeypatch.setattr(w, "open_devices", lambda: opened.append("devices"))
+    monkeypatch.setattr(w, "open_model_manager", lambda: opened.append("models"))
+    tool_dock.open_devices(page.label)  # a page in its own window still reaches the studio's dialogs
+    tool_dock.open_model_manager(page.label, None)
+    assert opened == ["devices", "models"]
     page.close()  # closing its window puts it back, the tool still running
     assert not page.isWindow() and w.stack.indexOf(page) >= 0 and w.current_page_id() == "test-tool"
 
@@ -440,3 +461,29 @@ def test_home_and_the_model_manager_give_the_same_size(make_window, qtbot) -> No
     sentence = store.disk_usage().summary()
     assert sentence in w.home.models_value.text()
     assert dialog.usage_label.text().endswith(sentence)
+
+
+def test_a_page_restores_its_saved_layout_once_it_has_its_real_size(qtbot) -> None:
+    from snowai_studio.context import StudioContext
+    from snowai_studio.notifications import NotificationManager
+
+    context = StudioContext(Settings.load(), NotificationManager())
+    first = _TestPage(context)
+    qtbot.addWidget(first)
+    first.resize(1280, 700)
+    first.show()
+    qtbot.waitUntil(lambda: first.inspector_dock.width() >= 330, timeout=3000)
+    state = first.saveState()
+
+    def later_start(restore) -> int:
+        page = _TestPage(context)
+        qtbot.addWidget(page)
+        page.resize(200, 150)  # not laid out yet: the size a page has before its window shows it
+        restore(page, state)
+        page.resize(1280, 700)
+        page.show()
+        qtbot.waitExposed(page)
+        qtbot.wait(50)
+        return page.inspector_dock.width()
+
+    assert later_start(lambda page, s: page.restore_when_shown(s)) >= 330

@@ -39,7 +39,13 @@ from snowai_studio.icons import icon
 from snowai_studio.panels.job_runner import JobRunner
 from snowai_studio.panels.live_source import LiveSourcePanel, describe_microphone
 from snowai_studio.panels.tool_page import PRIMARY_ICON_COLOR, ToolPage, shortcut_text
-from snowai_studio.tool_dock import microphone_available, microphone_factory, open_model_manager, speaker_factory
+from snowai_studio.tool_dock import (
+    microphone_available,
+    microphone_factory,
+    open_devices,
+    open_model_manager,
+    speaker_factory,
+)
 from workers.assistant.options import AssistantOptions
 from workers.errors import describe_exception
 
@@ -268,9 +274,7 @@ class AssistantPage(Listening, WorkerEvents, ToolPage):
         self.models_changed()
 
     def _open_devices(self) -> None:
-        opener = getattr(self.window(), "open_devices", None)
-        if callable(opener) and self.window() is not self:
-            opener()
+        open_devices(self)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QSettings, Slot
 from snowai_studio.icons import icon
 from snowai_studio.panels.live_source import LiveSourcePanel, describe_camera
 from snowai_studio.panels.tool_page import PRIMARY_ICON_COLOR, push_button
-from snowai_studio.tool_dock import camera_factory, videos_dir
+from snowai_studio.tool_dock import camera_factory, open_devices, videos_dir
 from workers import paths
 
 if TYPE_CHECKING:
@@ -105,9 +105,7 @@ class LiveController(QObject):
         self.panel.set_device_text(describe_camera(self.page.context.settings.devices.camera))
 
     def _open_devices(self) -> None:
-        opener = getattr(self.page.window(), "open_devices", None)
-        if callable(opener) and self.page.window() is not self.page:
-            opener()
+        open_devices(self.page)
 
     @Slot(str)
     def _remember_folder(self, folder: str) -> None:

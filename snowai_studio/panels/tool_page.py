@@ -140,6 +140,9 @@ class ToolPage(QMainWindow):
         self.setCentralWidget(self.center)
         self._default_state: QByteArray | None = None
         self._layout_restored = False
+        self._pending_state: QByteArray | None = None
+        #: The studio's main window, also while the page stands in a window of its own.
+        self.studio: QWidget | None = None
         self._shown_before = False
 
     # ---- building -----------------------------------------------------------------------------
@@ -176,10 +179,21 @@ class ToolPage(QMainWindow):
         self._layout_restored = self._layout_restored or restored
         return restored
 
+    def restore_when_shown(self, state: QByteArray | bytes) -> None:
+        """Restore a saved layout once the page has its real size (restored while the page is still
+        small, the inspector would come back squeezed to its narrowest width)."""
+        if self._shown_before:
+            self.restoreState(state)
+        else:
+            self._pending_state = QByteArray(state)
+
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self._shown_before:
             self._shown_before = True
+            pending, self._pending_state = self._pending_state, None
+            if pending is not None:
+                self.restoreState(pending)
             if not self._layout_restored:
                 # Laid out while it was small, the inspector would keep its narrowest width: it gets its
                 # own once the page has its real size (a saved layout keeps the user's width).
@@ -212,6 +226,10 @@ class ToolPage(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the page's workers and release its devices (the window calls it on close)."""
+
+    def studio_window(self) -> QWidget:
+        """The main window (the one with Devices and the model manager), even when detached."""
+        return self.studio if self.studio is not None else self.window()
 
     @property
     def detached(self) -> bool:

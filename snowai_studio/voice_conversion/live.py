@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QComboBox
 from snowai_studio.icons import icon
 from snowai_studio.panels.live_source import describe_microphone
 from snowai_studio.panels.tool_page import shortcut_text
-from snowai_studio.tool_dock import microphone_available, microphone_factory, speaker_factory
+from snowai_studio.tool_dock import microphone_available, microphone_factory, open_devices, speaker_factory
 from snowai_studio.voice_conversion import prefs
 from snowai_studio.voice_conversion.texts import IDLE_STATS, live_text, looks_like_cable
 from workers import base
@@ -244,9 +244,7 @@ class LiveControl(QObject):
         self.panel.set_device_text(f"{mic}  →  {out}")
 
     def _open_devices(self) -> None:
-        opener = getattr(self.page.window(), "open_devices", None)
-        if callable(opener) and self.page.window() is not self.page:
-            opener()
+        open_devices(self.page)
 
     # ---- the devices the worker opens (on its thread) ---------------------------------------------------------
     def make_source(self, device: str | None, samplerate: int | None, blocksize: int) -> Any:
