@@ -180,3 +180,97 @@ def seamless(background: np.ndarray, foreground: np.ndarray, mask: np.ndarray) -
     except cv2.error as exc:  # a degenerate mask; fall back to the plain paste
         log.debug("seamless clone failed (%s); using an alpha blend", exc)
         return alpha_blend(background, foreground, binary.astype(np.float32) / 255.0)
+
+
+#: The scale (a fraction of the face's size) below which shading counts as detail: kept from the
+#: source; above it, light and colour come from the target.
+LIGHT_SCALE = 1.0 / 10.0
+#: The same for colour: skin tone is taken from the target over a wider scale than light.
+COLOUR_SCALE = 1.0 / 5.0
+
+
+def masked_lowpass(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur of ``image`` (H x W x C float32) that only averages where ``weight`` (0..1) is set.
+
+    Normalised convolution: what lies outside the weight (hair, background, an open mouth) does not
+    bleed into the result, and the result is defined (extended smoothly) everywhere.
+    """
+    w = weight.astype(np.float32)
+    ksize = _odd(int(sigma * 6) + 1)
+    num = cv2.GaussianBlur(image * w[..., None], (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
+    den = cv2.GaussianBlur(w, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
+    return num / np.maximum(den, 1e-4)[..., None]
+
+
+def chroma_spread(bgr: np.ndarray, mask: np.ndarray) -> float:
+    """How coloured an image is inside ``mask``: the spread of its LAB a and b channels (0 for grey)."""
+    m8 = mask.astype(np.uint8) if mask.dtype == np.bool_ else mask
+    if cv2.countNonZero(m8) < 16:
+        return 0.0
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
+    _mean, std = cv2.meanStdDev(lab, mask=m8)
+    return float((std[1, 0] + std[2, 0]) / 2)
+
+
+def transfer_light(
+    source: np.ndarray, target: np.ndarray, mask: np.ndarray, face_px: float, *, sharpen: float = 0.0
+) -> np.ndarray:
+    """``source`` (a face warped onto ``target``'s geometry) lit and coloured like ``target``.
+
+    In LAB, inside ``mask``: the lightness keeps the source's detail (everything finer than
+    :data:`LIGHT_SCALE` of the face), its contrast matched to the target's, on the target's own
+    low-frequency light; the colour keeps the source's colour detail (lips, cheeks) on the target's
+    skin tone. A grey source has no colour detail to keep, so it takes the target's colour as a
+    whole, lips included, and comes out in the target's skin colour instead of grey. ``sharpen``
+    (0..1) restores some crispness when the source face was smaller than the target and is upscaled.
+    Returns BGR uint8 of the crop's size.
+    """
+    m = mask > 0
+    if int(m.sum()) < 16:
+        return source
+    weight = m.astype(np.float32)
+    sigma = max(1.5, float(face_px) * LIGHT_SCALE)
+    src = cv2.cvtColor(source, cv2.COLOR_BGR2LAB).astype(np.float32)
+    dst = cv2.cvtColor(target, cv2.COLOR_BGR2LAB).astype(np.float32)
+    src_low = masked_lowpass(src, weight, sigma)
+    dst_low = masked_lowpass(dst, weight, sigma)
+    wide = max(sigma, float(face_px) * COLOUR_SCALE)
+    src_low[..., 1:] = masked_lowpass(src[..., 1:], weight, wide)
+    dst_low[..., 1:] = masked_lowpass(dst[..., 1:], weight, wide)
+    detail = src[..., 0] - src_low[..., 0]
+    if sharpen > 0:
+        fine = max(0.8, sigma / 6)
+        k = _odd(int(fine * 6) + 1)
+        detail = detail + sharpen * (detail - cv2.GaussianBlur(detail, (k, k), fine))
+    src_spread = float(detail[m].std())
+    dst_spread = float((dst[..., 0] - dst_low[..., 0])[m].std())
+    gain = float(np.clip(dst_spread / max(src_spread, 1e-3), 0.75, 1.4))
+    out = np.empty_like(src)
+    out[..., 0] = dst_low[..., 0] + gain * detail
+    # Colour: the target's skin tone, with the source's own colour detail (its spread matched to
+    # the target's) when it has colour, the target's own (a little softened) when it is grey.
+    own = float(np.clip((chroma_spread(source, m.astype(np.uint8)) - 1.5) / 3.0, 0.0, 1.0))
+    src_ab = src[..., 1:] - src_low[..., 1:]
+    dst_ab = dst[..., 1:] - dst_low[..., 1:]
+    if own < 1.0:
+        soft = max(0.8, float(face_px) / 50.0)
+        k = _odd(int(soft * 6) + 1)
+        dst_ab = cv2.GaussianBlur(dst_ab, (k, k), soft)
+    for c in range(2):
+        spread = float(src_ab[..., c][m].std())
+        wanted = float(dst_ab[..., c][m].std())
+        src_ab[..., c] *= float(np.clip(wanted / max(spread, 1e-3), 0.3, 1.2))
+    out[..., 1:] = dst_low[..., 1:] + own * src_ab + (1.0 - own) * dst_ab
+    return cv2.cvtColor(np.clip(out + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+
+
+def polygon_mask(points: np.ndarray, shape: tuple[int, ...], grow_px: int = 0) -> np.ndarray:
+    """A uint8 mask (0/255) of the polygon's convex hull, grown by ``grow_px``."""
+    mask = np.zeros(shape[:2], np.uint8)
+    pts = np.round(np.asarray(points, np.float32).reshape(-1, 2)).astype(np.int32)
+    if len(pts) >= 3:
+        cv2.fillPoly(mask, [cv2.convexHull(pts)], 255, cv2.LINE_AA)
+    if grow_px > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow_px + 1, 2 * grow_px + 1))
+        mask = cv2.dilate(mask, kernel)
+    return mask

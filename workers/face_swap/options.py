@@ -236,13 +236,19 @@ class SourceFace:
 
     ``embedding`` is the normalised average of every photo's identity vector. ``images`` holds one
     BGR crop around the face per photo and ``faces`` the face found in each crop, in that crop's
-    coordinates (the classic engine warps pixels from them).
+    coordinates (the classic engine warps pixels from them, choosing per target face the photo whose
+    head pose and mouth fit best: ``views``).
     """
 
     embedding: np.ndarray | None
     faces: list[Face]
     images: list[np.ndarray]
     count: int
+    #: Per face, what it shows (the classic engine's head pose and mouth state), or None for a face
+    #: turned too far to be used; empty until an engine fills it.
+    views: list[Any] = field(default_factory=list)
+    #: Sentences about photos that were left out (turned too far), for the user.
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -254,6 +260,8 @@ class SwapResult:
     faces_swapped: int
     engine: str
     ms: dict[str, float] = field(default_factory=dict)
+    #: Sentences about faces left alone or swapped from a poorly fitting photo (which photo to add).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -89,6 +89,11 @@ class FaceSwapPipeline:
         self.warning: str | None = None
         #: Poisson blending in the live path (slower); stills always use it where the engine has it.
         self.live_seamless = False
+        #: Stills: a target face that no source view fits is left as it is, and :attr:`warning`
+        #: names the photo to add. Cleared for exported videos, which (like live frames) use the
+        #: closest view and say so once.
+        self.strict_views = True
+        self._said: set[str] = set()
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.frames = 0
         self.detections = 0
@@ -160,6 +165,9 @@ class FaceSwapPipeline:
                 engine.load()
             self.engine = engine
             log.info("face swap engine: %s", engine.name)
+            note = getattr(engine, "detector_note", None)
+            if note and not self.warning:
+                self.warning = str(note)
             if self._source_images:
                 self._source = engine.prepare_source(self._source_images)
             if self._reference_image is not None:
@@ -242,6 +250,10 @@ class FaceSwapPipeline:
             self._source_images = copies
             self._source = source
             self._per_image.clear()
+            self._said.clear()
+            notes = getattr(source, "notes", None)
+            if notes:
+                self.warning = " ".join(notes)
             return source
 
     def clear_source(self) -> None:
@@ -395,18 +407,32 @@ class FaceSwapPipeline:
         if hasattr(engine, "seamless"):
             engine.seamless = value  # type: ignore[attr-defined]
 
-    def _swap_all(self, out: np.ndarray, pairs: list[tuple[Face, SourceFace]], ms: dict[str, float]) -> np.ndarray:
+    def _swap_all(
+        self, out: np.ndarray, pairs: list[tuple[Face, SourceFace]], ms: dict[str, float], *, strict: bool
+    ) -> tuple[np.ndarray, int, list[str]]:
+        """The frame with every pair swapped; how many faces were swapped, and the engine's sentences
+        about source photos that are missing (faces left alone when ``strict``)."""
         engine = self._need()
         opts = self.options
+        if hasattr(engine, "strict_views"):
+            engine.strict_views = strict  # type: ignore[attr-defined]
         # The enhancer runs here, once per swapped face, whatever the engine.
         swap_opts = opts.copy()
         swap_opts.enhancer = None
         enhancer = self._enhancer_for(opts.enhancer)
+        swapped = 0
+        notes: list[str] = []
         for target, source in pairs:
             t0 = time.perf_counter()
             out = engine.swap(out, target, source, swap_opts)
             t1 = time.perf_counter()
             ms["swap"] += (t1 - t0) * 1000
+            notice = getattr(engine, "notice", None)
+            if notice and notice not in notes:
+                notes.append(str(notice))
+            if getattr(engine, "skipped", False):
+                continue
+            swapped += 1
             if enhancer is not None:
                 try:
                     out = enhancer.enhance(out, target)
@@ -414,7 +440,20 @@ class FaceSwapPipeline:
                     self._drop_enhancer(exc)
                     enhancer = None
                 ms["enhance"] += (time.perf_counter() - t1) * 1000
-        return out
+        if notes:
+            self._tell(notes, strict)
+        return out, swapped, notes
+
+    def _tell(self, notes: list[str], strict: bool) -> None:
+        """Pass the engine's sentences on as the warning: each time for stills; once each for video,
+        which goes on with the closest source photo."""
+        if strict:
+            self.warning = " ".join(notes)
+            return
+        fresh = [n for n in notes if n not in self._said]
+        if fresh:
+            self._said.update(fresh)
+            self.warning = " ".join(f"{n[:-1]}; meanwhile the video uses the closest photo." for n in fresh)
 
     def _enhancer_for(self, model_id: str | None) -> Any:
         if model_id is None:
@@ -469,10 +508,10 @@ class FaceSwapPipeline:
             pairs = self._pairs(faces, similarities)
             out = bgr.copy()
             self._set_seamless(engine, True)
-            out = self._swap_all(out, pairs, ms)
+            out, swapped, notes = self._swap_all(out, pairs, ms, strict=self.strict_views)
             out = self._mark(out, ms)
             self.timings = ms
-            return SwapResult(out, len(faces), len(pairs), engine.name, dict(ms))
+            return SwapResult(out, len(faces), swapped, engine.name, dict(ms), notes)
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         """One live frame: the swapped frame (a new array), or ``frame`` itself when no source is set."""
@@ -492,7 +531,7 @@ class FaceSwapPipeline:
             pairs = self._pairs(faces, similarities)
             out = bgr.copy()
             self._set_seamless(engine, self.live_seamless)
-            out = self._swap_all(out, pairs, ms)
+            out, _swapped, _notes = self._swap_all(out, pairs, ms, strict=False)
             out = self._mark(out, ms)
             self.frames += 1
             self.timings = ms

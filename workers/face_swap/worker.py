@@ -312,6 +312,7 @@ class FaceSwapWorker(RecordingWorker):
             source, images = prepare_source(pipeline, chosen, ctx.check)
             self._source_paths = chosen
             self._source_images = images
+            self._check_warning()  # photos left out (turned too far) are said
             log.info("Face swap source: %s", ", ".join(p.name for p in chosen))
             return source_summary(pipeline, chosen, images, source)
 
