@@ -521,7 +521,7 @@ class ClassicEngine:
         warped = cv2.remap(src_img, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         mask = blend.hull_mask(mask_points(local_lm), crop.shape)
         mask[~valid] = 0
-        keep = self._mouth_to_keep(owner, map_x, map_y, src_img.shape, src_lm, target_lm, size)
+        keep = self._mouth_to_keep(owner, map_x, map_y, src_img, src_lm, target_lm, size)
         if options.color_match:
             core = mask.copy()
             if erode_px > 0:
@@ -549,7 +549,7 @@ class ClassicEngine:
 
     @staticmethod
     def _mouth_to_keep(
-        owner: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, src_shape: tuple[int, ...],
+        owner: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, src_img: np.ndarray,
         src_lm: np.ndarray, target_lm: np.ndarray, size: float,
     ) -> np.ndarray | None:
         """Where the target's own mouth stays (float alpha 0..1), or None to take the source's.
@@ -563,9 +563,7 @@ class ClassicEngine:
             return None
         keep = np.isin(owner, INNER_MOUTH + 1).astype(np.uint8) * 255
         if src_open >= MOUTH_OPEN * 0.5:
-            grow = max(1, round(size * 0.012))
-            opening = blend.polygon_mask(np.asarray(src_lm, np.float32)[60:68], src_shape, grow)
-            sampled = cv2.remap(opening, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
+            sampled = cv2.remap(_mouth_opening(src_img, src_lm), map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
             keep = np.maximum(keep, np.where(owner > 0, sampled, 0).astype(np.uint8))
         if not keep.any():
             return None
@@ -574,3 +572,19 @@ class ClassicEngine:
         alpha = cv2.dilate(keep, kernel).astype(np.float32) / 255.0
         k = 2 * grow + 1
         return cv2.GaussianBlur(alpha, (k, k), grow / 2.0 + 0.1)
+
+
+def _mouth_opening(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The open mouth of a face (uint8 0/255): inside the inner lips, grown a little, and whatever is
+    much darker than the lips within the outer lips (the landmarks seldom trace a dark opening exactly)."""
+    lm = np.asarray(landmarks, np.float32)
+    size = blend.face_size(lm)
+    opening = blend.polygon_mask(lm[60:68], image.shape, max(1, round(size * 0.015)))
+    outer = blend.polygon_mask(lm[48:60], image.shape, max(1, round(size * 0.01))) > 0
+    lightness = cv2.cvtColor(image, cv2.COLOR_BGR2LAB)[..., 0]
+    lips = lightness[outer & (opening == 0)]
+    if lips.size >= 8:
+        dark = outer & (lightness < 0.6 * float(np.median(lips)))
+        grown = cv2.dilate(dark.astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
+        opening = np.maximum(opening, grown)
+    return opening

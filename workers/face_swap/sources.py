@@ -33,7 +33,8 @@ def video_frames(path: Path, count: int = VIDEO_FRAMES, check: Callable[[], Any]
 
     info = probe_video(path)
     total = max(1, int(info.frames))
-    wanted = {round(i * (total - 1) / max(1, count - 1)) for i in range(min(count, total))}
+    n = min(count, total)
+    wanted = {round(i * (total - 1) / max(1, n - 1)) for i in range(n)}
     frames: list[np.ndarray] = []
     try:
         with av.open(str(path), "r") as container:
