@@ -193,13 +193,31 @@ def masked_lowpass(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.nd
     """A Gaussian blur of ``image`` (H x W x C float32) that only averages where ``weight`` (0..1) is set.
 
     Normalised convolution: what lies outside the weight (hair, background, an open mouth) does not
-    bleed into the result, and the result is defined (extended smoothly) everywhere.
+    bleed into the result, and the result is defined (extended smoothly) everywhere. A wide blur is
+    done on a smaller copy (the result is smooth anyway), which keeps it cheap for live video.
     """
+    height, width = weight.shape[:2]
     w = weight.astype(np.float32)
+    num = image * w[..., None]
+    factor = min(1.0, 3.0 / max(float(sigma), 1e-3))
+    if factor < 0.9:
+        size = (max(2, round(width * factor)), max(2, round(height * factor)))
+        num = cv2.resize(num, size, interpolation=cv2.INTER_AREA)
+        w = cv2.resize(w, size, interpolation=cv2.INTER_AREA)
+        sigma = float(sigma) * size[0] / width
+    if num.ndim == 2:
+        num = num[..., None]
     ksize = _odd(int(sigma * 6) + 1)
-    num = cv2.GaussianBlur(image * w[..., None], (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
+    num = cv2.GaussianBlur(num, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
     den = cv2.GaussianBlur(w, (ksize, ksize), sigma, borderType=cv2.BORDER_REFLECT)
-    return num / np.maximum(den, 1e-4)[..., None]
+    if num.ndim == 2:
+        num = num[..., None]
+    out = num / np.maximum(den, 1e-4)[..., None]
+    if out.shape[:2] != (height, width):
+        out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR)
+        if out.ndim == 2:
+            out = out[..., None]
+    return out
 
 
 def chroma_spread(bgr: np.ndarray, mask: np.ndarray) -> float:
@@ -253,7 +271,7 @@ def transfer_light(
     src_ab = src[..., 1:] - src_low[..., 1:]
     dst_ab = dst[..., 1:] - dst_low[..., 1:]
     if own < 1.0:
-        soft = max(0.8, float(face_px) / 50.0)
+        soft = max(0.8, float(face_px) / 25.0)
         k = _odd(int(soft * 6) + 1)
         dst_ab = cv2.GaussianBlur(dst_ab, (k, k), soft)
     for c in range(2):
