@@ -12,20 +12,59 @@ from pathlib import Path
 import numpy as np
 
 
-def build_u2net_like(path: Path, size: int = 320, gain: float = 3.0, extra_outputs: int = 1) -> Path:
+def build_u2net_like(
+    path: Path,
+    size: int = 320,
+    gain: float = 3.0,
+    extra_outputs: int = 1,
+    *,
+    jitter: float = 0.0,
+    compute: int = 0,
+) -> Path:
     """A U²-Net-shaped ONNX model: mask = sigmoid(gain * mean of the normalised channels).
 
     ``extra_outputs`` adds side outputs (d1, d2, ...) like the real model, which rembg ignores.
+    ``jitter`` adds fresh uniform noise in [-jitter, jitter], in blobs, to the logits on every run (a
+    model whose mask trembles from frame to frame on a still picture). ``compute`` adds that many 3x3
+    convolutions of 16 channels at full size whose (tiny) result joins the logits: a slower model
+    with the same mask.
     """
     import onnx
     from onnx import TensorProto, helper
 
     weight = np.full((1, 3, 1, 1), gain / 3.0, dtype=np.float32)
     bias = np.zeros((1,), dtype=np.float32)
-    nodes = [
-        helper.make_node("Conv", ["input.1", "w", "b"], ["logits"]),
-        helper.make_node("Sigmoid", ["logits"], ["d0"]),
+    inits = [
+        helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.flatten()),
+        helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
     ]
+    nodes = [helper.make_node("Conv", ["input.1", "w", "b"], ["base"])]
+    logits = "base"
+    if compute:
+        rng = np.random.default_rng(0)
+        x, cin = "input.1", 3
+        for i in range(compute):
+            data = (rng.standard_normal((16, cin, 3, 3)) * (2.0 / (cin * 9)) ** 0.5).astype(np.float32)
+            inits.append(helper.make_tensor(f"cw{i}", TensorProto.FLOAT, data.shape, data.flatten()))
+            nodes.append(helper.make_node("Conv", [x, f"cw{i}"], [f"c{i}"], pads=[1, 1, 1, 1]))
+            nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+            x, cin = f"r{i}", 16
+        out = np.full((1, 16, 1, 1), 1e-4, np.float32)
+        inits.append(helper.make_tensor("cwo", TensorProto.FLOAT, out.shape, out.flatten()))
+        nodes.append(helper.make_node("Conv", [x, "cwo"], ["deep"]))
+        nodes.append(helper.make_node("Add", [logits, "deep"], ["with_deep"]))
+        logits = "with_deep"
+    if jitter:
+        # Noise in blobs (drawn at 1/16 of the size, then enlarged): edges that wander, doubtful patches.
+        cells = max(2, size // 16)
+        nodes.append(helper.make_node("RandomUniform", [], ["cells"], low=-jitter, high=jitter,
+                                      shape=[1, 1, cells, cells]))
+        scales = np.array([1, 1, size / cells, size / cells], np.float32)
+        inits.append(helper.make_tensor("scales", TensorProto.FLOAT, scales.shape, scales))
+        nodes.append(helper.make_node("Resize", ["cells", "", "scales"], ["noise"], mode="linear"))
+        nodes.append(helper.make_node("Add", [logits, "noise"], ["noisy"]))
+        logits = "noisy"
+    nodes.append(helper.make_node("Sigmoid", [logits], ["d0"]))
     outputs = [helper.make_tensor_value_info("d0", TensorProto.FLOAT, [1, 1, size, size])]
     for i in range(1, extra_outputs + 1):
         nodes.append(helper.make_node("Identity", ["d0"], [f"d{i}"]))
@@ -35,10 +74,7 @@ def build_u2net_like(path: Path, size: int = 320, gain: float = 3.0, extra_outpu
         "u2net_like",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, size, size])],
         outputs,
-        initializer=[
-            helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.flatten()),
-            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
-        ],
+        initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="snowai-tests")
     model.ir_version = 8

@@ -42,6 +42,19 @@ def test_folder_to_png_with_alpha(setup: dict[str, Path], capsys: pytest.Capture
         assert iou(saved.alpha, subject_image(60, 80, seed=i)[1]) > 0.9
 
 
+def test_timings_say_how_long_loading_and_each_stage_took(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    code, _, err = _run(capsys, setup["in"] / "photo0.jpg", "-o", setup["out"], "--model", setup["model"],
+                        "--timings")
+    assert code == 0, err
+    line = next(line for line in err.splitlines() if line.startswith("Timings (ms): "))
+    figures = dict(re.findall(r"(\w+) ([\d.]+)", line.split(": ", 1)[1]))
+    assert {"load", "pre", "model", "post"} <= figures.keys() and float(figures["model"]) > 0
+
+
 def test_imported_model_glob_colour_and_jpeg(
     setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -844,3 +844,132 @@ def test_the_model_installed_with_the_studio_is_chosen_first(
     assert groups[DEFAULT_MODEL] == "ready" and groups[model_id] == "user"
     assert dock.current_choice().id == DEFAULT_MODEL and dock.options.model == DEFAULT_MODEL
     assert dock.model_picker.select(model_id) and dock.options.model == model_id
+
+
+def test_live_uses_a_model_that_keeps_up_says_so_and_offers_the_chosen_one_anyway(
+    make_dock: Any, qtbot: Any, store: ModelStore, tmp_path: Path
+) -> None:
+    """On a CPU the chosen model takes 380 ms a frame (a measure injected for the test): live uses the
+    fast model and the live panel says so with a link; "Use … anyway" keeps the chosen one (and is
+    remembered); the frame times are measured once and read from the cache at the next start."""
+    slow = store.import_file(build_u2net_like(tmp_path / "src" / "slow.onnx", gain=4.0), "matting",
+                             name="Big model").id
+    fast = store.import_file(build_u2net_like(tmp_path / "src" / "fast.onnx"), "matting", name="Fast model").id
+    measured: list[str] = []
+
+    def measure(model: str, run: Any, size: tuple[int, int]) -> float:
+        measured.append(model)
+        run(np.zeros((size[1], size[0], 3), np.uint8))  # the model really runs on a frame of the live size
+        return {slow: 380.0, fast: 41.0}[model]
+
+    extras = {"camera_factory": lambda: GeneratedCamera(W, H, fps=30, paced=True),
+              "matting_live": {"fast_model": fast, "measure": measure}}
+    dock = make_dock(extras=extras)
+    assert dock.model_picker.select(slow) and dock.options.model == slow
+    assert dock.steady_box.isChecked() and dock.steady_box.isVisibleTo(dock.live_panel)
+    assert dock.start_live()
+    qtbot.waitUntil(lambda: dock.live_plan is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: dock.live_view.frames_shown >= 2, timeout=WAIT)
+    assert dock.live_plan.used == fast and sorted(measured) == sorted([slow, fast])
+    sentence = ("Big model takes 380 ms a frame here (2.6 fps); live uses Fast model, which keeps up (24 fps). "
+                "Use Big model anyway")
+    assert dock.live_note_text == sentence
+    assert dock.live_note.isVisibleTo(dock.live_panel) and 'href="anyway"' in dock.live_note.text()
+    assert dock.matting_worker.options.model == slow  # the chosen model stays the page's model
+
+    # The next start knows at once: nothing is measured again.
+    dock.stop_live()
+    assert dock.start_live()
+    qtbot.waitUntil(lambda: dock.live_view.frames_shown >= 2, timeout=WAIT)
+    qtbot.waitUntil(lambda: dock.live_note_text == sentence, timeout=WAIT)
+    assert len(measured) == 2
+
+    # "Use Big model anyway": live takes the chosen model; the panel offers the fast one back.
+    dock.live_note.linkActivated.emit("anyway")
+    qtbot.waitUntil(lambda: dock.live_plan.used == slow, timeout=WAIT)
+    assert dock.live_note_text == ("Big model takes 380 ms a frame here (2.6 fps); live uses it as you asked. "
+                                   "Use Fast model (24 fps) instead")
+    shown = dock.live_view.frames_shown
+    qtbot.waitUntil(lambda: dock.live_view.frames_shown >= shown + 2, timeout=WAIT)
+    dock.stop_live()
+    # Remembered: a new page (the studio started again) starts live with the chosen model.
+    again = make_dock(extras=extras)
+    assert again.model_picker.select(slow)
+    assert again.start_live()
+    qtbot.waitUntil(lambda: again.live_plan is not None, timeout=WAIT)
+    assert again.live_plan.used == slow and again.live_plan.anyway and len(measured) == 2
+    again.live_note.linkActivated.emit("auto")
+    qtbot.waitUntil(lambda: again.live_plan.used == fast, timeout=WAIT)
+    # The steadying can be turned off live.
+    again.steady_box.setChecked(False)
+    assert again.options.steady is False
+    qtbot.waitUntil(lambda: again.matting_worker.options.steady is False, timeout=WAIT)
+    again.stop_live()
+
+
+def test_a_video_shows_frames_done_and_frames_a_second_in_the_job_runner(
+    make_dock: Any, qtbot: Any, model_id: str, tmp_path: Path
+) -> None:
+    import av
+
+    src = tmp_path / "clip.mp4"
+    frames = 24
+    with av.open(str(src), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(subject_image(H, W, seed=i)[0], format="bgr24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    from snowai_studio.panels.job_runner import TimeLeft
+
+    dock = make_dock()
+    runner = dock.job_runner
+    now = [50.0]
+    dock.frame_rate.clock = lambda: now[0]
+    runner._clock = TimeLeft(clock=lambda: now[0])
+    with qtbot.waitSignal(dock.job_done, timeout=WAIT * 2, check_params_cb=lambda kind, ok: kind == "video"):
+        assert dock.open_video(src, tmp_path / "clip-nobg.webm") is not None
+        assert runner.running and runner.label.text() == "Video clip.mp4 → clip-nobg.webm:"
+        # Progress as the worker reports it: frames done and, after half a second, the rate.
+        dock._on_progress(1, 480)
+        assert runner.label.text() == "clip.mp4: Frame 1 of 480"
+        now[0] += 1.0
+        dock._on_progress(15, 480)
+        assert runner.label.text() == "clip.mp4: Frame 15 of 480 · 14 fps"
+        now[0] += 2.0
+        dock._on_progress(22, 480)
+        assert runner.label.text() == "clip.mp4: Frame 22 of 480 · 7.0 fps"
+        assert runner.bar.value() == 22 and runner.bar.maximum() == 480
+        assert runner.time_left.text().endswith("left")
+    # The real progress of the job ends on its last frame.
+    assert runner.label.text().startswith(f"clip.mp4: Frame {frames} of {frames}")
+    assert "Video saved" in dock.last_message
+
+
+def test_the_live_model_sentences() -> None:
+    from snowai_studio.matting.live import live_plan_sentence
+    from workers.matting.live_speed import plan_live
+
+    times = {"isnet": 380.0, "u2netp": 41.0, "u2net": 900.0, "slow-fast": 500.0, "quick": 20.0}
+    names = {"isnet": "IS-Net", "u2netp": "U2-Net lite", "u2net": "U2-Net", "quick": "Quick"}
+
+    def say(chosen: str, fast: str | None = "u2netp", **kw: Any) -> tuple[str, str, str]:
+        return live_plan_sentence(plan_live(chosen, label=lambda m: names.get(m, m), frame_ms=times.__getitem__,
+                                            fast=fast, **kw))
+
+    assert say("isnet") == ("IS-Net takes 380 ms a frame here (2.6 fps); live uses U2-Net lite, which keeps up "
+                            "(24 fps).", "Use IS-Net anyway", "anyway")
+    assert say("isnet", anyway=True) == ("IS-Net takes 380 ms a frame here (2.6 fps); live uses it as you asked.",
+                                         "Use U2-Net lite (24 fps) instead", "auto")
+    times["u2netp"] = 400.0  # a small CPU: the fast model is faster, but does not keep up either
+    assert say("u2net")[0] == ("U2-Net takes 900 ms a frame here (1.1 fps); live uses U2-Net lite, which is "
+                               "faster (2.5 fps).")
+    assert say("u2netp")[0] == ("U2-Net lite takes 400 ms a frame here (2.5 fps); it is the fastest model, so live "
+                                "shows fewer frames a second.")
+    assert say("isnet")[0].endswith("U2-Net lite is no faster here (2.5 fps), so live shows fewer frames a second.")
+    assert say("isnet", fast=None) == ("IS-Net takes 380 ms a frame here (2.6 fps); live shows fewer frames a "
+                                       "second.", "", "")
+    assert say("quick") == ("", "", "") and say("isnet", gpu=True) == ("", "", "")

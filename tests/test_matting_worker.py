@@ -3,6 +3,7 @@ U²-Net-shaped model imported through the model store (nothing is downloaded).""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -215,6 +216,57 @@ def test_a_slow_model_drops_frames_instead_of_queueing(qtbot: Any, workers: list
     assert len(matting._queue) == 0
     assert results  # and the newest frames were shown
     assert max(r.seq for r in results) >= total - 2
+
+
+def test_live_uses_a_fast_model_when_the_chosen_one_cannot_keep_up_measured_once_per_machine(
+    qtbot: Any, workers: list, store, tmp_path: Path
+) -> None:
+    """A slow stand-in (a stack of convolutions) and a fast one; "keeping up" is set high enough that
+    only the fast one does. Live uses the fast one, jobs keep the chosen one; the frame times are
+    measured once and written to the store's cache, which the next live start reads instead."""
+    from workers.matting.live_speed import CACHE_NAME
+
+    fast = import_model(store, tmp_path / "src", "fast")
+    slow = store.import_file(build_u2net_like(tmp_path / "src" / "slow.onnx", compute=4), "matting",
+                             name="slow").id
+    live = {"fast_model": fast, "min_fps": 150.0}
+    matting = MattingWorker(store, MattingOptions(model=slow), **live)
+    plans = watch(matting.live_plan)
+    measuring = watch(matting.live_measuring)
+    results = collect(matting)
+    cam = start(qtbot, workers, matting, GeneratedCamera(W, H, 30))
+    qtbot.waitUntil(lambda: len(results) >= 3, timeout=30000)
+    plan = plans[0][0]
+    assert plan.chosen == slow and plan.used == fast and plan.switched and not plan.chosen_keeps_up
+    assert plan.chosen_ms > plan.used_ms > 0 and plan.size == (W, H)
+    assert set(plan.measured) == {slow, fast} and {m for (m,) in measuring} == {"slow", "fast"}
+    assert results[-1].meta["model"] == "fast"
+    cache = store.root / CACHE_NAME
+    entries = json.loads(cache.read_text())["entries"]
+    assert len(entries) == 2 and {e["model"] for e in entries.values()} == {"slow", "fast"}
+    stamp = cache.stat().st_mtime_ns
+    # A job still uses the chosen model.
+    bgr, _ = subject_image(48, 64)
+    assert run_job(qtbot, matting, lambda: matting.remove(LoadedImage(bgr=bgr))).model == "slow"
+    cam.stop()
+    matting.stop()
+
+    # The next start (a new worker, as after a restart of the studio) knows at once: nothing is measured.
+    again = MattingWorker(store, MattingOptions(model=slow), **live)
+    plans = watch(again.live_plan)
+    results = collect(again)
+    start(qtbot, workers, again, GeneratedCamera(W, H, 30))
+    qtbot.waitUntil(lambda: len(results) >= 2, timeout=30000)
+    assert plans[0][0].used == fast and plans[0][0].measured == () and again.measured == []
+    assert cache.stat().st_mtime_ns == stamp
+    # "Use it anyway": live takes the chosen model, still without measuring.
+    again.set_param("live_policy", "chosen")
+    qtbot.waitUntil(lambda: len(plans) >= 2, timeout=30000)
+    anyway = plans[-1][0]
+    assert anyway.used == slow and anyway.anyway and anyway.fast_ms == pytest.approx(plan.used_ms, abs=0.01)
+    n = len(results)
+    qtbot.waitUntil(lambda: len(results) >= n + 2, timeout=30000)
+    assert results[-1].meta["model"] == "slow" and again.measured == []
 
 
 def test_recording_the_composited_stream(qtbot: Any, workers: list, store, bright: str, tmp_path: Path) -> None:

@@ -3,11 +3,16 @@ job the shared job runner shows (with its progress, the time left and Cancel).
 
 Jobs run on three workers: the model's (remove, batch, video), the page's helper (open an image,
 refine, background previews, exports) and a thumbnail maker. Their results arrive here by job id.
+A video shows its frames done and the frames a second in the job runner's label ("Frame 120 of 480
+· 14 fps"); the job runner adds the time left.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,42 @@ class Job:
     #: What the job runner says while this job runs, and its step count (0: busy, no count).
     label: str = ""
     total: int = 0
+    #: What the label names while the job counts frames (a video: its file name).
+    name: str = ""
+
+
+class FrameRate:
+    """Frames a second of a running job, over its last few seconds of progress."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: float = 3.0) -> None:
+        self.clock = clock
+        self.window = float(window)
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def restart(self) -> None:
+        self._samples.clear()
+
+    def add(self, done: int) -> float | None:
+        """Record ``done`` frames now; the rate, once half a second of progress was seen (else None)."""
+        now = self.clock()
+        samples = self._samples
+        if samples and done < samples[-1][1]:
+            samples.clear()  # a new job
+        samples.append((now, done))
+        while len(samples) > 2 and now - samples[1][0] >= self.window:
+            samples.popleft()
+        t0, d0 = samples[0]
+        if now - t0 < 0.5 or done <= d0:
+            return None
+        return (done - d0) / (now - t0)
+
+
+def frames_label(name: str, done: int, total: int, fps: float | None) -> str:
+    """'clip.mp4: Frame 120 of 480 · 14 fps' (the rate once it is known)."""
+    text = f"{name}: Frame {done} of {total}" if name else f"Frame {done} of {total}"
+    if fps:
+        text += f" · {fps:.1f} fps" if fps < 9.95 else f" · {fps:.0f} fps"
+    return text
 
 
 def strip_source(message: str) -> str:
@@ -53,6 +94,8 @@ class JobsMixin:
 
     _jobs: dict[int, Job]
     _runner_job: Job | None
+    #: The frame rate of the running video (made by the page; its clock can be replaced in tests).
+    frame_rate: FrameRate
 
     def _start_helper(self, name: str) -> Worker:
         worker = Worker()
@@ -228,6 +271,8 @@ class JobsMixin:
         job = self._runner_job
         if job is not None and job.kind in ("batch", "video") and total > 0:
             self.job_runner.set_progress(done, total)
+            if job.kind == "video":
+                self.job_runner.set_label(frames_label(job.name, done, total, self.frame_rate.add(done)))
 
     def cancel(self) -> None:
         """Stop the running batch, video, removal or refinement; finished work is kept."""

@@ -164,7 +164,9 @@ class LongJobsMixin:
         if self._camera is not None:
             self.stop_live()
         job = self._ensure_matting().video(src, dst, self.background)
-        self._jobs[job] = Job("video", None, dst, label=f"Video {src.name} → {dst.name}:", total=100)
+        self._jobs[job] = Job("video", None, dst, label=f"Video {src.name} → {dst.name}:", total=100,
+                              name=src.name)
+        self.frame_rate.restart()
         self._update_busy()
         self.show_message(f"Processing {src.name} into {dst.name}…")
         self._update_actions()

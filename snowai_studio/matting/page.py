@@ -28,7 +28,7 @@ from snowai_studio.context import StudioContext
 from snowai_studio.matting.canvas import MattingCanvas
 from snowai_studio.matting.images import ImagesMixin
 from snowai_studio.matting.inspector_sections import FORMATS, BackgroundChooser
-from snowai_studio.matting.jobs import ON_MODEL, Job, JobsMixin
+from snowai_studio.matting.jobs import ON_MODEL, FrameRate, Job, JobsMixin
 from snowai_studio.matting.live import STARTING, LiveMixin
 from snowai_studio.matting.long_jobs import LongJobsMixin
 from snowai_studio.matting.output import OutputMixin
@@ -77,6 +77,7 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
         self.last_report: Any = None
         self._jobs: dict[int, Job] = {}
         self._runner_job: Job | None = None
+        self.frame_rate = FrameRate()
         self._matting: Any = None
         self._matting_store: Any = None
         self._camera: Any = None
@@ -224,6 +225,7 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
         self.live_panel.folder.set_folder(remembered_folder(self.tool_id, "recordings_folder", videos_dir()))
         self.live_panel.folder.folder_changed.connect(self._on_recordings_folder)
         self.live_problem, self.record_button = self.live_panel.problem, self.live_panel.record_button
+        self._build_live_speed()
         self.live_section = self.inspector.add_section("Live camera", self.live_panel, expanded=False, key="live")
         for combo in (self.model_combo, self.background_combo, self.format_combo):
             fit_combo(combo)
@@ -299,6 +301,7 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
             self.options.model = choice.id
             if self._matting is not None:
                 self._matting.set_param("model", choice.id)
+            self._live_model_changed()
         self._update_model_status()
 
     def _update_model_status(self) -> None:
@@ -347,11 +350,15 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
             from workers.matting.worker import MattingWorker
 
             device = getattr(self.context.settings, "compute", "auto")
-            worker = MattingWorker(self.store, self.options.copy(), device=device)
+            # "matting_live" in the extras: the worker's live settings (fast_model, min_fps, measure) in tests
+            worker = MattingWorker(self.store, self.options.copy(), device=device,
+                                   **self.context.extras.get("matting_live", {}))
             self._connect_jobs(worker)
             worker.progress.connect(self._on_progress)
             worker.result_ready.connect(self._on_live_result)
             worker.stats.connect(self._on_live_stats)
+            worker.live_plan.connect(self._on_live_plan)
+            worker.live_measuring.connect(self._on_live_measuring)
             worker.error.connect(self._on_worker_error)
             worker.stream_halted.connect(self._on_stream_halted)
             worker.recording_saved.connect(self._on_recording_saved)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,6 +55,8 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-process", action="store_true", help="smooth the mask's edges")
     parser.add_argument("--mask-only", action="store_true", help="save the mask itself (white subject on black)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    parser.add_argument("--timings", action="store_true",
+                        help="print how long loading the model and each stage of the last image took")
     add_store_argument(parser)
     parser.set_defaults(func=run)
 
@@ -89,7 +92,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from workers.matting.engine import MattingEngine  # the model runtime loads only here
 
     engine = MattingEngine(open_store(args), options, device=args.device)
+    started = time.perf_counter()
     engine.load()
+    load_ms = (time.perf_counter() - started) * 1000
     bar = ProgressBar("remove-bg", err)
     try:
         report = run_batch(engine, files, args.outdir, background=background, fmt=args.fmt, progress=bar)
@@ -97,6 +102,9 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         bar.close()
         engine.close()
     saved = len(report.done)
+    if getattr(args, "timings", False):
+        stages = ", ".join(f"{name} {ms:.1f}" for name, ms in engine.timings.items())
+        err.write(f"Timings (ms): load {load_ms:.1f}, {stages}\n")
     out.write(f"Saved {saved} image{'s' if saved != 1 else ''} to {args.outdir} (model: {engine.model_label}).\n")
     skipped = [(str(path), reason) for path, reason in report.failed]
     skipped += [(text, "no image matched this input.") for text in unmatched]

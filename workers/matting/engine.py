@@ -51,6 +51,8 @@ __all__ = ["MattingEngine", "ModelChoice", "available_models", "physical_cores",
 MAX_CACHED_SESSIONS = 4
 #: Accelerated onnxruntime providers in order of preference (each used only when installed).
 _ACCELERATORS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider")
+_DEVICE_NAMES = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda",
+                 "DmlExecutionProvider": "directml"}
 
 
 def physical_cores() -> int:
@@ -173,17 +175,18 @@ class MattingEngine:
             self._targets.clear()
 
     # ---- masks -----------------------------------------------------------------------------
-    def predict_mask(self, bgr: np.ndarray) -> np.ndarray:
+    def predict_mask(self, bgr: np.ndarray, model: str | None = None) -> np.ndarray:
         """HxW uint8 alpha for a BGR uint8 image: the model, then post-processing and alpha matting
-        as the options ask."""
-        return self.predict(bgr)[0]
+        as the options ask. ``model`` runs another model than the options' for this image (live uses
+        a faster one while jobs keep the chosen one); its session stays loaded beside the others."""
+        return self.predict(bgr, model)[0]
 
-    def predict(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, bgr: np.ndarray, model: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The alpha and, when alpha matting ran, the foreground colours it estimated (BGR), else None."""
         image = _bgr(bgr)
         with self._lock:
             opts = self.options.copy()
-            loaded = self._current()
+            loaded = self._current(model)
             mask = self._infer(loaded, image)
         t0 = time.perf_counter()
         if opts.post_process:
@@ -196,10 +199,10 @@ class MattingEngine:
             self.timings["matting"] = (time.perf_counter() - t1) * 1000
         return mask, foreground
 
-    def raw_mask(self, bgr: np.ndarray) -> np.ndarray:
+    def raw_mask(self, bgr: np.ndarray, model: str | None = None) -> np.ndarray:
         """The model's mask alone (no post-processing, no alpha matting)."""
         with self._lock:
-            return self._infer(self._current(), _bgr(bgr))
+            return self._infer(self._current(model), _bgr(bgr))
 
     # ---- information -----------------------------------------------------------------------
     @property
@@ -216,7 +219,10 @@ class MattingEngine:
     @property
     def model_label(self) -> str:
         """A readable name of the current model."""
-        model = self.options.model
+        return self.label_of(self.options.model)
+
+    def label_of(self, model: str) -> str:
+        """A readable name of any model the engine may run (its id when it cannot be resolved)."""
         target = self._targets.get(model)
         if target is not None:
             return target.label
@@ -224,6 +230,21 @@ class MattingEngine:
         with contextlib.suppress(UserError):
             return self.store.get(spec.manifest_id if spec else model).name
         return Path(model).name if model.lower().endswith(".onnx") else model
+
+    def model_file(self, model: str) -> Path:
+        """The file a model id, import id or path resolves to (a UserError sentence when it cannot)."""
+        with self._lock:
+            target = self._targets.get(model)
+            if target is None:
+                target = self._targets[model] = self._resolve(model)
+            return target.path
+
+    @property
+    def compute_device(self) -> str:
+        """Where the models run: "cpu", or the accelerator onnxruntime uses ("cuda", "tensorrt",
+        "directml"): the current session's when one is loaded, else the one it would ask for."""
+        first = (self.providers or ["CPUExecutionProvider"])[0]
+        return _DEVICE_NAMES.get(first, "cpu")
 
     @property
     def model_path(self) -> Path | None:
@@ -279,8 +300,8 @@ class MattingEngine:
         path = path.resolve()
         return _Target(str(path), path.name, path, None)
 
-    def _current(self) -> _Loaded:
-        model = self.options.model
+    def _current(self, model: str | None = None) -> _Loaded:
+        model = model or self.options.model
         target = self._targets.get(model)
         if target is None:
             target = self._resolve(model)

@@ -38,6 +38,8 @@ class MattingOptions:
     erode_size: int = 10
     post_process: bool = False
     mask_only: bool = False
+    #: Live pictures and videos: the mask is steadied between frames (see :mod:`workers.matting.steady`).
+    steady: bool = True
 
     def copy(self) -> MattingOptions:
         return dataclasses.replace(self)
@@ -55,7 +57,7 @@ def coerce_option(name: str, value: Any) -> Any:
         if not text:
             raise UserError("Choose a background-removal model.")
         return text
-    if name in ("alpha_matting", "post_process", "mask_only"):
+    if name in ("alpha_matting", "post_process", "mask_only", "steady"):
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
         return bool(value)
