@@ -485,3 +485,27 @@ def test_stream_errors_are_one_sentence(make_worker: Any, qtbot: Any) -> None:
     qtbot.waitUntil(lambda: bool(errors), timeout=WAIT)
     assert errors == ["Face swap: the swapper exploded. (details in the log)"]
     assert worker.take_result() is None
+
+
+def test_a_missing_source_view_reaches_the_page_as_a_warning(
+    make_worker: Any, qtbot: Any, photos: dict[str, Path], tmp_path: Path
+) -> None:
+    """A target face turned away from every source photo: the still is left as it is, the worker warns
+    with the one sentence that names the photo to add, and Save writes nothing."""
+    from face_views import posed
+
+    worker, jobs = make_worker(options=FaceSwapOptions(engine="classic"))
+    warnings: list[str] = []
+    worker.warning.connect(warnings.append)
+    qtbot.waitUntil(lambda: worker.state == "ready", timeout=WAIT)
+    front = tmp_path / "front.png"
+    cv2.imwrite(str(front), astronaut())
+    finished(qtbot, jobs, worker.set_source([front]))
+    turned = tmp_path / "turned.png"
+    cv2.imwrite(str(turned), posed(30))
+    still = finished(qtbot, jobs, worker.render_image(turned))
+    assert still.faces_found == 1 and still.faces_swapped == 0
+    qtbot.waitUntil(lambda: any("add a photo looking to the right of the picture" in w for w in warnings), timeout=WAIT)
+    message = failure(qtbot, jobs, worker.swap_image(turned, tmp_path / "out.png"))
+    assert "add a photo looking to the right of the picture" in message and "Nothing was saved" in message
+    assert not (tmp_path / "out.png").exists()
