@@ -291,7 +291,8 @@ def check_matting(ctx: _Context) -> str:
         options.model = str(build_test_matting_model(ctx.scratch / "selftest-matting.onnx"))
         label = "a tiny test model"
         ctx.note = (
-            "No matting model is installed (none ships on PyPI); a tiny test model proved onnxruntime and the engine."
+            "No matting model is installed (u2netp comes with setup: run scripts/setup.sh or "
+            "snowai-studio models download rembg-u2netp); a tiny test model proved onnxruntime and the engine."
         )
     engine = MattingEngine(ctx.store, options)
     image, truth = _subject()

@@ -143,6 +143,8 @@ class MattingWorker(RecordingWorker):
         if old is not None:
             with contextlib.suppress(Exception):
                 old.close()
+        self.plan = None
+        self._steadier.reset()  # another model's masks start afresh, not blended into the old one's
         log.info("Background removal reloaded: %s", self._model_label())
         return True
 
