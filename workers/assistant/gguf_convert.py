@@ -7,12 +7,14 @@ for the shipped Gemma-3-270M on two cores). Here the work is done once:
 - :func:`read_gguf` parses the header, the metadata and the tensor table itself (string arrays with
   a plain loop, number arrays as numpy views), and checks that every tensor lies inside the file, so
   a truncated download or a file that is no GGUF at all gives one clear sentence.
-- :func:`convert_gguf` dequantizes the tensors (numpy; Q8_0, F16 and BF16 directly, the other block
-  formats through the ``gguf`` package), renames them to the transformers names, undoes llama.cpp's
-  storage conventions (Gemma's ``1 + w`` norms), builds the tokenizer with the ``tokenizers`` library
-  and writes ``config.json``, ``generation_config.json``, ``model.safetensors`` and the tokenizer
-  files. Gemma, Gemma 2 and Gemma 3 take this fast path; other architectures go through
-  transformers' own GGUF loader once and are saved the same way.
+- :func:`convert_gguf` dequantizes the tensors (numpy; Q8_0, Q4_0, Q4_1, F16 and BF16 directly, the
+  other block formats through the ``gguf`` package), renames them to the transformers names, undoes
+  llama.cpp's storage conventions (Gemma's ``1 + w`` norms, Llama's interleaved query and key rows
+  for its rotary embedding), builds the tokenizer with the ``tokenizers`` library and writes
+  ``config.json``, ``generation_config.json``, ``model.safetensors`` and the tokenizer files.
+  Gemma, Gemma 2 and Gemma 3 (SentencePiece vocabulary) and Llama with a byte-level BPE vocabulary
+  (SmolLM2, for instance) take this fast path; other architectures go through transformers' own
+  GGUF loader once and are saved the same way.
 - :func:`ensure_converted` keeps the result in the model store under
   ``<store>/converted/<file stem>-<key>`` (the key identifies the file's content cheaply), builds it
   in a temporary folder and renames it into place, and rebuilds a folder that is incomplete or
@@ -93,10 +95,14 @@ _NUMPY_TYPES = {
 }
 
 # ggml tensor types handled here without the gguf package.
-GGML_F32, GGML_F16, GGML_Q8_0, GGML_BF16 = 0, 1, 8, 30
+GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q4_1, GGML_Q8_0, GGML_BF16 = 0, 1, 2, 3, 8, 30
 
 # The architectures converted by this module's own code (the others go through transformers).
-FAST_ARCHITECTURES = ("gemma", "gemma2", "gemma3")
+FAST_ARCHITECTURES = ("gemma", "gemma2", "gemma3", "llama")
+#: llama.cpp's pre-tokenizer names that are plain GPT-2 byte-level splitting, and those that first
+#: cut numbers into single digits (byte-level BPE vocabularies; others go through transformers).
+BPE_PRE_GPT2 = ("default", "gpt-2", "gpt2")
+BPE_PRE_DIGITS = ("smollm", "starcoder", "refact")
 
 # Token types in ``tokenizer.ggml.token_type``.
 TOKEN_NORMAL, TOKEN_UNKNOWN, TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNUSED, TOKEN_BYTE = 1, 2, 3, 4, 5, 6
@@ -381,6 +387,20 @@ def dequantize(mm: mmap.mmap, tensor: GGUFTensor) -> np.ndarray:
         scales = blocks[:, :2].copy().view("<f2").astype(np.float32)
         out = blocks[:, 2:].view(np.int8).astype(np.float32)
         out *= scales
+    elif kind in (GGML_Q4_0, GGML_Q4_1):
+        # 32 values a block: a float16 scale (and for Q4_1 a float16 minimum), then 16 bytes whose
+        # low nibbles are values 0-15 and high nibbles values 16-31.
+        head = 2 if kind == GGML_Q4_0 else 4
+        blocks = raw.reshape(-1, head + 16)
+        scales = blocks[:, :2].copy().view("<f2").astype(np.float32)
+        qs = blocks[:, head:]
+        out = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.float32)
+        if kind == GGML_Q4_0:
+            out -= 8.0
+            out *= scales
+        else:
+            out *= scales
+            out += blocks[:, 2:4].copy().view("<f2").astype(np.float32)
     else:
         from gguf import quants
         from gguf.constants import GGMLQuantizationType
@@ -583,6 +603,143 @@ def _gemma_tokenizer(gg: GGUFFile) -> tuple[Any, dict[str, Any]]:
     return tok, config
 
 
+# ---- Llama with a byte-level BPE vocabulary ---------------------------------------------------
+
+_LLAMA_BLOCK_NAMES = {
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+
+
+def _llama_hf_name(gguf_name: str) -> str | None:
+    if gguf_name == "token_embd.weight":
+        return "model.embed_tokens.weight"
+    if gguf_name == "output_norm.weight":
+        return "model.norm.weight"
+    if gguf_name == "output.weight":
+        return "lm_head.weight"
+    parts = gguf_name.split(".")
+    if len(parts) == 4 and parts[0] == "blk" and parts[3] == "weight":
+        target = _LLAMA_BLOCK_NAMES.get(parts[2])
+        if target is None:
+            return None
+        return f"model.layers.{int(parts[1])}.{target}.weight"
+    return None
+
+
+def _unpermute_rope_rows(weight: np.ndarray, heads: int) -> np.ndarray:
+    """Undo llama.cpp's reordering of query/key rows: within each head it stores the two halves of
+    the rotary pairs interleaved (rows 0, d/2, 1, d/2+1, ...); transformers keeps them as halves."""
+    rows = weight.shape[0]
+    half = rows // heads // 2
+    return weight.reshape(heads, half, 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+
+
+def _llama_fast_path(gg: GGUFFile) -> bool:
+    """True for a plain Llama (no biases, no extra rotary tables, no experts) with a byte-level BPE
+    vocabulary whose pre-tokenizer this module reproduces."""
+    if gg.metadata.get("tokenizer.ggml.model") != "gpt2" or "tokenizer.ggml.merges" not in gg.metadata:
+        return False
+    if str(gg.metadata.get("tokenizer.ggml.pre", "default")) not in BPE_PRE_GPT2 + BPE_PRE_DIGITS:
+        return False
+    if gg.arch_value("expert_count") or gg.arch_value("rope.scaling.type") not in (None, "none"):
+        return False
+    heads = (gg.arch_value("attention.head_count"), gg.arch_value("attention.head_count_kv"))
+    if any(isinstance(h, (np.ndarray, list)) for h in heads):
+        return False  # a different number of heads per layer
+    return all(_llama_hf_name(t.name) is not None for t in gg.tensors)
+
+
+def _llama_config(gg: GGUFFile, vocab_size: int, eos_ids: list[int], bos_id: int | None, pad_id: int) -> Any:
+    from transformers import LlamaConfig
+
+    heads = int(gg.arch_value("attention.head_count"))
+    hidden = int(gg.arch_value("embedding_length"))
+    head_dim = int(gg.arch_value("attention.key_length", gg.arch_value("rope.dimension_count", hidden // heads)))
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=int(gg.arch_value("feed_forward_length")),
+        num_hidden_layers=int(gg.arch_value("block_count")),
+        num_attention_heads=heads,
+        num_key_value_heads=int(gg.arch_value("attention.head_count_kv", heads)),
+        head_dim=head_dim,
+        rms_norm_eps=float(gg.arch_value("attention.layer_norm_rms_epsilon", 1e-5)),
+        max_position_embeddings=int(gg.arch_value("context_length", 4096)),
+        rope_theta=float(gg.arch_value("rope.freq_base", 10000.0)),
+        bos_token_id=bos_id,
+        eos_token_id=eos_ids[0] if len(eos_ids) == 1 else eos_ids,
+        pad_token_id=pad_id,
+        tie_word_embeddings=gg.tensor("output.weight") is None,
+        attention_bias=False,
+        mlp_bias=False,
+    )
+
+
+def _bpe_tokenizer(gg: GGUFFile) -> tuple[Any, dict[str, Any]]:
+    """A byte-level BPE ``tokenizers.Tokenizer`` (GPT-2 style) from the GGUF vocabulary and merges."""
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import BPE
+
+    tokens = list(gg.metadata["tokenizer.ggml.tokens"])
+    types = gg.metadata.get("tokenizer.ggml.token_type")
+    types = [int(t) for t in types] if types is not None else [TOKEN_NORMAL] * len(tokens)
+    vocab: dict[str, int] = {}
+    for i, tok in enumerate(tokens):
+        vocab.setdefault(tok, i)
+    merges = [tuple(m.split(" ", 1)) for m in gg.metadata["tokenizer.ggml.merges"] if " " in m]
+    bpe = Tokenizer(BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False, dropout=None))
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    if str(gg.metadata.get("tokenizer.ggml.pre", "default")) in BPE_PRE_DIGITS:
+        bpe.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+    else:
+        bpe.pre_tokenizer = byte_level
+    bpe.decoder = decoders.ByteLevel()
+    special = [AddedToken(tokens[i], special=True, normalized=False) for i, t in enumerate(types) if t == TOKEN_CONTROL]
+    if special:
+        bpe.add_special_tokens(special)
+    user_defined = [
+        AddedToken(tokens[i], special=False, normalized=False)
+        for i, t in enumerate(types)
+        if t == TOKEN_USER_DEFINED and vocab.get(tokens[i]) == i
+    ]
+    if user_defined:
+        bpe.add_tokens(user_defined)
+
+    def token_of(key: str) -> str | None:
+        idx = gg.metadata.get(f"tokenizer.ggml.{key}")
+        return tokens[int(idx)] if idx is not None and 0 <= int(idx) < len(tokens) else None
+
+    bos, eos, unk, pad = (token_of(k) for k in ("bos_token_id", "eos_token_id", "unknown_token_id", "padding_token_id"))
+    add_bos = bool(gg.metadata.get("tokenizer.ggml.add_bos_token", False))
+    if add_bos and bos is not None:
+        bpe.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
+        )
+    config: dict[str, Any] = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": bos,
+        "eos_token": eos,
+        "unk_token": unk,
+        "pad_token": pad or eos,
+        "add_bos_token": add_bos,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": int(gg.arch_value("context_length", 4096)),
+        "padding_side": "left",
+    }
+    if gg.chat_template:
+        config["chat_template"] = gg.chat_template
+    return bpe, {k: v for k, v in config.items() if v is not None}
+
+
 def _eos_ids(gg: GGUFFile, vocab: dict[str, int] | None = None) -> list[int]:
     ids: list[int] = []
     eos = gg.metadata.get("tokenizer.ggml.eos_token_id")
@@ -613,7 +770,7 @@ def total_share(gg: GGUFFile) -> int:
     return max(1, sum(t.nbytes for t in gg.tensors) // 6)
 
 
-def _convert_gemma(
+def _convert_fast(
     gg: GGUFFile,
     dest: Path,
     *,
@@ -644,10 +801,12 @@ def _convert_gemma(
     def build_tokenizer() -> None:
         try:
             t0 = time.perf_counter()
-            tok, tok_config = _gemma_tokenizer(gg)
+            tok, tok_config = _bpe_tokenizer(gg) if gg.architecture == "llama" else _gemma_tokenizer(gg)
             tok.save(str(dest / "tokenizer.json"))
             (dest / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2), encoding="utf-8")
-            special_map = {k: tok_config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")}
+            special_map = {
+                k: tok_config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token") if tok_config.get(k)
+            }
             (dest / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2), encoding="utf-8")
             log.info("GGUF tokenizer built in %.1f s", time.perf_counter() - t0)
         except BaseException as exc:
@@ -656,7 +815,7 @@ def _convert_gemma(
     worker = threading.Thread(target=build_tokenizer, name="gguf-tokenizer", daemon=True)
     worker.start()
     try:
-        _write_gemma_weights(gg, dest, dtype=dtype, tick=tick)
+        _write_weights(gg, dest, dtype=dtype, tick=tick)
     finally:
         worker.join()
     if failure:
@@ -664,7 +823,7 @@ def _convert_gemma(
     tick(share)
 
 
-def _write_gemma_weights(gg: GGUFFile, dest: Path, *, dtype: str, tick: Callable[[int], None]) -> None:
+def _write_weights(gg: GGUFFile, dest: Path, *, dtype: str, tick: Callable[[int], None]) -> None:
     from safetensors.numpy import save_file
 
     tokens = gg.metadata["tokenizer.ggml.tokens"]
@@ -674,20 +833,29 @@ def _write_gemma_weights(gg: GGUFFile, dest: Path, *, dtype: str, tick: Callable
     out_dtype = np.float16 if dtype in ("float16", "bfloat16") else np.float32
     weights: dict[str, np.ndarray] = {}
     arch = gg.architecture
+    llama = arch == "llama"
+    heads = int(gg.arch_value("attention.head_count", 1)) if llama else 1
+    kv_heads = int(gg.arch_value("attention.head_count_kv", heads)) if llama else 1
     with gg.path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         for t in gg.tensors:
-            hf = _gemma_hf_name(arch, t.name)
+            hf = _llama_hf_name(t.name) if llama else _gemma_hf_name(arch, t.name)
             if hf is None:
                 log.info("GGUF tensor %s has no transformers counterpart; skipped", t.name)
                 tick(t.nbytes)
                 continue
             values = dequantize(mm, t)
             if t.name.endswith("norm.weight"):
-                # llama.cpp stores Gemma's RMSNorm scale as 1 + w.
-                values = values - 1.0
+                if not llama:
+                    # llama.cpp stores Gemma's RMSNorm scale as 1 + w.
+                    values = values - 1.0
                 weights[hf] = np.ascontiguousarray(values, dtype=np.float32)
-            else:
-                weights[hf] = np.ascontiguousarray(values.astype(out_dtype, copy=False))
+                tick(t.nbytes)
+                continue
+            if llama and t.name.endswith(".attn_q.weight"):
+                values = _unpermute_rope_rows(values, heads)
+            elif llama and t.name.endswith(".attn_k.weight"):
+                values = _unpermute_rope_rows(values, kv_heads)
+            weights[hf] = np.ascontiguousarray(values.astype(out_dtype, copy=False))
             tick(t.nbytes)
     log.info("GGUF tensors dequantized in %.1f s", time.perf_counter() - t0)
     t0 = time.perf_counter()
@@ -699,13 +867,21 @@ def _write_gemma_weights(gg: GGUFFile, dest: Path, *, dtype: str, tick: Callable
     embd = gg.tensor("token_embd.weight")
     vocab_size = embd.shape[0] if embd is not None else len(tokens)
     eos_ids = _eos_ids(gg, vocab)
-    bos_id = int(gg.metadata.get("tokenizer.ggml.bos_token_id", 2))
-    pad_id = int(gg.metadata.get("tokenizer.ggml.padding_token_id", 0))
     unk = gg.metadata.get("tokenizer.ggml.unknown_token_id")
-    config = _gemma_config(gg, vocab_size, eos_ids, bos_id, pad_id, int(unk) if unk is not None else None)
-    config.architectures = [
-        {"gemma": "GemmaForCausalLM", "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}[gg.architecture]
-    ]
+    unk_id = int(unk) if unk is not None else None
+    if llama:
+        bos = gg.metadata.get("tokenizer.ggml.bos_token_id")
+        bos_id: int | None = int(bos) if bos is not None else None
+        pad_id = int(gg.metadata.get("tokenizer.ggml.padding_token_id", eos_ids[0]))
+        config = _llama_config(gg, vocab_size, eos_ids, bos_id, pad_id)
+        config.architectures = ["LlamaForCausalLM"]
+    else:
+        bos_id = int(gg.metadata.get("tokenizer.ggml.bos_token_id", 2))
+        pad_id = int(gg.metadata.get("tokenizer.ggml.padding_token_id", 0))
+        config = _gemma_config(gg, vocab_size, eos_ids, bos_id, pad_id, unk_id)
+        config.architectures = [
+            {"gemma": "GemmaForCausalLM", "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM"}[arch]
+        ]
     _set_dtype(config, "float16" if dtype in ("float16", "bfloat16") else "float32")
     config.save_pretrained(dest)
     generation = {
@@ -779,8 +955,10 @@ def convert_gguf(
         raise UserError(f"{gguf_path.name} has no tokenizer inside; it cannot be used as a language model.")
     dest.mkdir(parents=True, exist_ok=True)
     arch = gg.architecture
-    if arch in FAST_ARCHITECTURES and gg.metadata.get("tokenizer.ggml.model") == "llama":
-        _convert_gemma(gg, dest, dtype=dtype, progress=progress, status=status, cancel=cancel)
+    if arch in FAST_ARCHITECTURES and (
+        _llama_fast_path(gg) if arch == "llama" else gg.metadata.get("tokenizer.ggml.model") == "llama"
+    ):
+        _convert_fast(gg, dest, dtype=dtype, progress=progress, status=status, cancel=cancel)
     else:
         _convert_with_transformers(gg, dest, dtype=dtype, status=status, cancel=cancel)
     return dest
