@@ -197,3 +197,38 @@ def test_broken_model_folders_are_clear_errors(tmp_path: Path) -> None:
         Transcriber("no-such-model-id", store=shipped_store(), warmup=False)
     with pytest.raises(UserError, match="Unknown compute device"):
         Transcriber(shipped, device="tpu", warmup=False)
+
+
+@pytest.fixture(scope="module")
+def base_transcriber() -> Transcriber:
+    """The shipped multilingual Whisper base (skipped where its two packages are not installed)."""
+    try:
+        return Transcriber("whisper-base-shipped", store=shipped_store(), device="cpu")
+    except UserError as exc:
+        pytest.skip(f"the shipped Whisper base is not installed: {exc}")
+
+
+def test_a_multilingual_model_finds_the_language_on_the_short_clip_path(
+    base_transcriber: Transcriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert base_transcriber.multilingual and "de" in base_transcriber.languages
+    audio = utterance_16k(QUESTIONS[0], 0.2, 0.2)
+    chosen = base_transcriber.transcribe(audio, language="en")
+
+    def full_window(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a short clip in a clear language takes the short path")
+
+    monkeypatch.setattr(base_transcriber._model, "transcribe", full_window)
+    found = base_transcriber.transcribe(audio, language="auto")
+    assert found.language == "en"
+    assert words(found.text) == words(chosen.text) == words(QUESTIONS[0])
+
+
+def test_an_unsure_language_guess_falls_back_to_the_full_window(
+    base_transcriber: Transcriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio = utterance_16k(QUESTIONS[1], 0.2, 0.2)
+    monkeypatch.setattr(base_transcriber, "_detect_language", lambda _encoded: None)
+    t = base_transcriber.transcribe(audio, language="auto")
+    assert t.language == "en" and similarity(t.text, QUESTIONS[1]) >= 0.85
+    assert base_transcriber.short_window > 0  # the short path stays on for the next clip
