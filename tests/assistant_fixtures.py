@@ -176,7 +176,7 @@ def assistant_store_fixture() -> ModelStore:
 @functools.cache
 def shipped_transcriber() -> Transcriber:
     """The shipped Whisper tiny.en on the CPU (int8), loaded once per session."""
-    return Transcriber(store=shipped_store(), device="cpu")
+    return Transcriber("whisper-tiny-en-shipped", store=shipped_store(), device="cpu")
 
 
 @pytest.fixture(scope="session", name="transcriber")

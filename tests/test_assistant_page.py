@@ -418,8 +418,16 @@ def test_conversation_save_and_load_round_trip(
 # ---- options ---------------------------------------------------------------------------------------------------
 
 
+def tiny_en_settings() -> Settings:
+    """Settings whose speech recognition is the shipped English-only tiny.en (the default is the
+    multilingual base): what the tests below check about a model's languages and a change of model."""
+    settings = Settings.load()
+    settings.options(AssistantOptions).asr_model = "whisper-tiny-en-shipped"
+    return settings
+
+
 def test_options_persist_and_apply_live(make_page: Callable[..., AssistantPage], qtbot: Any, tmp_path: Path) -> None:
-    page = make_page()
+    page = make_page(settings=tiny_en_settings())
     panel = page.settings_panel
     listening, speech, llm, answers, voice = panel.listening, panel.speech, panel.llm, panel.answers, panel.voice
     assert not panel.sections["answers"].expanded  # folded at first
@@ -494,7 +502,7 @@ def test_model_lists_come_from_the_store(make_page: Callable[..., AssistantPage]
     panel = page.settings_panel
     asr = [c.key for c in panel.speech.asr_picker.choices]
     assert asr[0] == "whisper-tiny-en-shipped" and "faster-whisper-small" in asr
-    assert panel.speech.asr_picker.current_key() == "whisper-tiny-en-shipped"
+    assert panel.speech.asr_picker.current_key() == AssistantOptions().asr_model == "whisper-base-shipped"
     combo = panel.speech.asr_picker.combo
     texts = [combo.itemText(i).strip() for i in range(combo.count())]
     assert texts[0] == "Ready to use" and "Can be downloaded" in texts  # grouped under headings
@@ -719,7 +727,7 @@ def test_actions_are_buttons_on_the_action_bar_around_the_transcript(
 def test_settings_are_inspector_sections_with_model_pickers(
     make_page: Callable[..., AssistantPage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    page = make_page()
+    page = make_page(settings=tiny_en_settings())
     panel = page.settings_panel
     assert list(page.inspector.sections) == ["listening", "speech", "llm", "answers", "voice"]
     assert [s.title for s in page.inspector.sections.values()] == [

