@@ -30,7 +30,6 @@ LLM_CHOICES = {
     "openai": "Local server (Ollama, LM Studio…)",
 }
 BUILTIN_LLM = "gemma-3-270m-q4-k-m-shipped"
-DEFAULT_ASR = "whisper-tiny-en-shipped"
 DEFAULT_VOICE = "piper-en-us-joe-medium-shipped"
 
 
