@@ -604,3 +604,26 @@ class AudioOutput(_ContextMixin):
         except Exception as exc:
             log.warning("Closing %s failed: %s", self.label, exc)
         log.info("Released %s", self.label)
+
+
+class BlockClock:
+    """Paces audio blocks like a sound card: block ``seq`` is due ``seq + 1`` block lengths after the
+    first read (for sources that play a file or an array in real time)."""
+
+    def __init__(self, closed: threading.Event) -> None:
+        self.closed = closed
+        self.start: float | None = None
+
+    def reset(self) -> None:
+        self.start = None
+
+    def wait(self, seq: int, blocksize: int, samplerate: float, timeout: float | None) -> bool:
+        """Sleep until block ``seq`` is due; False when ``timeout`` comes first or the source closes."""
+        now = time.monotonic()
+        if self.start is None:
+            self.start = now
+        wait = self.start + (seq + 1) * blocksize / samplerate - now
+        if timeout is not None and wait > timeout:
+            self.closed.wait(timeout)
+            return False
+        return not (wait > 0 and self.closed.wait(wait))

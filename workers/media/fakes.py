@@ -18,7 +18,7 @@ from typing import Any, Self
 import numpy as np
 
 from workers.errors import UserError
-from workers.media.audio import as_block, convert_channels, resample
+from workers.media.audio import BlockClock, as_block, convert_channels, resample
 from workers.media.camera import CameraSource, FrameInfo, FrameSourceBase
 from workers.queues import StreamItem
 
@@ -265,9 +265,9 @@ class ArrayMicrophone:
         self._data: np.ndarray | None = None
         self._pos = 0
         self._seq = 0
-        self._start: float | None = None
         self._ended = False
         self._closed = threading.Event()
+        self._clock = BlockClock(self._closed)
         self.open_count = 0
         self.close_count = 0
 
@@ -284,7 +284,7 @@ class ArrayMicrophone:
             self._data = resample(convert_channels(self._raw, self.channels), self.source_rate, self.samplerate)
         self._pos = 0
         self._seq = 0
-        self._start = None
+        self._clock.reset()
         self._ended = False
         self._closed.clear()
         self.open_count += 1
@@ -299,17 +299,8 @@ class ArrayMicrophone:
                 self._ended = True
                 return None
             self._pos = 0
-        if self.paced:
-            now = time.monotonic()
-            if self._start is None:
-                self._start = now
-            due = self._start + (self._seq + 1) * self.blocksize / self.samplerate
-            wait = due - now
-            if timeout is not None and wait > timeout:
-                self._closed.wait(timeout)
-                return None
-            if wait > 0 and self._closed.wait(wait):
-                return None
+        if self.paced and not self._clock.wait(self._seq, self.blocksize, self.samplerate, timeout):
+            return None
         block = self._data[self._pos : self._pos + self.blocksize]
         if len(block) < self.blocksize:
             pad = np.zeros((self.blocksize - len(block), self.channels), np.float32)

@@ -21,7 +21,14 @@ from typing import Any, Self
 import numpy as np
 
 from workers.errors import UserError
-from workers.media.audio import AudioDevice, AudioInput, AudioSource, convert_channels, list_input_devices
+from workers.media.audio import (
+    AudioDevice,
+    AudioInput,
+    AudioSource,
+    BlockClock,
+    convert_channels,
+    list_input_devices,
+)
 from workers.queues import StreamItem
 
 log = logging.getLogger(__name__)
@@ -108,8 +115,8 @@ class FileMicrophone:
         self._pending = np.zeros((0, self.channels), np.float32)
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._clock = BlockClock(self._closed)
         self._seq = 0
-        self._start: float | None = None
         self._eof = False
         self._ended = False
 
@@ -140,7 +147,7 @@ class FileMicrophone:
             self._resampler = soxr.ResampleStream(rate, self.samplerate, self.channels, dtype="float32")
         self._pending = np.zeros((0, self.channels), np.float32)
         self._seq = 0
-        self._start = None
+        self._clock.reset()
         self._eof = self._ended = False
         self.loops = 0
         self._closed.clear()
@@ -185,17 +192,8 @@ class FileMicrophone:
             raise UserError(f"The sound file {self.path.name} is not open as the microphone.")
         if self._ended or self._closed.is_set():
             return None
-        if self.paced:
-            now = time.monotonic()
-            if self._start is None:
-                self._start = now
-            due = self._start + (self._seq + 1) * self.blocksize / self.samplerate
-            wait = due - now
-            if timeout is not None and wait > timeout:
-                self._closed.wait(timeout)
-                return None
-            if wait > 0 and self._closed.wait(wait):
-                return None
+        if self.paced and not self._clock.wait(self._seq, self.blocksize, self.samplerate, timeout):
+            return None
         with self._lock:
             if self._file is None:
                 return None
