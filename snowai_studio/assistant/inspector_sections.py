@@ -92,7 +92,7 @@ class AssistantSettingsPanel(QObject):
         if section is None:
             return
         section.set_expanded(True)
-        QTimer.singleShot(0, lambda: self.inspector.ensureWidgetVisible(section, 0, 0))
+        QTimer.singleShot(0, self.inspector, lambda: self.inspector.ensureWidgetVisible(section, 0, 0))
 
     def flush(self) -> None:
         """Apply what is still being typed."""

@@ -284,7 +284,7 @@ class ChatView(QScrollArea):
             timings = getattr(t, "timings", None)
             if isinstance(timings, dict) and timings:
                 self.set_timings(turn_id, timings_text(timings, typed=getattr(t, "source", "") == "text"))
-        QTimer.singleShot(0, self.scroll_to_end)
+        QTimer.singleShot(0, self, self.scroll_to_end)  # not run once the view is gone
 
     def clear(self) -> None:
         for row in self._rows:
@@ -351,7 +351,7 @@ class ChatView(QScrollArea):
 
     def _follow(self) -> None:
         if self._stick:
-            QTimer.singleShot(0, self.scroll_to_end)
+            QTimer.singleShot(0, self, self.scroll_to_end)  # not run once the view is gone
 
     @Slot()
     def scroll_to_end(self) -> None:

@@ -299,7 +299,7 @@ class FaceSwapPage(ToolPage):
         self.refresh_engine()  # a model may have been downloaded meanwhile
         if not self._restored:
             self._restored = True
-            QTimer.singleShot(0, self.sources.restore)
+            QTimer.singleShot(0, self, self.sources.restore)
 
     # ---- the worker -------------------------------------------------------------------------------------------
     def _make_worker(self) -> Any:
