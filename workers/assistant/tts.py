@@ -142,6 +142,9 @@ class PiperTTS:
     ) -> None:
         self.model_path, self.name = _resolve_piper(model, store)
         self._speed = _clamp_speed(speed)
+        #: Piper draws each take's timing and timbre at random; False renders the same take every time
+        #: (the same words always sound the same: what recordings made for a check need).
+        self.varied = True
         wanted = (device or "cpu").lower()
         use_cuda = wanted in ("cuda", "gpu") or (wanted == "auto" and _onnx_cuda())
         try:
@@ -201,7 +204,10 @@ class PiperTTS:
     def _config(self) -> Any:
         from piper.config import SynthesisConfig
 
-        return SynthesisConfig(length_scale=float(self._voice.config.length_scale) / self._speed)
+        length = float(self._voice.config.length_scale) / self._speed
+        if self.varied:
+            return SynthesisConfig(length_scale=length)
+        return SynthesisConfig(length_scale=length, noise_scale=0.0, noise_w_scale=0.0)
 
     # ---- speech ----------------------------------------------------------------------------
     def synthesize(self, text: str, *, cancel: CancelCheck | None = None) -> Iterator[np.ndarray]:
