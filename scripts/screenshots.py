@@ -96,6 +96,7 @@ def main(out: Path) -> int:
     assistant = window.pages["assistant"]
     window.show_page("assistant")
     assistant.send_text("What is the capital of France?")
+
     def answered() -> bool:
         turns = assistant.conversation().turns
         return any(turn.assistant.strip() for turn in turns) and assistant.state not in ("thinking", "speaking")
@@ -117,6 +118,17 @@ def main(out: Path) -> int:
                 wait(0.8)
                 shot = app.primaryScreen().grabWindow(0, 0, 0, width, height)
                 shot.save(str(out / f"{page}-{theme_name}-{width}x{height}.png"))
+    # "Get started" for the assistant: its recommended set, sizes and the free disk, before any download.
+    from snowai_studio.dialogs.get_started_dialog import GetStartedDialog
+
+    window.set_theme("dark")
+    window.resize(*SIZES[-1])
+    dialog = GetStartedDialog(window.context.model_store, "assistant", window)
+    dialog.show()
+    wait(0.8)
+    dialog.grab().save(str(out / "get-started-assistant-dark.png"))
+    dialog.shutdown()
+    dialog.close()
     window.set_theme("system")
     report["notifications"] = [f"{n.level}: {n.source}: {n.message}" for n in window.notifications.items]
     window.close()

@@ -79,6 +79,8 @@ class HomePage(QScrollArea):
     models_requested = Signal()
     #: The user picked a tool card: its id.
     tool_requested = Signal(str)
+    #: "Get the recommended models" on a tool card: its id.
+    get_started_requested = Signal(str)
 
     def __init__(self, context: StudioContext, tools: list[ToolSpec], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,7 +121,13 @@ class HomePage(QScrollArea):
             button.setToolTip(f"Ctrl+{number}")
             button.clicked.connect(lambda _checked=False, tool=spec.id: self.tool_requested.emit(tool))
             self.tool_buttons[spec.id] = button
-            lay.addWidget(button, 0, Qt.AlignmentFlag.AlignLeft)
+            row = QHBoxLayout()
+            row.addWidget(button)
+            starter = self._starter_button(spec.id)
+            if starter is not None:
+                row.addWidget(starter)
+            row.addStretch(1)
+            lay.addLayout(row)
             tool_grid.addWidget(card, index // 2, index % 2)
         tool_grid.setColumnStretch(0, 1)
         tool_grid.setColumnStretch(1, 1)
@@ -171,6 +179,17 @@ class HomePage(QScrollArea):
         self.setWidget(body)
         self.refresh_models()
         self._show_folders()
+
+    def _starter_button(self, tool: str) -> QPushButton | None:
+        store = self.context.model_store
+        starter = getattr(getattr(store, "manifest", None), "starters", {}).get(tool)
+        if starter is None:
+            return None
+        button = push_button("Recommended models…", "download")
+        button.setObjectName(f"home.getStarted.{tool}")
+        button.setToolTip(starter.summary)
+        button.clicked.connect(lambda _checked=False, t=tool: self.get_started_requested.emit(t))
+        return button
 
     def set_compute(self, info: Any) -> None:
         """The device in words; the runtimes' own names only in the tooltip."""

@@ -27,6 +27,7 @@ from snowai_studio.icons import icon
 from snowai_studio.notifications import Notification, NotificationPopover
 from snowai_studio.panels.live_source import describe_camera, describe_microphone
 from snowai_studio.panels.tool_page import ToolPage
+from snowai_studio.starter_offers import StarterOffers
 from snowai_studio.tools import ToolSpec, registered_tools
 from workers import base, compute, paths
 from workers.errors import describe_exception
@@ -71,6 +72,9 @@ class MainWindow(QMainWindow):
         self._build_switcher()
         for spec in specs:
             self._add_page(spec)
+        self.starters = StarterOffers(context, self.pages, self)
+        self.home.get_started_requested.connect(self.open_get_started)
+        self.starters.refresh()
 
         self._build_menus()
         self._build_status_bar()
@@ -118,8 +122,13 @@ class MainWindow(QMainWindow):
         self.pages[spec.id] = page
         self.stack.addWidget(page)
         number = len(self.pages)
-        self._add_switcher_action(spec.id, spec.short_title or spec.title, spec.icon or "home",
-                                  f"Ctrl+{number}" if number < 10 else "", spec.title)
+        self._add_switcher_action(
+            spec.id,
+            spec.short_title or spec.title,
+            spec.icon or "home",
+            f"Ctrl+{number}" if number < 10 else "",
+            spec.title,
+        )
         if isinstance(page, ToolPage):
             page.studio = self
             page.remember_default_layout()
@@ -133,8 +142,9 @@ class MainWindow(QMainWindow):
         self.open_action.setToolTip("Open a file in the tool on screen")
         file_menu.addSeparator()
         self.settings_action = file_menu.addAction(icon("settings"), "&Settings…", self.open_settings)
-        self.settings_action.setShortcuts([QKeySequence("Ctrl+,"), *QKeySequence.keyBindings(
-            QKeySequence.StandardKey.Preferences)])
+        self.settings_action.setShortcuts(
+            [QKeySequence("Ctrl+,"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Preferences)]
+        )
         file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit", self.close)
         quit_action.setShortcuts([QKeySequence("Ctrl+Q"), *QKeySequence.keyBindings(QKeySequence.StandardKey.Quit)])
@@ -174,6 +184,10 @@ class MainWindow(QMainWindow):
         self.devices_action = tools_menu.addAction(icon("camera"), "&Devices…", self.open_devices)
         self.models_action = tools_menu.addAction(icon("models"), "&Model manager…", self.open_model_manager)
         self.models_action.setShortcut(QKeySequence("Ctrl+M"))
+        starter_menu = tools_menu.addMenu(icon("download"), "&Get started")
+        for spec in registered_tools():
+            if spec.id in self.pages:
+                starter_menu.addAction(spec.title + "…", lambda tool=spec.id: self.open_get_started(tool))
 
         help_menu = bar.addMenu("&Help")
         self.shortcuts_action = help_menu.addAction(icon("help"), "&Keyboard shortcuts", self.show_shortcuts)
@@ -391,6 +405,14 @@ class MainWindow(QMainWindow):
         for page in self.pages.values():
             if isinstance(page, ToolPage):
                 page.models_changed()
+        self.starters.refresh()
+
+    @Slot(str)
+    def open_get_started(self, tool: str) -> bool:
+        """The recommended models of ``tool`` in one step; its page selects them when they are ready."""
+        used = self.starters.open(tool)
+        self.home.refresh_models()
+        return used
 
     @Slot(str, str)
     def _on_model_imported(self, tool: str, model_id: str) -> None:

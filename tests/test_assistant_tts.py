@@ -172,3 +172,27 @@ def test_a_broken_bark_folder_is_a_clear_error(tmp_path: Path, tiny_bark: Path) 
     (broken / "model.safetensors").write_bytes(b"\x00" * 128)
     with pytest.raises(UserError, match="could not be loaded"):
         BarkTTS(broken, device="cpu")
+
+
+def test_bark_as_the_model_manager_downloads_it(tmp_path: Path, tiny_bark: Path) -> None:
+    """suno/bark-small comes as its weights, configs, tokenizer.json and vocab.txt, without the
+    processor files: the voice makes its tokenizer from those and speaks."""
+    from transformers import BertTokenizerFast
+
+    folder = tmp_path / "bark-small"
+    shutil.copytree(tiny_bark, folder)
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).backend_tokenizer.save(
+        str(folder / "tokenizer.json")
+    )
+    for name in ("tokenizer_config.json", "special_tokens_map.json", "speaker_embeddings_path.json"):
+        (folder / name).unlink(missing_ok=True)
+    kept = sorted(p.name for p in folder.iterdir())
+    assert "tokenizer_config.json" not in kept and "tokenizer.json" in kept and "vocab.txt" in kept
+    voice = BarkTTS(folder, device="cpu")
+    assert type(voice._processor).__name__ == "BarkProcessor"
+    (chunk,) = list(voice.synthesize("hello world."))
+    assert chunk.dtype == np.float32 and len(chunk) > 0 and np.all(np.isfinite(chunk))
+    (folder / "tokenizer.json").unlink()
+    (folder / "vocab.txt").unlink()
+    with pytest.raises(UserError, match="no tokenizer"):
+        BarkTTS(folder, device="cpu")

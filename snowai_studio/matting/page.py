@@ -332,6 +332,11 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
         self.model_picker.select(spec.key if spec is not None else model_id)
         self._apply_model()
 
+    def use_recommended(self, model_ids: list[str]) -> None:
+        """The recommended set is ready: use its first model (the all-round one) for stills."""
+        if model_ids:
+            self.model_imported(model_ids[0])
+
     def devices_changed(self) -> None:
         self.live_panel.set_device_text(describe_camera(self.context.settings.devices.camera))
 

@@ -101,6 +101,10 @@ class ToolPage(QMainWindow):
 
     #: The page stands in its own window and the user closed that window: put it back.
     attach_requested = Signal()
+    #: The user asked for the tool's recommended models (the banner's "Get started…").
+    get_started_requested = Signal()
+    #: The user hid the "Get started" banner for good.
+    get_started_dismissed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,7 +127,8 @@ class ToolPage(QMainWindow):
         self.inspector_dock = QDockWidget(f"{self.title} settings" if self.title else "Settings", self)
         self.inspector_dock.setObjectName("inspectorDock")
         self.inspector_dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
             | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         sides = Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea
@@ -138,6 +143,12 @@ class ToolPage(QMainWindow):
         self.center_layout.setContentsMargins(8, 6, 8, 6)
         self.center_layout.setSpacing(6)
         self.setCentralWidget(self.center)
+        from snowai_studio.panels.starter_banner import StarterBanner  # it uses this module's buttons
+
+        self.starter_banner = StarterBanner()
+        self.starter_banner.open_requested.connect(self.get_started_requested)
+        self.starter_banner.dismissed.connect(self.get_started_dismissed)
+        self.center_layout.addWidget(self.starter_banner)
         self._default_state: QByteArray | None = None
         self._layout_restored = False
         self._pending_state: QByteArray | None = None
@@ -163,7 +174,7 @@ class ToolPage(QMainWindow):
 
     def set_preview(self, widget: QWidget, stretch: int = 1) -> QWidget:
         """The big thing in the middle (canvas, video, transcript): it takes the room that is left."""
-        self.center_layout.insertWidget(0, widget, stretch)
+        self.center_layout.insertWidget(self.center_layout.indexOf(self.starter_banner) + 1, widget, stretch)
         return widget
 
     def add_below_preview(self, widget: QWidget) -> QWidget:
@@ -223,6 +234,12 @@ class ToolPage(QMainWindow):
 
     def model_imported(self, model_id: str) -> None:
         """The user imported ``model_id`` for this tool: select it."""
+
+    def use_recommended(self, model_ids: list[str]) -> None:
+        """The tool's recommended models are ready ("Get started"): select each where it belongs."""
+        self.models_changed()
+        for model_id in model_ids:
+            self.model_imported(model_id)
 
     def shutdown(self) -> None:
         """Stop the page's workers and release its devices (the window calls it on close)."""

@@ -312,6 +312,10 @@ class VoiceConversionPage(ToolPage):
     def model_imported(self, model_id: str) -> None:
         self.voices.imported(model_id)
 
+    def use_recommended(self, model_ids: list[str]) -> None:
+        """Content encoders and pitch trackers are picked per voice model: nothing to select."""
+        self.models_changed()
+
     # ---- live and files (see live.py and jobs.py) -----------------------------------------------------------
     def refresh_devices(self) -> None:
         """List the microphones and outputs again and check that there is a microphone (off the UI thread)."""

@@ -276,6 +276,26 @@ def _resolve_bark(model: str | Path, store: ModelStore | None) -> tuple[Path, st
     return folder, name
 
 
+def _bark_processor(folder: Path, auto_processor: Any) -> Any:
+    """Bark's processor: from the folder's own processor files, or, in a folder that carries only the
+    model and its tokenizer (tokenizer.json, vocab.txt: what the model manager downloads for
+    suno/bark-small), a BERT tokenizer made from those, cased as Bark's multilingual BERT is."""
+    if (folder / "tokenizer_config.json").is_file() or (folder / "preprocessor_config.json").is_file():
+        return auto_processor.from_pretrained(str(folder), local_files_only=True)
+    from transformers import BarkProcessor, BertTokenizerFast
+
+    tokenizer_file = folder / "tokenizer.json"
+    vocab_file = folder / "vocab.txt"
+    if not tokenizer_file.is_file() and not vocab_file.is_file():
+        raise UserError(f"The Bark model in {folder} has no tokenizer (tokenizer.json or vocab.txt).")
+    tokenizer = BertTokenizerFast(
+        tokenizer_file=str(tokenizer_file) if tokenizer_file.is_file() else None,
+        vocab_file=str(vocab_file) if vocab_file.is_file() else None,
+        do_lower_case=False,
+    )
+    return BarkProcessor(tokenizer=tokenizer)
+
+
 def _split_sentences(text: str) -> list[str]:
     from workers.assistant.sentences import SentenceSplitter
 
@@ -313,7 +333,7 @@ class BarkTTS:
 
         check_weights(self.folder)  # a pytorch_model.bin that would run code: one sentence, nothing loaded
         try:
-            self._processor = AutoProcessor.from_pretrained(str(self.folder), local_files_only=True)
+            self._processor = _bark_processor(self.folder, AutoProcessor)
             dtype = torch.float16 if use_cuda else torch.float32
             self._model = BarkModel.from_pretrained(str(self.folder), dtype=dtype, local_files_only=True)
             self._model = self._model.to(self.device).eval()

@@ -42,6 +42,9 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     p.add_argument("model_id", nargs="?", metavar="ID")
     p = sub.add_parser("remove", help="delete a model from the store")
     p.add_argument("model_id", metavar="ID")
+    p = sub.add_parser("get-started", help="download a tool's recommended models in one step")
+    p.add_argument("tool", metavar="TOOL", help="face_swap, matting, assistant or voice_conversion")
+    p.add_argument("--yes", action="store_true", help="download without asking")
     parser.set_defaults(func=run)
 
 
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     command = getattr(args, "models_command", None)
     if not command:
-        err.write("Choose a models command: list, download, import, verify or remove.\n")
+        err.write("Choose a models command: list, download, get-started, import, verify or remove.\n")
         return EXIT_USAGE
     return run_reporting(
         f"models {command}",
@@ -164,9 +167,63 @@ def _cmd_remove(store: ModelStore, args: argparse.Namespace, out: TextIO, _err: 
     return EXIT_OK
 
 
+#: Names a creator may type for a tool, besides its id.
+TOOL_ALIASES = {
+    "face-swap": "face_swap",
+    "face": "face_swap",
+    "background": "matting",
+    "background-removal": "matting",
+    "remove-bg": "matting",
+    "voice": "voice_conversion",
+    "voice-conversion": "voice_conversion",
+    "svc": "voice_conversion",
+}
+
+
+def _cmd_get_started(store: ModelStore, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from workers.models import get_started
+
+    tool = TOOL_ALIASES.get(args.tool.lower(), args.tool.lower().replace("-", "_"))
+    plan = get_started.plan(store, tool)
+    out.write(f"{plan.tool_name}: {plan.summary}\n")
+    for item in plan.items:
+        mark = "ready" if item.ready else item.status_text
+        out.write(f"  {item.model.name} [{mark}]\n    {item.gives} Licence: {item.model.licence}.\n")
+        if item.model.access and not item.ready:
+            out.write(f"    {item.model.access}\n")
+    out.write(plan.space_sentence() + "\n")
+    if plan.complete:
+        return EXIT_OK
+    plan.check_space()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            out.write("Nothing was downloaded; run again with --yes to get them.\n")
+            return EXIT_OK
+        answer = input(f"Download {human_size(plan.to_fetch)} now? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            out.write("Nothing was downloaded.\n")
+            return EXIT_OK
+    bar = byte_progress(f"get-started {tool}", err)
+    try:
+        after = get_started.fetch(store, tool, progress=bar)
+    finally:
+        bar.close()
+    names = ", ".join(i.model.name for i in after.items)
+    out.write(f"Ready: {names}.\n")
+    if get_started.choices(after):
+        from workers.settings import Settings
+
+        settings = Settings.load()
+        get_started.apply_choices(settings, after)
+        settings.save()
+        out.write(f"{plan.tool_name} uses them from now on (saved in {Settings.path()}).\n")
+    return EXIT_OK
+
+
 _COMMANDS = {
     "list": _cmd_list,
     "download": _cmd_download,
+    "get-started": _cmd_get_started,
     "import": _cmd_import,
     "verify": _cmd_verify,
     "remove": _cmd_remove,

@@ -167,6 +167,8 @@ class Model:
     folder: bool = False
     homepage: str = ""
     user: bool = False
+    #: How a model whose upstream asks for a licence to be accepted first is obtained (a sentence).
+    access: str = ""
 
     @property
     def size(self) -> int:
@@ -204,10 +206,31 @@ class Model:
         return "; ".join(kinds) if kinds else "imported by you"
 
 
+@dataclass(frozen=True)
+class StarterItem:
+    """One model of a tool's recommended set, with what it gives the user in a few words."""
+
+    model_id: str
+    gives: str
+    #: Options of the tool's settings section that select this model once it is ready
+    #: (e.g. ``{"llm_backend": "gguf", "llm_model": "<id>"}``); empty when the tool finds it alone.
+    use: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Starter:
+    """A tool's recommended set ("Get started"): what it improves, and the models that do it."""
+
+    tool: str
+    summary: str
+    items: tuple[StarterItem, ...]
+
+
 @dataclass
 class Manifest:
     models: list[Model] = field(default_factory=list)
     path: Path | None = None
+    starters: dict[str, Starter] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Model]:
         return iter(self.models)
@@ -258,7 +281,46 @@ def parse_manifest(raw: dict[str, Any]) -> Manifest:
             raise ManifestError(f"The model id {model.id!r} appears twice in the model list.")
         seen.add(model.id)
         models.append(model)
-    return Manifest(models)
+    by_id = {m.id: m for m in models}
+    starters: dict[str, Starter] = {}
+    starters_raw = raw.get("starter", [])
+    if not isinstance(starters_raw, list):
+        raise ManifestError("The recommended sets must be [[starter]] tables.")
+    for entry in starters_raw:
+        starter = _parse_starter(entry, by_id)
+        if starter.tool in starters:
+            raise ManifestError(f"{TOOL_NAMES[starter.tool]} has two recommended sets.")
+        starters[starter.tool] = starter
+    return Manifest(models, starters=starters)
+
+
+def _parse_starter(entry: Any, by_id: dict[str, Model]) -> Starter:
+    if not isinstance(entry, dict) or entry.get("tool") not in TOOLS:
+        raise ManifestError(f"A recommended set names an unknown tool; use one of {', '.join(TOOLS)}.")
+    tool = entry["tool"]
+    where = f"The recommended set for {TOOL_NAMES[tool]}"
+    summary = entry.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        raise ManifestError(f"{where} needs a summary.")
+    items_raw = entry.get("models")
+    if not isinstance(items_raw, list) or not items_raw:
+        raise ManifestError(f"{where} lists no models.")
+    items: list[StarterItem] = []
+    for item in items_raw:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("gives"), str):
+            raise ManifestError(f"{where}: each model needs an id and a gives sentence.")
+        model = by_id.get(item["id"])
+        if model is None:
+            raise ManifestError(f"{where} names {item['id']!r}, which is not in the model list.")
+        if model.tool != tool:
+            raise ManifestError(f"{where} names {model.id!r}, a model of another tool.")
+        if any(i.model_id == model.id for i in items):
+            raise ManifestError(f"{where} names {model.id!r} twice.")
+        use = item.get("use", {})
+        if not isinstance(use, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in use.items()):
+            raise ManifestError(f"{where}: use must be a table of option names and text values.")
+        items.append(StarterItem(model.id, item["gives"].strip(), tuple(use.items())))
+    return Starter(tool, summary.strip(), tuple(items))
 
 
 def _parse_model(entry: Any, index: int) -> Model:
@@ -294,6 +356,7 @@ def _parse_model(entry: Any, index: int) -> Model:
         files=files,
         folder=bool(entry.get("folder", False)),
         homepage=str(entry.get("homepage", "")),
+        access=str(entry.get("access", "")).strip(),
     )
 
 

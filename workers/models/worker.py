@@ -9,7 +9,9 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 
 from workers.base import JobContext, Worker
+from workers.models import get_started
 from workers.models.download import download_model
+from workers.models.get_started import StarterPlan
 from workers.models.store import Model, ModelState, ModelStore, VerifyReport
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ class ModelDownloadWorker(Worker):
 
     name = "Model manager"
     model_changed = Signal(str)
+    #: What a "Get started" job is fetching now, in words.
+    step_changed = Signal(str)
 
     def __init__(self, store: ModelStore, *, timeout: float = 30.0) -> None:
         super().__init__()
@@ -45,6 +49,26 @@ class ModelDownloadWorker(Worker):
                 )
             finally:
                 self.model_changed.emit(model_id)
+
+        return self.submit(job)
+
+    def get_started(self, tool: str) -> int:
+        """Queue the download of ``tool``'s recommended set; the job's result is the plan afterwards
+        (:class:`workers.models.get_started.StarterPlan`). Progress is counted in KiB over the set."""
+
+        def job(ctx: JobContext) -> StarterPlan:
+            try:
+                return get_started.fetch(
+                    self.store,
+                    tool,
+                    progress=lambda done, total: ctx.progress(done // 1024, max(1, total // 1024)),
+                    status=self.step_changed.emit,
+                    cancel=lambda: ctx.cancelled,
+                    timeout=self.timeout,
+                )
+            finally:
+                for item in get_started.plan(self.store, tool).items:
+                    self.model_changed.emit(item.model.id)
 
         return self.submit(job)
 
