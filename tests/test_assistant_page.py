@@ -753,9 +753,15 @@ def test_settings_are_inspector_sections_with_model_pickers(
     # The window says which model was just imported: the page selects and uses it.
     page.model_imported("whisper-tiny-en-shipped")
     assert page.options.asr_model == "whisper-tiny-en-shipped" and picker.current_key() == "whisper-tiny-en-shipped"
-    page.model_imported("gemma-3-270m-q4-k-m-shipped")  # a language model of the store
-    assert page.options.llm_backend == "gguf" and page.options.llm_model.endswith(".gguf")
-    assert panel.llm.llm_combo.currentData() == "gguf"
+    page.model_imported("smollm2-135m-instruct-q4-1")  # a language model of the store, listed by name
+    assert page.options.llm_backend == "gguf" and page.options.llm_model == "smollm2-135m-instruct-q4-1"
+    assert panel.llm.llm_combo.currentData() == "store:smollm2-135m-instruct-q4-1"
+    assert panel.llm.llm_combo.currentText() == "SmolLM2 135M Instruct, Q4_1 GGUF"
+    assert not panel.llm.path_row.isVisibleTo(page)  # no file to pick for a model of the store
+    panel.llm.llm_combo.setCurrentIndex(panel.llm.llm_combo.findData("builtin"))
+    assert page.options.llm_model == "gemma-3-270m-q4-k-m-shipped"
+    panel.llm.llm_combo.setCurrentIndex(panel.llm.llm_combo.findData("store:smollm2-135m-instruct-q4-1"))
+    assert page.options.llm_model == "smollm2-135m-instruct-q4-1"
     before = copy.deepcopy(page.options)
     page.model_imported("no-such-model")
     assert page.options == before

@@ -390,7 +390,8 @@ def test_the_window_offers_each_missing_set_and_remembers_a_dismissal(qtbot: QtB
         assert page.options.asr_model == "faster-whisper-small"
         assert page.options.voice == "piper-en-us-lessac-medium"
         assert page.options.llm_backend == "gguf"
-        assert page.options.llm_model.endswith("qwen2.5-1.5b-instruct-q4_k_m.gguf")
+        assert page.options.llm_model == "qwen2.5-1.5b-instruct-q4-k-m"
+        assert page.settings_panel.llm.llm_combo.currentText() == "Qwen2.5 1.5B Instruct, Q4_K_M GGUF"
         menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Tools")
         starter_menu = next(a.menu() for a in menu.actions() if a.menu() is not None)
         assert [a.text() for a in starter_menu.actions()] == [

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from snowai_studio.assistant.answer_settings import AnswerSettings
 from snowai_studio.assistant.listening_settings import ListeningSettings
 from snowai_studio.assistant.llm_settings import LanguageModelSettings
-from snowai_studio.assistant.options_editor import OptionsEditor, normalized
+from snowai_studio.assistant.options_editor import OptionsEditor, llm_choice, normalized
 from snowai_studio.assistant.speech_settings import ASR_KINDS, SpeechSettings
 from snowai_studio.assistant.voice_settings import VoiceSettings
 from snowai_studio.panels.inspector import Inspector, Section
@@ -38,7 +38,7 @@ class AssistantSettingsPanel(QObject):
         self.editor.options_changed.connect(self.options_changed)
         self.listening = ListeningSettings(self.editor)
         self.speech = SpeechSettings(self.editor, store)
-        self.llm = LanguageModelSettings(self.editor)
+        self.llm = LanguageModelSettings(self.editor, store)
         self.answers = AnswerSettings(self.editor)
         self.voice = VoiceSettings(self.editor, store)
         self.sections: dict[str, Section] = {
@@ -67,9 +67,10 @@ class AssistantSettingsPanel(QObject):
 
     def set_store(self, store: Any) -> None:
         """Use ``store``'s model lists (after the model manager closed, or the store moved)."""
-        self.speech.store = self.voice.store = store
+        self.speech.store = self.voice.store = self.llm.store = store
         self.speech.refresh_models()
         self.voice.refresh_models()
+        self.llm.refresh_models(llm_choice(self.editor.options))
 
     def select_model(self, store: Any, model_id: str) -> bool:
         """Use ``model_id`` just imported into ``store`` where it belongs: a Whisper model, a voice or a
@@ -83,7 +84,7 @@ class AssistantSettingsPanel(QObject):
         if model.kind in ASR_KINDS:
             return self.speech.select_model(model_id)
         if model.kind in ("gguf", "transformers"):
-            return self.llm.use_store_model(model.kind, store.path_of(model_id))
+            return self.llm.use_store_model(model.kind, model_id)
         return self.voice.select_model(model_id)
 
     def show_section(self, key: str) -> None:

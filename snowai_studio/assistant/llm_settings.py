@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QLineEdit, QWidget
 from snowai_studio.assistant.options_editor import (
     BUILTIN_LLM,
     LLM_CHOICES,
+    STORE_PREFIX,
     OptionsEditor,
     choice_combo,
     llm_choice,
@@ -32,9 +33,9 @@ SERVER_PRESETS = (
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 HINTS = {
     "builtin": (
-        "Gemma 3 270M is a tiny base model: its answers are short and often wrong. For real answers use "
-        "Qwen2.5-3B/7B-Instruct or Llama-3-8B-Instruct as a folder or GGUF file, or a local server such "
-        'as Ollama. <a href="models">Models…</a>'
+        "Gemma 3 270M is a tiny base model: its answers are short and often wrong. For real answers get "
+        "Qwen2.5 1.5B Instruct (Tools → Get started → Voice assistant), a bigger instruct model from the "
+        'model manager, or use a local server such as Ollama. <a href="models">Models…</a>'
     ),
     "transformers": (
         "A Hugging Face model folder, e.g. Qwen2.5-3B-Instruct (huggingface-cli download "
@@ -58,10 +59,13 @@ class LanguageModelSettings(QWidget):
     server_models_requested = Signal(str)
     models_requested = Signal()
 
-    def __init__(self, editor: OptionsEditor, parent: QWidget | None = None) -> None:
+    def __init__(self, editor: OptionsEditor, store: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.editor = editor
+        self.store = store
         self._paths: dict[str, str] = {"transformers": "", "gguf": ""}
+        #: Language models of the store listed as choices: choice -> (backend, model id).
+        self._store_models: dict[str, tuple[str, str]] = {}
         self.llm_combo = choice_combo("assistantLlm", LLM_CHOICES, "What writes the answers.")
         self.llm_combo.currentIndexChanged.connect(self._on_llm_chosen)
         self.path_edit = QLineEdit()
@@ -111,8 +115,38 @@ class LanguageModelSettings(QWidget):
         self.server_model_label = form.labelForField(self.server_model_row)
         form.addRow(self.llm_hint)
 
+    def refresh_models(self, current: str = "") -> None:
+        """List the store's usable language models (instruct models downloaded or shipped) as choices,
+        after the built-in one; ``current`` (a model id in use) stays listed even when it is gone."""
+        found: dict[str, tuple[str, str, str]] = {}
+        if self.store is not None:
+            try:
+                states = [st for st in self.store.states() if st.model.tool == "assistant" and st.usable]
+            except Exception:  # an unreadable store: the fixed choices remain
+                states = []
+            for st in states:
+                if st.model.kind in ("gguf", "transformers") and st.model.id != BUILTIN_LLM:
+                    found[STORE_PREFIX + st.model.id] = (st.model.kind, st.model.id, st.model.name)
+        if current and current.startswith(STORE_PREFIX) and current not in found:
+            model_id = current[len(STORE_PREFIX) :]
+            found[current] = (self.editor.options.llm_backend, model_id, model_id)
+        self._store_models = {key: (kind, model_id) for key, (kind, model_id, _n) in found.items()}
+        with self.editor.quiet():
+            keep = self.llm_combo.currentData()
+            self.llm_combo.blockSignals(True)
+            self.llm_combo.clear()
+            self.llm_combo.addItem(LLM_CHOICES["builtin"], "builtin")
+            for key, (_kind, _model_id, name) in found.items():
+                self.llm_combo.addItem(name, key)
+            for key, label in LLM_CHOICES.items():
+                if key != "builtin":
+                    self.llm_combo.addItem(label, key)
+            select_data(self.llm_combo, current or keep)
+            self.llm_combo.blockSignals(False)
+
     def show_options(self, o: AssistantOptions) -> None:
         choice = llm_choice(o)
+        self.refresh_models(choice)
         if choice in self._paths:
             self._paths[choice] = str(o.llm_model)
         select_data(self.llm_combo, choice)
@@ -128,6 +162,9 @@ class LanguageModelSettings(QWidget):
             return
         if choice == "builtin":
             self.editor.set_many(llm_backend="gguf", llm_model=BUILTIN_LLM)
+        elif choice in self._store_models:
+            backend, model_id = self._store_models[choice]
+            self.editor.set_many(llm_backend=backend, llm_model=model_id)
         elif choice == "openai":
             self.editor.set_many(llm_backend="openai")
         else:
@@ -223,9 +260,17 @@ class LanguageModelSettings(QWidget):
     def server_models_failed(self) -> None:
         self.refresh_button.setEnabled(True)
 
-    def use_store_model(self, kind: str, path: Any) -> bool:
-        """Answer with a language model imported into the store (``kind`` "gguf" or "transformers")."""
+    def use_store_model(self, kind: str, model_id: str) -> bool:
+        """Answer with a language model of the store (``kind`` "gguf" or "transformers")."""
         if kind not in self._paths:
             return False
-        self.set_llm_path(kind, path)
+        key = STORE_PREFIX + model_id
+        self.refresh_models()
+        if key not in self._store_models:
+            self._store_models[key] = (kind, model_id)
+            self.llm_combo.addItem(model_id, key)
+        with self.editor.quiet():
+            select_data(self.llm_combo, key)
+        self._sync_rows()
+        self.editor.set_many(llm_backend=kind, llm_model=model_id)
         return True

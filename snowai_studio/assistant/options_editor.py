@@ -60,14 +60,20 @@ def looks_like_path(value: str) -> bool:
     return "/" in value or "\\" in value or value.lower().endswith(".gguf") or value.startswith("~")
 
 
+#: The prefix of a choice that names a language model in the model store ("store:<model id>").
+STORE_PREFIX = "store:"
+
+
 def llm_choice(options: AssistantOptions) -> str:
-    """Which of :data:`LLM_CHOICES` the options describe."""
+    """Which of :data:`LLM_CHOICES` the options describe, or ``store:<id>`` for a model of the store."""
     if options.llm_backend == "openai":
         return "openai"
+    model = str(options.llm_model or "")
+    if model and model != BUILTIN_LLM and not looks_like_path(model):
+        return STORE_PREFIX + model
     if options.llm_backend == "transformers":
         return "transformers"
-    model = str(options.llm_model or "")
-    if not model or model == BUILTIN_LLM or not looks_like_path(model):
+    if not model or model == BUILTIN_LLM:
         return "builtin"
     return "gguf"
 
