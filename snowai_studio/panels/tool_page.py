@@ -137,18 +137,27 @@ class ToolPage(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.inspector_dock)
         self.resizeDocks([self.inspector_dock], [INSPECTOR_WIDTH], Qt.Orientation.Horizontal)
 
+        from snowai_studio.panels.starter_banner import StarterBanner  # it uses this module's buttons
+
+        # The "Get started" banner sits above whatever the page puts in its centre.
+        self.starter_banner = StarterBanner()
+        self.starter_banner.open_requested.connect(self.get_started_requested)
+        self.starter_banner.dismissed.connect(self.get_started_dismissed)
         self.center = QWidget()
         self.center.setObjectName("pageCenter")
         self.center_layout = QVBoxLayout(self.center)
         self.center_layout.setContentsMargins(8, 6, 8, 6)
         self.center_layout.setSpacing(6)
-        self.setCentralWidget(self.center)
-        from snowai_studio.panels.starter_banner import StarterBanner  # it uses this module's buttons
-
-        self.starter_banner = StarterBanner()
-        self.starter_banner.open_requested.connect(self.get_started_requested)
-        self.starter_banner.dismissed.connect(self.get_started_dismissed)
-        self.center_layout.addWidget(self.starter_banner)
+        holder = QWidget()
+        outer = QVBoxLayout(holder)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        banner_row = QVBoxLayout()
+        banner_row.setContentsMargins(8, 6, 8, 0)
+        banner_row.addWidget(self.starter_banner)
+        outer.addLayout(banner_row)
+        outer.addWidget(self.center, 1)
+        self.setCentralWidget(holder)
         self._default_state: QByteArray | None = None
         self._layout_restored = False
         self._pending_state: QByteArray | None = None
@@ -174,7 +183,7 @@ class ToolPage(QMainWindow):
 
     def set_preview(self, widget: QWidget, stretch: int = 1) -> QWidget:
         """The big thing in the middle (canvas, video, transcript): it takes the room that is left."""
-        self.center_layout.insertWidget(self.center_layout.indexOf(self.starter_banner) + 1, widget, stretch)
+        self.center_layout.insertWidget(0, widget, stretch)
         return widget
 
     def add_below_preview(self, widget: QWidget) -> QWidget:
