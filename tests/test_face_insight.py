@@ -27,6 +27,7 @@ from workers.errors import UserError
 from workers.face_swap.enhancer import Enhancer, load_enhancer, paste_region
 from workers.face_swap.insight import InsightEngine, align_matrix, kps_from_106
 from workers.face_swap.options import Face, FaceSwapOptions, engine_status
+from workers.face_swap.swappers import OnnxSwapper
 
 pytest.importorskip("insightface")
 
@@ -137,12 +138,32 @@ def test_real_insightface_classes_load_the_fixtures(engine: InsightEngine) -> No
     assert engine._det.use_kps and engine._det.fmc == 3
     assert isinstance(engine._rec, ArcFaceONNX)
     assert isinstance(engine._lmk, Landmark) and engine._lmk.taskname == "landmark_2d_106"
-    assert isinstance(engine._swapper, INSwapper)
-    assert engine._swapper.emap.shape == (512, 512)
+    assert isinstance(engine._swapper, OnnxSwapper) and engine._swapper.spec.template == "arcface_128"
+    assert engine._swapper.emap is not None and engine._swapper.emap.shape == (512, 512)
     assert engine.providers == ["CPUExecutionProvider"]
+    # The swapper contract gives what insightface's own inswapper class gives for the same face.
+    reference = INSwapper(str(engine.store.path_of("inswapper-128")))
+    img = astronaut()
+    face = engine.detect(img)[0]
+    source = engine.prepare_source([second_face()])
+    from insightface.app.common import Face as InsightFace
+
+    ref_fake, ref_m = reference.get(
+        img, InsightFace(kps=face.kps), InsightFace(embedding=source.embedding), paste_back=False
+    )
+    ours, m = engine.swap_crop(img, face.kps, source)
+    assert np.allclose(m, ref_m, atol=1e-3)
+    assert np.allclose(engine.latent(source.embedding), _ref_latent(reference, source), atol=1e-5)
+    inner = (slice(16, 112), slice(16, 112))  # the borders differ by how the crop's outside is filled
+    assert np.abs(ours[inner].astype(int) - ref_fake[inner].astype(int)).mean() < 2.0
 
 
 # ---- detection, landmarks, identity ---------------------------------------------------------------
+def _ref_latent(reference, source) -> np.ndarray:
+    latent = source.embedding.reshape(1, -1) @ reference.emap
+    return latent / np.linalg.norm(latent)
+
+
 def test_detects_the_fixture_face(engine: InsightEngine) -> None:
     faces = engine.detect(astronaut())
     assert len(faces) == 1

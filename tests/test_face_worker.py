@@ -338,6 +338,12 @@ def test_every_option_changes_live_and_bad_values_are_sentences(make_worker: Any
         "mouth_mask": True,
         "color_match": False,
         "enhancer": None,
+        "enhancer_blend": 0.6,
+        "enhancer_fidelity": 0.3,
+        "swapper": None,
+        "pixel_boost": 2,
+        "occlusion_mask": False,
+        "face_regions": "skin, nose",
         "detect_every": 5,
         "detect_size": 256,
         "mark": False,
@@ -353,12 +359,17 @@ def test_every_option_changes_live_and_bad_values_are_sentences(make_worker: Any
     assert worker.options.face_map == {0: 1} and worker.options.mark is False
     assert worker.options.detect_every == 1  # the gpu preset's own value
     assert worker.pipeline.options.opacity == pytest.approx(0.8)
+    assert worker.pipeline.options.pixel_boost == 2 and worker.pipeline.options.face_regions == "skin, nose"
 
     worker.set_param("opacity", 3)
     worker.set_param("no_such_setting", 1)
-    qtbot.waitUntil(lambda: len(errors) >= 2, timeout=WAIT)
+    worker.set_param("face_regions", "skin, ears")
+    worker.set_param("pixel_boost", 4)
+    qtbot.waitUntil(lambda: len(errors) >= 4, timeout=WAIT)
     assert "opacity must lie between 0 and 1" in errors[0]
     assert "no setting called 'no_such_setting'" in errors[1]
+    assert "Unknown face region 'ears'" in errors[2]
+    assert "pixel_boost must lie between 1 and 3" in errors[3]
     assert not any("Traceback" in e for e in errors)
 
 

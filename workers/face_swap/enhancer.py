@@ -1,8 +1,11 @@
-"""Face restoration (GFPGAN 1.4, GPEN-BFR-512 ONNX) applied to one face's crop, never the whole frame.
+"""Face restoration (GFPGAN 1.4, GPEN-BFR 512 and 1024, CodeFormer ONNX) applied to one face's crop,
+never the whole frame.
 
-The face is aligned by its five key points onto the 512x512 FFHQ layout these models were trained
-on, restored, and pasted back through a feathered oval so that only the face changes. Both models
-take and return RGB in [-1, 1] (``1x3x512x512``); a half-precision export is fed float16.
+The face is aligned by its five key points onto the FFHQ layout these models were trained on (at
+their own size: 512 or 1024 px), restored, and pasted back through a feathered oval so that only the
+face changes, blended by ``strength``. The models take and return RGB in [-1, 1]; a half-precision
+export is fed float16. CodeFormer also takes its fidelity weight (a double: 0 restores the most,
+1 stays closest to the input).
 
 onnxruntime is imported when an :class:`Enhancer` is built, on the thread that will use it.
 """
@@ -150,7 +153,14 @@ class Enhancer:
             )
         except Exception as exc:  # a damaged or foreign file
             raise UserError(f"The face enhancer {path.name} could not be loaded ({exc}).") from exc
-        inp = self.session.get_inputs()[0]
+        inputs = self.session.get_inputs()
+        images = [i for i in inputs if len(i.shape) == 4]
+        if not images:
+            raise UserError(f"{path.name} is not a face enhancer: it takes no image.")
+        inp = images[0]
+        #: CodeFormer's scalar fidelity input, when the model has one.
+        self.weight_name = next((i.name for i in inputs if i is not inp and len(i.shape) <= 1), None)
+        self.fidelity = 0.5
         shape = inp.shape
         self.size = int(shape[2]) if isinstance(shape[2], int) else 512
         self.input_name = inp.name
@@ -165,7 +175,10 @@ class Enhancer:
         """Restore one aligned BGR crop (``size`` x ``size``); returns BGR uint8 of the same size."""
         rgb = crop[:, :, ::-1].astype(np.float32) * (2.0 / 255.0) - 1.0
         blob = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=self.dtype)
-        out = self.session.run([self.output_name], {self.input_name: blob})[0][0].astype(np.float32)
+        feeds = {self.input_name: blob}
+        if self.weight_name is not None:
+            feeds[self.weight_name] = np.array([min(1.0, max(0.0, self.fidelity))], np.float64)
+        out = self.session.run([self.output_name], feeds)[0][0].astype(np.float32)
         out = np.clip((out.transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(out[:, :, ::-1])
 
@@ -198,12 +211,14 @@ class Enhancer:
 def load_enhancer(
     store: ModelStore, model_id: str, *, providers: list[Any] | None = None, strength: float = 1.0
 ) -> Enhancer:
-    """The enhancer ``model_id`` (GFPGAN 1.4 or GPEN-BFR-512) from the model store.
+    """The enhancer ``model_id`` (GFPGAN 1.4, GPEN-BFR 512/1024 or CodeFormer) from the model store.
 
     A UserError sentence names the model to download when it is not installed.
     """
     if model_id not in ENHANCERS and model_id not in {m.id for m in store.models()}:
-        raise UserError(f"There is no face enhancer called {model_id!r}; choose GFPGAN 1.4 or GPEN-BFR 512.")
+        raise UserError(
+            f"There is no face enhancer called {model_id!r}; choose GFPGAN 1.4, GPEN-BFR 512 or 1024, or CodeFormer."
+        )
     state = store.state(model_id)
     if not state.usable:
         raise UserError(

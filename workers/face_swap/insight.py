@@ -18,8 +18,6 @@ use the engine.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +47,7 @@ from workers.face_swap.options import (
     ready_pack,
     ready_swapper,
 )
+from workers.face_swap.swappers import SWAPPER_SPECS, OnnxSwapper, SwapperSpec
 
 if TYPE_CHECKING:
     from workers.models.store import ModelStore
@@ -176,6 +175,13 @@ class InsightEngine:
         self._emap: np.ndarray | None = None
         self._latents: dict[bytes, np.ndarray] = {}
         self._enhancers: dict[str, Enhancer] = {}
+        self._maskers: dict[str, Any] = {}
+        self._mask_failed: set[str] = set()
+        #: A sentence for the user when a mask could not be used (the pipeline passes it on once).
+        self.mask_problem: str | None = None
+        #: Live video: masks are computed every N frames and reused in between (the pipeline sets it
+        #: to the detection interval).
+        self.mask_every = 1
         self._mask128 = _swap_mask(128)
 
     # ---- loading ---------------------------------------------------------------------------------
@@ -234,7 +240,6 @@ class InsightEngine:
         try:
             import onnxruntime  # noqa: F401
             from insightface.app import FaceAnalysis
-            from insightface.model_zoo import get_model
         except ImportError as exc:
             raise UserError(
                 f"The InsightFace engine needs insightface and onnxruntime ({exc.name} is missing)."
@@ -264,20 +269,26 @@ class InsightEngine:
         if "recognition" not in app.models:
             raise UserError(f"The model pack {pack_name} has no face recogniser; remove it and download it again.")
         swap_path = Path(store.path_of(swapper))
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):  # insightface prints the swapper's input shape
-            model = get_model(str(swap_path), providers=self.providers, sess_options=opts)
-        if printed.getvalue().strip():
-            log.debug("insightface: %s", printed.getvalue().strip())
-        if model is None or not hasattr(model, "emap"):
-            raise UserError(f"{swap_path.name} is not a face swapper model the studio can use.")
+        spec = SWAPPER_SPECS.get(swapper)
+        converter_path = None
+        if spec is not None and spec.converter:
+            if not store.state(spec.converter).usable:
+                name = store.get(spec.converter).name
+                raise UserError(
+                    f"{store.get(swapper).name} needs {name}: download it in the model manager "
+                    f"(snowai-studio models download {spec.converter})."
+                )
+            converter_path = Path(store.path_of(spec.converter))
+        model = OnnxSwapper(
+            swapper, swap_path, converter_path=converter_path, providers=self.providers, session_options=opts
+        )
         self._app = app
         self._det = app.det_model
         self._rec = app.models["recognition"]
         self._lmk = app.models.get("landmark_2d_106")
         self._swapper = model
-        self._emap = np.asarray(model.emap, np.float32)
-        self._swap_dtype = np.float16 if "float16" in model.session.get_inputs()[0].type else np.float32
+        self._emap = model.emap
+        self._swap_dtype = model.dtype
         self.pack_folder = folder
         self.pack, self.swapper_id = pack, swapper
         log.info(
@@ -294,6 +305,8 @@ class InsightEngine:
         self._emap = None
         self._latents.clear()
         self._enhancers.clear()
+        self._maskers.clear()
+        self._mask_failed.clear()
 
     def _need(self) -> None:
         if not self.loaded:
@@ -402,44 +415,93 @@ class InsightEngine:
 
     def prepare_source(self, images: list[np.ndarray]) -> SourceFace:
         self._need()
-        return prepare_source_faces(
+        source = prepare_source_faces(
             images, as_bgr=_as_bgr, detect=self.detect, embed=self.embed, crop=_face_crop, need_embedding=True
         )
+        raws = [self._raw_embedding(img, face) for img, face in zip(source.images, source.faces, strict=True)]
+        found = [r for r in raws if r is not None]
+        if found:
+            source.raw_embedding = np.mean(found, axis=0).astype(np.float32)
+        return source
+
+    def _raw_embedding(self, bgr: np.ndarray, face: Face) -> np.ndarray | None:
+        """The identity vector before normalisation (what identity converters were trained on)."""
+        if face.kps is None:
+            return None
+        size = int(self._rec.input_size[0])
+        crop = cv2.warpAffine(bgr, align_matrix(face.kps, size), (size, size), flags=cv2.INTER_LINEAR)
+        return np.asarray(self._rec.get_feat(crop), np.float32).ravel()
 
     # ---- swapping --------------------------------------------------------------------------------
     def latent(self, embedding: np.ndarray) -> np.ndarray:
         """The swapper's identity input for a normalised embedding (cached per embedding)."""
-        key = np.asarray(embedding, np.float32).tobytes()
-        cached = self._latents.get(key)
+        self._need()
+        return self._swapper.identity(SourceFace(embedding=embedding, faces=[], images=[], count=1))
+
+    def swap_crop(
+        self, frame: np.ndarray, kps: np.ndarray, embedding: np.ndarray | SourceFace, boost: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The swapper's new face (BGR, its crop size times ``boost``) for the face at ``kps``, and
+        the frame -> crop matrix. ``embedding``: a source face, or a normalised identity vector."""
+        self._need()
+        source = embedding if isinstance(embedding, SourceFace) else SourceFace(embedding, [], [], 1)
+        return self._swapper.swap_crop(frame, kps, self._swapper.identity(source), boost)
+
+    def masker(self, kind: str, regions: tuple[str, ...] = ()) -> Any:
+        """The occlusion ("occlusion") or region ("regions") masker, loaded once from the store."""
+        from workers.face_swap import masks
+
+        model_id = masks.OCCLUSION_MODEL if kind == "occlusion" else masks.REGION_MODEL
+        cached = self._maskers.get(kind)
         if cached is None:
-            assert self._emap is not None
-            vec = np.asarray(embedding, np.float32).reshape(1, -1) @ self._emap
-            vec /= max(float(np.linalg.norm(vec)), 1e-12)
-            cached = vec.astype(self._swap_dtype)
-            if len(self._latents) > 16:
-                self._latents.clear()
-            self._latents[key] = cached
+            store = self._store()
+            state = store.state(model_id)
+            if not state.usable:
+                raise UserError(
+                    f"The {'occlusion' if kind == 'occlusion' else 'face region'} mask needs {state.model.name}: "
+                    f"download it in the model manager (snowai-studio models download {model_id})."
+                )
+            cls = masks.OcclusionMasker if kind == "occlusion" else masks.RegionMasker
+            cached = cls(Path(store.path_of(model_id)), providers=self.providers or None)
+            self._maskers[kind] = cached
+        if kind == "regions":
+            cached.regions = regions
         return cached
 
-    def swap_crop(self, frame: np.ndarray, kps: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The swapper's new face (BGR 128x128) for the face at ``kps``, and the frame -> crop matrix."""
-        self._need()
-        size = int(self._swapper.input_size[0])
-        m = align_matrix(kps, size)
-        crop = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
-        blob = crop[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) * (1.0 / 255.0)
-        names = self._swapper.input_names
-        feeds = {names[0]: blob.astype(self._swap_dtype), names[1]: self.latent(embedding)}
-        pred = self._swapper.session.run(self._swapper.output_names, feeds)[0][0].astype(np.float32)
-        fake = np.clip(pred.transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)[:, :, ::-1]
-        return np.ascontiguousarray(fake), m
+    def _face_mask(
+        self, frame: np.ndarray, target: Face, m: np.ndarray, size: int, options: FaceSwapOptions
+    ) -> np.ndarray | None:
+        """The occlusion and region masks multiplied, in the crop's coordinates (None: neither is on)."""
+        from workers.face_swap.masks import parse_regions
+
+        regions = parse_regions(options.face_regions)
+        if not options.occlusion_mask and not regions:
+            return None
+        crop = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+        key, every = _mask_key(target), max(1, int(self.mask_every))
+        out = np.ones((size, size), np.float32)
+        for kind, wanted in (("occlusion", options.occlusion_mask), ("regions", bool(regions))):
+            if not wanted or kind in self._mask_failed:
+                continue
+            try:
+                out *= self.masker(kind, regions).mask(crop, key=key, every=every)
+            except UserError as exc:  # the mask is off from now on; the swap goes on without it
+                self._mask_failed.add(kind)
+                self.mask_problem = str(exc)
+                log.warning("the %s mask is off: %s", kind, exc)
+        return out
+
+    @property
+    def swapper_spec(self) -> SwapperSpec | None:
+        return self._swapper.spec if self._swapper is not None else None
 
     def swap(self, frame: np.ndarray, target: Face, source: SourceFace, options: FaceSwapOptions) -> np.ndarray:
         self._need()
         opacity = float(options.opacity)
-        if opacity <= 0.0 or source.embedding is None or target.kps is None:
+        needs_vector = self._swapper is None or self._swapper.spec.source != "image"
+        if opacity <= 0.0 or (needs_vector and source.embedding is None) or target.kps is None:
             return frame
-        fake, m = self.swap_crop(frame, target.kps, source.embedding)
+        fake, m = self.swap_crop(frame, target.kps, source, int(getattr(options, "pixel_boost", 1) or 1))
         size = fake.shape[0]
         box = paste_region(cv2.invertAffineTransform(m), size, frame.shape)
         x1, y1, x2, y2 = box
@@ -460,6 +522,9 @@ class InsightEngine:
                 core = cv2.erode(mask, kernel)
             new = blend.match_color_lab(new, region, core)
         alpha = blend.feather(mask, erode_px, blur_px)
+        face_mask = self._face_mask(frame, target, m, size, options)
+        if face_mask is not None:
+            alpha *= warp_back(face_mask, m, box)
         if options.mouth_mask:
             polygon = _mouth_polygon(target)
             if polygon is not None:
@@ -468,6 +533,14 @@ class InsightEngine:
             alpha *= opacity
         frame[y1:y2, x1:x2] = blend.alpha_blend(region, new, alpha)
         return frame
+
+
+def _mask_key(face: Face) -> tuple[int, int]:
+    """Where a face is, coarsely (its centre on a grid of a quarter of its width): the key its
+    cached mask is kept under between detections."""
+    cx, cy = face.center
+    step = max(8.0, face.width / 4.0)
+    return round(cx / step), round(cy / step)
 
 
 def _mouth_polygon(face: Face) -> np.ndarray | None:

@@ -27,8 +27,17 @@ PRESETS = ("cpu", "gpu")
 #: Manifest ids of the models each engine uses.
 CLASSIC_MODELS = "dlib-face-models"
 INSIGHTFACE_PACKS = ("insightface-buffalo-l", "insightface-buffalo-s")
-SWAPPERS = ("inswapper-128", "inswapper-128-fp16")
-ENHANCERS = ("gfpgan-1.4", "gpen-bfr-512")
+SWAPPERS = (
+    "inswapper-128",
+    "inswapper-128-fp16",
+    "hyperswap-1a-256",
+    "hyperswap-1b-256",
+    "hyperswap-1c-256",
+    "simswap-256",
+    "simswap-unofficial-512",
+    "uniface-256",
+)
+ENHANCERS = ("gfpgan-1.4", "gpen-bfr-512", "gpen-bfr-1024", "codeformer")
 
 #: What each preset sets: the live detection cadence and size, and the swapper build tried first
 #: (half precision pays off on a GPU; on a CPU it is slower than the full-precision build).
@@ -66,8 +75,21 @@ class FaceSwapOptions:
     mouth_mask: bool = False
     #: Match the swapped face's colours to the target's skin and light.
     color_match: bool = True
-    #: Manifest id of a face enhancer (GFPGAN 1.4 or GPEN-BFR-512), applied to face crops only.
+    #: Keep what covers the target's face (hands, hair, glasses) in front of the swap (XSeg model).
+    occlusion_mask: bool = False
+    #: Swap only these face regions ("skin, nose, lips"...; BiSeNet model); "" swaps the whole face.
+    face_regions: str = ""
+    #: Manifest id of the swapper (inswapper, HyperSwap, SimSwap, UniFace); None: the one the preset
+    #: prefers among those installed.
+    swapper: str | None = None
+    #: Pixel boost: 1 (off), 2 or 3 (the swapper paints a face 2 or 3 times its own size).
+    pixel_boost: int = 1
+    #: Manifest id of a face enhancer (GFPGAN 1.4, GPEN-BFR 512/1024, CodeFormer), on face crops only.
     enhancer: str | None = None
+    #: How much of the enhanced face is blended in (0..1).
+    enhancer_blend: float = 0.8
+    #: CodeFormer's fidelity weight: 0 restores most, 1 keeps the face closest to its input.
+    enhancer_fidelity: float = 0.5
     #: Live video: a full detection every N frames, tracking in between.
     detect_every: int = 3
     #: Live video: longest side of the downscaled frame used for detection.
@@ -95,7 +117,7 @@ class FaceSwapOptions:
 
 
 OPTION_NAMES = tuple(f.name for f in dataclasses.fields(FaceSwapOptions))
-_BOOLS = ("mouth_mask", "color_match", "mark")
+_BOOLS = ("mouth_mask", "color_match", "mark", "occlusion_mask")
 #: Whole-number options and their allowed range.
 _INTS = {
     "target_index": (0, 1000),
@@ -103,6 +125,7 @@ _INTS = {
     "mask_erode": (0, 100),
     "detect_every": (1, 1000),
     "detect_size": (64, 4096),
+    "pixel_boost": (1, 3),
 }
 
 
@@ -124,17 +147,21 @@ def coerce_option(name: str, value: Any) -> Any:
         return text
     if name in _BOOLS:
         return _as_bool(value)
-    if name == "enhancer":
+    if name in ("enhancer", "swapper"):
         text = str(value).strip() if value is not None else ""
         return text or None
     if name == "face_map":
         return _coerce_face_map(value)
-    if name in ("opacity", "reference_similarity"):
+    if name == "face_regions":
+        from workers.face_swap.masks import parse_regions
+
+        return ", ".join(parse_regions(value))
+    if name in ("opacity", "reference_similarity", "enhancer_blend", "enhancer_fidelity"):
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"The setting {name} needs a number, not {value!r}.") from None
-        low = 0.0 if name == "opacity" else -1.0
+        low = -1.0 if name == "reference_similarity" else 0.0
         if not low <= number <= 1.0:
             raise UserError(f"The setting {name} must lie between {low:g} and 1.")
         return number
@@ -249,6 +276,9 @@ class SourceFace:
     views: list[Any] = field(default_factory=list)
     #: Sentences about photos that were left out (turned too far), for the user.
     notes: list[str] = field(default_factory=list)
+    #: The average of the photos' identity vectors before normalisation (identity converters such as
+    #: SimSwap's were trained on those); None when the engine has none.
+    raw_embedding: np.ndarray | None = None
 
 
 @dataclass
@@ -287,8 +317,9 @@ def ready_pack(store: ModelStore) -> str | None:
 
 
 def ready_swapper(store: ModelStore, preset: str = "cpu") -> str | None:
-    """The installed swapper build the preset prefers, or None."""
+    """The installed swapper the preset prefers (inswapper first, then the others), or None."""
     order = SWAPPER_PREFERENCE.get(preset, SWAPPERS)
+    order = (*order, *(m for m in SWAPPERS if m not in order))
     return next((m for m in order if _usable(store, m)), None)
 
 

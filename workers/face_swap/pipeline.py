@@ -131,7 +131,9 @@ class FaceSwapPipeline:
             return ClassicEngine(self.store)
         from workers.face_swap.insight import InsightEngine
 
-        return InsightEngine(self.store, preset=self.options.preset, device=self.device)
+        return InsightEngine(
+            self.store, swapper=self.options.swapper, preset=self.options.preset, device=self.device
+        )
 
     def _choose(self) -> str:
         wanted = self.options.engine
@@ -208,6 +210,10 @@ class FaceSwapPipeline:
                     self._swap_engine()
             elif name == "preset" and getattr(self.engine, "preset", value) != value:
                 self._swap_engine()  # the preset picks the swapper build (half precision on a GPU)
+            elif name == "swapper" and self.engine.name == "insightface":
+                self._swap_engine()
+            elif name in ("occlusion_mask", "face_regions") and hasattr(self.engine, "_mask_failed"):
+                self.engine._mask_failed.clear()  # type: ignore[attr-defined]  # try the models again
             elif name == "enhancer" and value != self._enhancer_id:
                 self._enhancer_failed = None
             elif name == "face_map":
@@ -416,6 +422,8 @@ class FaceSwapPipeline:
         opts = self.options
         if hasattr(engine, "strict_views"):
             engine.strict_views = strict  # type: ignore[attr-defined]
+        if hasattr(engine, "mask_every"):  # stills: a fresh mask per face; video: at detection intervals
+            engine.mask_every = 1 if strict else max(1, int(opts.detect_every))  # type: ignore[attr-defined]
         # The enhancer runs here, once per swapped face, whatever the engine.
         swap_opts = opts.copy()
         swap_opts.enhancer = None
@@ -427,6 +435,10 @@ class FaceSwapPipeline:
             out = engine.swap(out, target, source, swap_opts)
             t1 = time.perf_counter()
             ms["swap"] += (t1 - t0) * 1000
+            problem = getattr(engine, "mask_problem", None)
+            if problem:
+                self.warning = str(problem)
+                engine.mask_problem = None  # type: ignore[attr-defined]
             notice = getattr(engine, "notice", None)
             if notice and notice not in notes:
                 notes.append(str(notice))
@@ -434,6 +446,8 @@ class FaceSwapPipeline:
                 continue
             swapped += 1
             if enhancer is not None:
+                enhancer.strength = float(opts.enhancer_blend)
+                enhancer.fidelity = float(opts.enhancer_fidelity)
                 try:
                     out = enhancer.enhance(out, target)
                 except Exception as exc:
