@@ -648,13 +648,15 @@ def install_face_models(
         "inswapper-128-fp16": lambda p: build_inswapper_like(p, fp16=True),
         "gfpgan-1.4": build_enhancer_like,
         "gpen-bfr-512": build_enhancer_like,
+        **EXTRA_BUILDERS,
     }
     replaced = []
     unpack_jobs = []
     built_pack: Path | None = None
     for model in base.models:
-        if model.id not in FACE_MODEL_IDS or model.id not in wanted:
-            if model.id in FACE_MODEL_IDS:
+        known = model.id in FACE_MODEL_IDS or model.id in EXTRA_BUILDERS
+        if not known or model.id not in wanted:
+            if known:
                 # Keep the entry (so it is "not installed") but with no way to download it.
                 model = dataclasses.replace(model, files=tuple(dataclasses.replace(f, sources=()) for f in model.files))
             replaced.append(model)
@@ -681,3 +683,202 @@ def install_face_models(
     for model_id, spec, archive in unpack_jobs:
         store.unpack(store.get(model_id), spec, archive, spec.sha256)
     return store
+
+
+# ---- stand-ins for the other swappers, the identity converter, masks and CodeFormer -------------------
+
+
+def _tint_swapper_graph(
+    name: str,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    output_normalised: bool,
+    source_image: bool = False,
+    seed: int = 13,
+):
+    """A swapper with the real model's inputs: the output (in the model's own output range) is half
+    the target's RGB, half :data:`SWAP_TINT_RGB`, shifted a little by the source (a 512-d identity
+    through ``tanh(source @ W)``, or the source face's mean colour for an image-taking swapper)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    mean4 = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
+    std4 = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
+    tint = np.asarray(SWAP_TINT_RGB, np.float32).reshape(1, 3, 1, 1) * 0.5
+    nodes = [
+        helper.make_node("Mul", ["target", "std"], ["t_std"]),
+        helper.make_node("Add", ["t_std", "mean"], ["t_rgb"]),  # back to RGB in 0..1
+        helper.make_node("Mul", ["t_rgb", "half"], ["t_half"]),
+        helper.make_node("Add", ["t_half", "tint"], ["t_tint"]),
+    ]
+    inits = [
+        numpy_helper.from_array(std4, "std"),
+        numpy_helper.from_array(mean4, "mean"),
+        numpy_helper.from_array(np.array([0.5], np.float32), "half"),
+        numpy_helper.from_array(tint, "tint"),
+        numpy_helper.from_array(np.array([0.05], np.float32), "k_src"),
+    ]
+    if source_image:
+        nodes += [
+            helper.make_node("ReduceMean", ["source"], ["src_mean"], axes=[2, 3], keepdims=1),
+            helper.make_node("Mul", ["src_mean", "k_src"], ["src4"]),
+        ]
+        source_info = helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, 3, size, size])
+    else:
+        w = (rng.standard_normal((EMBEDDING_SIZE, 3)) * 0.5).astype(np.float32)
+        nodes += [
+            helper.make_node("MatMul", ["source", "w_src"], ["src3"]),
+            helper.make_node("Tanh", ["src3"], ["src3t"]),
+            helper.make_node("Mul", ["src3t", "k_src"], ["src3s"]),
+            helper.make_node("Reshape", ["src3s", "shape4"], ["src4"]),
+        ]
+        inits += [
+            numpy_helper.from_array(w, "w_src"),
+            numpy_helper.from_array(np.array([1, 3, 1, 1], np.int64), "shape4"),
+        ]
+        source_info = helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, EMBEDDING_SIZE])
+    if output_normalised:
+        nodes += [
+            helper.make_node("Add", ["t_tint", "src4"], ["rgb_out"]),
+            helper.make_node("Sub", ["rgb_out", "mean"], ["centred"]),
+            helper.make_node("Div", ["centred", "std"], ["output"]),
+        ]
+    else:
+        nodes.append(helper.make_node("Add", ["t_tint", "src4"], ["output"]))
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, size, size]), source_info],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])],
+        initializer=inits,
+    )
+    return graph
+
+
+def build_swapper_like(path: Path, model_id: str) -> Path:
+    """A stand-in for ``model_id`` with its real inputs and outputs (see :func:`_tint_swapper_graph`)."""
+    from workers.face_swap.swappers import SWAPPER_SPECS
+
+    spec = SWAPPER_SPECS[model_id]
+    graph = _tint_swapper_graph(
+        model_id.replace("-", "_"),
+        spec.size,
+        spec.mean,
+        spec.std,
+        output_normalised=spec.output_normalised,
+        source_image=spec.source == "image",
+    )
+    return _save(_model(graph), path)
+
+
+def build_converter_like(path: Path, seed: int = 17) -> Path:
+    """SimSwap's identity converter: a (N, 512) -> (N, 512) linear map, like the real one's shape."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((EMBEDDING_SIZE, EMBEDDING_SIZE)))
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["output"])],
+        "converter_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", EMBEDDING_SIZE])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", EMBEDDING_SIZE])],
+        initializer=[numpy_helper.from_array(q.astype(np.float32), "w")],
+    )
+    return _save(_model(graph), path)
+
+
+def build_xseg_like(path: Path) -> Path:
+    """XSeg's shape (1x256x256x3 BGR in 0..1 -> 1x256x256x1): visible face is 1, and a strongly green
+    pixel (an occluder in the tests) is 0: ``clip(0.5 + 4 B - 8 G + 4 R)``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.array([4.0, -8.0, 4.0], np.float32).reshape(1, 3, 1, 1)  # B, G, R
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w", "b"], ["score"]),
+        helper.make_node("Clip", ["score", "lo", "hi"], ["visible"]),
+        helper.make_node("Transpose", ["visible"], ["output"], perm=[0, 2, 3, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "xseg_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 256, 256, 3])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 256, 256, 1])],
+        initializer=[
+            numpy_helper.from_array(weight, "w"),
+            numpy_helper.from_array(np.array([0.5], np.float32), "b"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "hi"),
+        ],
+    )
+    return _save(_model(graph), path)
+
+
+def build_bisenet_like(path: Path) -> Path:
+    """BiSeNet's shape (1x3x512x512 normalised RGB -> 1x19x512x512 class scores): a reddish pixel
+    scores highest as skin (class 1), a bluish one as nose (class 10), the rest as background."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.full((19, 3, 1, 1), 0.0, np.float32)
+    bias = np.full(19, -50.0, np.float32)
+    bias[0] = 0.0  # background
+    weight[1, :, 0, 0] = (4.0, -4.0, -4.0)  # skin: R above G and B
+    bias[1] = -1.0
+    weight[10, :, 0, 0] = (-4.0, -4.0, 4.0)  # nose: B above R and G
+    bias[10] = -1.0
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["output"])],
+        "bisenet_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 19, 512, 512])],
+        initializer=[numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
+    )
+    return _save(_model(graph), path)
+
+
+def build_codeformer_like(path: Path, size: int = 512) -> Path:
+    """CodeFormer's shape: ``input`` (RGB in [-1, 1]) and ``weight`` (a double, the fidelity); the
+    face is brightened by :data:`ENHANCE_SHIFT` times (1 - weight), so fidelity 1 changes nothing."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Cast", ["weight"], ["w32"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", ["one", "w32"], ["amount"]),
+        helper.make_node("Mul", ["amount", "shift"], ["delta"]),
+        helper.make_node("Add", ["input", "delta"], ["shifted"]),
+        helper.make_node("Clip", ["shifted", "lo", "hi"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "codeformer_like",
+        [
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size]),
+            helper.make_tensor_value_info("weight", TensorProto.DOUBLE, [1]),
+        ],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, size, size])],
+        initializer=[
+            numpy_helper.from_array(np.array([1.0], np.float32), "one"),
+            numpy_helper.from_array(np.array([ENHANCE_SHIFT], np.float32), "shift"),
+            numpy_helper.from_array(np.array(-1.0, np.float32), "lo"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "hi"),
+        ],
+    )
+    return _save(_model(graph), path)
+
+
+#: Builders for every face-swap model of the manifest that has a stand-in.
+EXTRA_BUILDERS = {
+    "hyperswap-1a-256": lambda p: build_swapper_like(p, "hyperswap-1a-256"),
+    "hyperswap-1b-256": lambda p: build_swapper_like(p, "hyperswap-1b-256"),
+    "hyperswap-1c-256": lambda p: build_swapper_like(p, "hyperswap-1c-256"),
+    "simswap-256": lambda p: build_swapper_like(p, "simswap-256"),
+    "simswap-unofficial-512": lambda p: build_swapper_like(p, "simswap-unofficial-512"),
+    "uniface-256": lambda p: build_swapper_like(p, "uniface-256"),
+    "crossface-simswap": build_converter_like,
+    "xseg-1": build_xseg_like,
+    "bisenet-resnet-34": build_bisenet_like,
+    "codeformer": build_codeformer_like,
+    "gpen-bfr-1024": lambda p: build_enhancer_like(p, size=1024),
+}

@@ -84,7 +84,8 @@ class _OnnxMasker:
         self.path = path
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
-            raise UserError(f"{path.name} is not a {self.kind} mask model: it does not take one image.")
+            article = "an" if self.kind[0] in "aeiou" else "a"
+            raise UserError(f"{path.name} is not {article} {self.kind} mask model: it does not take one image.")
         self.input_name = inputs[0].name
         self._check(inputs[0].shape, self.session.get_outputs()[0].shape)
         self._cache: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
