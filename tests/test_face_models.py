@@ -296,3 +296,34 @@ def test_the_pipeline_blends_the_enhancer_as_asked(store, sources) -> None:
         results.append(pipeline.swap_image(img).image)
         pipeline.close()
     assert np.abs(results[0].astype(int) - results[1].astype(int)).mean() > 0.5
+
+
+# ---- the command line ----------------------------------------------------------------------------------
+def test_the_cli_drives_every_new_choice(store, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from snowai_studio import cli
+
+    monkeypatch.setattr("workers.face_swap.cli._store", lambda args: store)
+    source, target = tmp_path / "source.png", tmp_path / "target.png"
+    cv2.imwrite(str(source), second_face())
+    cv2.imwrite(str(target), astronaut())
+
+    def run(*extra: object) -> tuple[int, str]:
+        out = tmp_path / "out.png"
+        out.unlink(missing_ok=True)
+        argv = ["face-swap", "--source", source, "--target", target, "-o", out, "--engine", "insightface", *extra]
+        code = cli.main([str(a) for a in argv])
+        return code, capsys.readouterr().err
+
+    code, err = run(
+        "--swapper", "hyperswap-1a-256", "--pixel-boost", "2", "--occlusion-mask", "--face-regions", "skin, nose",
+        "--enhance", "codeformer", "--enhancer-fidelity", "0.2",
+    )  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "out.png").is_file()
+    for extra, words in (
+        (("--swapper", "faceswapper-9000"), "--swapper takes one of inswapper-128"),
+        (("--face-regions", "skin, ears"), "Unknown face region 'ears'"),
+        (("--enhance", "sharpen"), "--enhance takes one of gfpgan-1.4"),
+    ):
+        code, err = run(*extra)
+        assert code == 1 and words in err.strip().splitlines()[-1] and "Traceback" not in err

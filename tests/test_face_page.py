@@ -438,7 +438,7 @@ def test_every_action_is_a_button_on_top_and_nothing_overflows_at_1280x720(make_
     assert page.centralWidget().width() > page.inspector.width() * 2
     titles = [section.title for section in page.inspector.sections.values()]
     assert titles == ["Source faces", "Live camera", "Faces to replace", "Blending", "Engine & enhancer",
-                      "Output & mark"]
+                      "Swapper, boost & masks", "Output & mark"]
     for section in page.inspector.sections.values():  # "&" shows as itself, not as a shortcut's underline
         assert QKeySequence.mnemonic(section.header.text()).isEmpty(), section.title
     assert page.inspector.verticalScrollBar().maximum() > 0
@@ -653,3 +653,28 @@ def test_a_render_dropped_with_its_worker_does_not_block_save(
     # The new worker got the source face again: the still renders with it.
     job_ok(qtbot, page, "image", lambda: page.open_image(photos["target"]))
     assert page.still.result.faces_swapped == 1
+
+
+def test_swapper_boost_masks_and_enhancer_blend_from_the_inspector(make_page, qtbot) -> None:
+    page = make_page()
+    quality = page.quality
+    # Every swapper is listed; one that is not downloaded offers "Get it".
+    keys = [c.key for c in quality.swapper_picker.choices]
+    assert keys[0] == "auto" and "hyperswap-1a-256" in keys and "simswap-unofficial-512" in keys
+    assert not next(c for c in quality.swapper_picker.choices if c.key == "uniface-256").ready
+    # Pixel boost says what it costs, and the page's options follow each control.
+    quality.boost_combo.setCurrentIndex(quality.boost_combo.findData(3))
+    assert page.options.pixel_boost == 3
+    assert quality.boost_cost.text() == "384 px face, 9 swapper runs per face (about 9x the swap time)."
+    quality.occlusion_check.setChecked(True)
+    quality.region_checks["skin"].setChecked(True)
+    quality.region_checks["lips"].setChecked(True)
+    assert page.options.occlusion_mask and page.options.face_regions == "skin, lips"
+    assert "XSeg occlusion mask" in quality.mask_note.text() and "BiSeNet" in quality.mask_note.text()
+    quality.blend_slider.slider.setValue(40)
+    assert page.options.enhancer_blend == 0.4
+    assert quality.fidelity_slider.isHidden()
+    quality.set_enhancer("codeformer")
+    assert not quality.fidelity_slider.isHidden()
+    quality.fidelity_slider.slider.setValue(25)
+    assert page.options.enhancer_fidelity == 0.25

@@ -34,7 +34,12 @@ TARGET_CHOICES = {
 }
 ENGINE_NAMES = {"auto": "Automatic (best installed)", "insightface": "InsightFace", "classic": "Classic (dlib)"}
 ACTIVE_ENGINE = {"classic": "Classic (dlib) — offline default", "insightface": "insightface"}
-ENHANCER_NAMES = {"gfpgan-1.4": "GFPGAN 1.4", "gpen-bfr-512": "GPEN-BFR 512"}
+ENHANCER_NAMES = {
+    "gfpgan-1.4": "GFPGAN 1.4",
+    "gpen-bfr-512": "GPEN-BFR 512",
+    "gpen-bfr-1024": "GPEN-BFR 1024",
+    "codeformer": "CodeFormer",
+}
 #: The enhancer picker's key for "no enhancer".
 NO_ENHANCER = "none"
 PRESET_CHOICES = {"cpu": "CPU: detect every 3rd frame", "gpu": "GPU: detect every frame"}

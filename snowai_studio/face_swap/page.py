@@ -35,6 +35,7 @@ from snowai_studio.face_swap.inspector_sections import (
 )
 from snowai_studio.face_swap.jobs import FaceJobs
 from snowai_studio.face_swap.live import LiveController, strip_prefix
+from snowai_studio.face_swap.quality_section import QualitySection
 from snowai_studio.face_swap.sources import SourceFaces
 from snowai_studio.face_swap.still_preview import StillPreview
 from snowai_studio.face_swap.video_export import VideoExport
@@ -168,6 +169,12 @@ class FaceSwapPage(ToolPage):
         engine.preset_chosen.connect(self._on_preset_chosen)
         engine.models_requested.connect(lambda: self.open_model_manager())
         add("Engine & enhancer", engine, key="engine")
+        self.quality = QualitySection(self.options)
+        self.quality.option_changed.connect(self.set_option)
+        self.quality.models_requested.connect(lambda: self.open_model_manager())
+        engine.enhancer_picker.model_chosen.connect(
+            lambda key: self.quality.set_enhancer(None if key == NO_ENHANCER else key))
+        add("Swapper, boost & masks", self.quality, expanded=False, key="quality")
         self.output_section = OutputSection(self.options.mark)
         self.output_section.mark_toggled.connect(self.responsible.mark_toggled)
         self.output_section.terms_requested.connect(lambda: self.review_terms())
@@ -274,6 +281,7 @@ class FaceSwapPage(ToolPage):
                 log.warning("The face-swap models could not be checked: %s", exc)
         loaded = self.jobs.worker.engine_name if self.jobs.worker is not None else ""
         self.engine_section.show_status(store, status, self.options.engine, loaded, self.options.enhancer or "")
+        self.quality.set_store(store, self.options.swapper)
         picker = self.engine_section.enhancer_picker
         if self.options.enhancer and not (picker.current() and picker.current().ready):
             picker.select(NO_ENHANCER, emit=False)

@@ -274,7 +274,36 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--many-faces", action="store_true", help="swap every face (default: the largest one)")
     parser.add_argument("--mouth-mask", action="store_true", help="keep the target's own mouth")
-    parser.add_argument("--enhance", action="store_true", help="restore detail with a face enhancer model")
+    parser.add_argument(
+        "--enhance",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="MODEL",
+        help="restore detail with a face enhancer (the first installed, or gfpgan-1.4, gpen-bfr-512, "
+        "gpen-bfr-1024, codeformer)",
+    )
+    parser.add_argument("--enhancer-blend", type=float, default=0.8, metavar="0..1", help="how much of it shows")
+    parser.add_argument(
+        "--enhancer-fidelity", type=float, default=0.5, metavar="0..1", help="CodeFormer: 0 restores most, 1 least"
+    )
+    parser.add_argument(
+        "--swapper",
+        default=None,
+        metavar="MODEL",
+        help="the swapper model (inswapper-128, hyperswap-1a-256, simswap-256, simswap-unofficial-512, "
+        "uniface-256...; default: the first installed)",
+    )
+    parser.add_argument(
+        "--pixel-boost", type=int, choices=(1, 2, 3), default=1, help="paint the face 2 or 3 times sharper (slower)"
+    )
+    parser.add_argument(
+        "--occlusion-mask", action="store_true", help="keep hands, hair and glasses in front (XSeg model)"
+    )
+    parser.add_argument(
+        "--face-regions", default="", metavar="LIST", help="swap only these regions: skin, brows, eyes, glasses, "
+        "nose, mouth, lips (BiSeNet model)"
+    )
     parser.add_argument(
         "--no-mark", action="store_true", help="leave out the visible 'AI-generated' label and the metadata"
     )
@@ -316,7 +345,14 @@ def build_options(args: argparse.Namespace, store: Any) -> FaceSwapOptions:
         target="all" if args.many_faces else "largest",
         mouth_mask=bool(args.mouth_mask),
         mark=not args.no_mark,
+        pixel_boost=args.pixel_boost,
+        occlusion_mask=bool(args.occlusion_mask),
+        face_regions=args.face_regions,
+        enhancer_blend=args.enhancer_blend,
+        enhancer_fidelity=args.enhancer_fidelity,
     )
+    if args.swapper:
+        options.swapper = _checked_swapper(store, args.swapper)
     if args.engine == "insightface":
         status = engine_status(store, args.preset)
         if not status.insightface_ready:
@@ -326,7 +362,16 @@ def build_options(args: argparse.Namespace, store: Any) -> FaceSwapOptions:
                 f"{'them' if len(ids) > 1 else 'it'} in the model manager or with "
                 f"snowai-studio models download {ids[0]} (or use --engine classic)."
             )
-    if args.enhance:
+    if args.enhance and args.enhance != "auto":
+        if args.enhance not in ENHANCERS:
+            raise UserError(f"--enhance takes one of {', '.join(ENHANCERS)}, not {args.enhance!r}.")
+        if not store.state(args.enhance).usable:
+            raise UserError(
+                f"--enhance {args.enhance} needs {_model_names(store, [args.enhance])}: download it with "
+                f"snowai-studio models download {args.enhance}."
+            )
+        options.enhancer = args.enhance
+    elif args.enhance:
         enhancer = installed_enhancer(store)
         if enhancer is None:
             raise UserError(
@@ -335,6 +380,23 @@ def build_options(args: argparse.Namespace, store: Any) -> FaceSwapOptions:
             )
         options.enhancer = enhancer
     return options
+
+
+def _checked_swapper(store: Any, model_id: str) -> str:
+    """``model_id`` when it is a swapper that is installed (with its converter); else a sentence."""
+    from workers.face_swap.options import SWAPPERS
+    from workers.face_swap.swappers import SWAPPER_SPECS
+
+    if model_id not in SWAPPERS:
+        raise UserError(f"--swapper takes one of {', '.join(SWAPPERS)}, not {model_id!r}.")
+    spec = SWAPPER_SPECS[model_id]
+    for needed in (model_id, *([spec.converter] if spec.converter else [])):
+        if not store.state(needed).usable:
+            raise UserError(
+                f"--swapper {model_id} needs {_model_names(store, [needed])}: download it with "
+                f"snowai-studio models download {needed}."
+            )
+    return model_id
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
