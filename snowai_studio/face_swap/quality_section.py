@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from snowai_studio.panels.model_picker import ModelPicker, PickerChoice
+from snowai_studio.widgets.rows import fit_combo
 from snowai_studio.widgets.sliders import LabeledSlider
 from workers.face_swap.masks import OCCLUSION_MODEL, REGION_MODEL, REGIONS, parse_regions
 from workers.face_swap.options import SWAPPERS, FaceSwapOptions
@@ -67,13 +68,14 @@ class QualitySection(QWidget):
         self.store: Any = None
         self.swapper_picker = ModelPicker("faceSwapSwapper")
         self.swapper_picker.setToolTip("The model that paints the new face")
+        fit_combo(self.swapper_picker.combo, 12)
         self.swapper_picker.set_choices(swapper_choices(None), select=options.swapper or AUTO_SWAPPER)
         self.swapper_picker.model_chosen.connect(
             lambda key: self.option_changed.emit("swapper", None if key == AUTO_SWAPPER else key)
         )
         self.swapper_picker.model_chosen.connect(lambda _key: self._show_cost())
         self.swapper_picker.get_requested.connect(lambda _m: self.models_requested.emit())
-        self.boost_combo = QComboBox()
+        self.boost_combo = fit_combo(QComboBox(), 8)
         self.boost_combo.setObjectName("faceSwapPixelBoost")
         for factor in BOOST_FACTORS:
             self.boost_combo.addItem(BOOST_NAMES[factor], factor)
@@ -125,10 +127,10 @@ class QualitySection(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.boost_cost)
         layout.addWidget(self.occlusion_check)
-        layout.addWidget(QLabel("Swap only these regions (none ticked: the whole face)"))
+        layout.addWidget(_hint("Swap only these parts (none ticked: the whole face):"))
         layout.addLayout(regions)
         layout.addWidget(self.mask_note)
-        layout.addWidget(QLabel("Enhancer"))
+        layout.addWidget(_hint("Face enhancer (chosen under Engine & enhancer):"))
         layout.addWidget(self.blend_slider)
         layout.addWidget(self.fidelity_slider)
         self.set_enhancer(options.enhancer)
