@@ -118,6 +118,11 @@ def test_video_target_keeps_rate_audio_and_tags(files: dict[str, Path], capsys: 
         assert c.streams.audio and c.streams.audio[0].codec_context.name == "aac"
         frames = list(c.decode(video=0))
     assert len(frames) == 6 and tags["ai_generated"] == "true"
+    from workers.provenance import read_credentials
+
+    credentials = read_credentials(out)  # signed Content Credentials besides the container tags
+    assert credentials is not None and credentials.ai_generated
+    assert credentials.actions[-1]["parameters"]["model"] == "classic"
 
 
 @pytest.mark.parametrize(

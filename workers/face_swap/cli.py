@@ -51,12 +51,13 @@ def read_image(path: str | Path) -> np.ndarray:
     return load_image(Path(path).expanduser()).bgr
 
 
-def save_result(path: Path, bgr: np.ndarray, *, marked: bool) -> Path:
-    """Save a swapped image atomically; with the generated-image label in its metadata when ``marked``."""
+def save_result(path: Path, bgr: np.ndarray, *, marked: bool, model: str = "") -> Path:
+    """Save a swapped image atomically; when ``marked``, with the generated-image label in its
+    metadata and signed Content Credentials naming the face swap and ``model``."""
     if marked:
         from workers.face_swap.mark import save_marked_image
 
-        return save_marked_image(path, bgr)
+        return save_marked_image(path, bgr, credentials=credentials_for(path, model))
     from workers.media.imageio import save_image
 
     return save_image(path, bgr)
@@ -114,6 +115,32 @@ def prepare_source(
     return source, images
 
 
+def credentials_for(path: Path, model: str) -> dict[str, Any]:
+    """The Content Credentials manifest of a face-swap export."""
+    from workers import provenance
+
+    return provenance.manifest("face swap", action="c2pa.edited", model=model, title=Path(path).name)
+
+
+def model_of(pipeline: Any) -> str:
+    """Which model swapped the faces: the swapper's id, or the classic engine."""
+    engine = getattr(pipeline, "engine", None)
+    return str(getattr(engine, "swapper_id", None) or getattr(engine, "name", "") or "")
+
+
+def add_credentials(path: Path, model: str) -> None:
+    """Sign a saved video or image in place; a file that cannot carry them is left as it is (logged)."""
+    from workers import provenance
+
+    if provenance.mime_type(path) is None:
+        log.info("%s cannot carry content credentials; it keeps its generated-video tags", path.name)
+        return
+    try:
+        provenance.sign_file(path, credentials_for(path, model))
+    except UserError as exc:
+        log.warning("%s was saved without content credentials: %s", path.name, exc)
+
+
 def swap_image_file(pipeline: Any, src: Path, dst: Path, *, marked: bool) -> tuple[SwapResult, Path]:
     """Swap the faces of one image file into ``dst`` (never over ``src``).
 
@@ -129,7 +156,7 @@ def swap_image_file(pipeline: Any, src: Path, dst: Path, *, marked: bool) -> tup
     notes = list(getattr(result, "notes", None) or [])
     if result.faces_swapped == 0 and notes:
         raise UserError(f"{' '.join(notes)} Nothing was saved.")
-    return result, save_result(dst, result.image, marked=marked)
+    return result, save_result(dst, result.image, marked=marked, model=model_of(pipeline))
 
 
 def swap_video_file(
@@ -159,9 +186,12 @@ def swap_video_file(
     if strict is not None:
         pipeline.strict_views = False
     try:
-        return process_video(
+        out = process_video(
             src, dst, frame_fn, progress=progress, cancel=cancel, metadata=dict(GENERATED_METADATA) if marked else None
         )
+        if marked:
+            add_credentials(Path(out), model_of(pipeline))
+        return out
     finally:
         if strict is not None:
             pipeline.strict_views = strict

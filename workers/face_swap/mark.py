@@ -144,12 +144,15 @@ def encode_marked_image(bgr: np.ndarray, fmt: str, *, quality: int = 95, descrip
     return buffer.getvalue()
 
 
-def save_marked_image(path: str | os.PathLike[str], bgr: np.ndarray, *, quality: int = 95) -> Path:
+def save_marked_image(
+    path: str | os.PathLike[str], bgr: np.ndarray, *, quality: int = 95, credentials: dict | None = None
+) -> Path:
     """Save a swapped image with metadata saying it was generated (written atomically).
 
     PNG gets ``Comment``/``Description``/``Software`` text chunks, JPEG an EXIF ImageDescription
     and Software plus a comment segment, WebP an XMP packet and EXIF, TIFF its description tags.
-    The visible mark is :func:`draw_mark`'s job (the pipeline draws it when the option is on).
+    With ``credentials`` (a :func:`workers.provenance.manifest`), signed Content Credentials are
+    embedded too. The visible mark is :func:`draw_mark`'s job (the pipeline draws it when the option is on).
     """
     path = Path(path).expanduser()
     fmt = MARKED_FORMATS.get(path.suffix.lower())
@@ -157,8 +160,17 @@ def save_marked_image(path: str | os.PathLike[str], bgr: np.ndarray, *, quality:
         raise UserError(
             f"{path.name}: save the swapped image as PNG, JPEG or WebP, not '{path.suffix or 'no suffix'}'."
         )
-    save_bytes(path, encode_marked_image(bgr, fmt, quality=quality))
-    log.info("saved %s with the generated-image label", path)
+    data = encode_marked_image(bgr, fmt, quality=quality)
+    if credentials is not None:
+        from workers import provenance
+
+        mime = provenance.mime_type(path)
+        try:
+            data = provenance.sign_bytes(data, mime, credentials) if mime else data
+        except UserError as exc:  # the image is still saved, with its label; the log says why
+            log.warning("%s is saved without content credentials: %s", path.name, exc)
+    save_bytes(path, data)
+    log.info("saved %s with the generated-image label%s", path, " and content credentials" if credentials else "")
     return path
 
 

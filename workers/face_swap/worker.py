@@ -33,7 +33,7 @@ from PySide6.QtCore import Signal
 
 from workers.base import JobContext
 from workers.errors import UserError
-from workers.face_swap.cli import prepare_source, read_image, save_result, swap_image_file, swap_video_file
+from workers.face_swap.cli import model_of, prepare_source, read_image, save_result, swap_image_file, swap_video_file
 from workers.face_swap.options import OPTION_NAMES, FaceSwapOptions, coerce_option
 from workers.files import same_file
 from workers.media.worker import RecordingWorker
@@ -416,7 +416,7 @@ class FaceSwapWorker(RecordingWorker):
                     f"{dst_path.name} is the image you opened; save the result under another name "
                     "(the original is never overwritten)."
                 )
-            saved = save_result(dst_path, still.image, marked=still.marked)
+            saved = save_result(dst_path, still.image, marked=still.marked, model=model_of(self._pipeline()))
             log.info("Saved the swapped %s -> %s", still.source, saved)
             return ImageJobResult(
                 still.source, saved, still.faces_found, still.faces_swapped, still.engine, dict(still.ms),
