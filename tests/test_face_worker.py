@@ -340,6 +340,7 @@ def test_every_option_changes_live_and_bad_values_are_sentences(make_worker: Any
         "enhancer": None,
         "enhancer_blend": 0.6,
         "enhancer_fidelity": 0.3,
+        "enhance_every": 2,
         "swapper": None,
         "pixel_boost": 2,
         "occlusion_mask": False,

@@ -168,8 +168,26 @@ class Enhancer:
         self.dtype = np.float16 if "float16" in inp.type else np.float32
         self.path = path
         self.strength = float(strength)
+        #: Per face (a coarse position key): frames since the model last ran, and the detail it added.
+        self._details: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
+        #: How many enhancements reused the last detail instead of running the model (for the stats).
+        self.reused = 0
         self._template = FFHQ_512 * (self.size / 512.0)
         self._mask = _oval_mask(self.size)
+
+    def _restore(self, crop: np.ndarray, key: tuple[int, int] | None, every: int) -> np.ndarray:
+        if key is None or every <= 1:
+            return self.run(crop)
+        cached = self._details.get(key)
+        if cached is not None and cached[0] % every != 0:
+            self._details[key] = (cached[0] + 1, cached[1])
+            self.reused += 1
+            return np.clip(crop.astype(np.int16) + cached[1], 0, 255).astype(np.uint8)
+        restored = self.run(crop)
+        if len(self._details) > 32:
+            self._details.clear()
+        self._details[key] = (1, restored.astype(np.int16) - crop.astype(np.int16))
+        return restored
 
     def run(self, crop: np.ndarray) -> np.ndarray:
         """Restore one aligned BGR crop (``size`` x ``size``); returns BGR uint8 of the same size."""
@@ -182,16 +200,22 @@ class Enhancer:
         out = np.clip((out.transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(out[:, :, ::-1])
 
-    def enhance(self, bgr: np.ndarray, face: Face) -> np.ndarray:
+    def enhance(
+        self, bgr: np.ndarray, face: Face, *, key: tuple[int, int] | None = None, every: int = 1
+    ) -> np.ndarray:
         """``bgr`` with ``face`` restored; pixels outside the face's feathered oval are untouched.
 
-        The frame passed in is modified and returned.
+        Live video (``key``: where the face is; ``every`` > 1): the model runs on every ``every``-th
+        frame of that face, and the frames in between get the detail it added last time (the
+        difference between its output and its input, kept in the aligned crop, so it moves with the
+        face) on their own crop: the face keeps its motion and expressions, and the enhancer's cost
+        is divided by ``every``. The frame passed in is modified and returned.
         """
         if self.strength <= 0.0 or face.kps is None:
             return bgr
         m = similarity_transform(face.kps, self._template)
         crop = cv2.warpAffine(bgr, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        restored = self.run(crop)
+        restored = self._restore(crop, key, every)
         box = paste_region(cv2.invertAffineTransform(m), self.size, bgr.shape)
         x1, y1, x2, y2 = box
         if x2 - x1 < 2 or y2 - y1 < 2:

@@ -472,13 +472,13 @@ class InsightEngine:
         self, frame: np.ndarray, target: Face, m: np.ndarray, size: int, options: FaceSwapOptions
     ) -> np.ndarray | None:
         """The occlusion and region masks multiplied, in the crop's coordinates (None: neither is on)."""
-        from workers.face_swap.masks import parse_regions
+        from workers.face_swap.masks import face_key, parse_regions
 
         regions = parse_regions(options.face_regions)
         if not options.occlusion_mask and not regions:
             return None
         crop = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-        key, every = _mask_key(target), max(1, int(self.mask_every))
+        key, every = face_key(target), max(1, int(self.mask_every))
         out = np.ones((size, size), np.float32)
         for kind, wanted in (("occlusion", options.occlusion_mask), ("regions", bool(regions))):
             if not wanted or kind in self._mask_failed:
@@ -533,14 +533,6 @@ class InsightEngine:
             alpha *= opacity
         frame[y1:y2, x1:x2] = blend.alpha_blend(region, new, alpha)
         return frame
-
-
-def _mask_key(face: Face) -> tuple[int, int]:
-    """Where a face is, coarsely (its centre on a grid of a quarter of its width): the key its
-    cached mask is kept under between detections."""
-    cx, cy = face.center
-    step = max(8.0, face.width / 4.0)
-    return round(cx / step), round(cy / step)
 
 
 def _mouth_polygon(face: Face) -> np.ndarray | None:

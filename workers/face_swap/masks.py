@@ -45,6 +45,15 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
+def face_key(face: Any) -> tuple[int, int]:
+    """Where a face is, coarsely (its centre on a grid of a quarter of its width): the key under
+    which what is computed for it at a detection (a mask, an enhancer's detail) is reused between
+    detections."""
+    cx, cy = face.center
+    step = max(8.0, face.width / 4.0)
+    return round(cx / step), round(cy / step)
+
+
 def parse_regions(value: Any) -> tuple[str, ...]:
     """Region names from text ("skin, nose") or a list; "" or "all": every region (the mask is off)."""
     if value is None:

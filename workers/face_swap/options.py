@@ -90,6 +90,9 @@ class FaceSwapOptions:
     enhancer_blend: float = 0.8
     #: CodeFormer's fidelity weight: 0 restores most, 1 keeps the face closest to its input.
     enhancer_fidelity: float = 0.5
+    #: Live video: the enhancer runs on every N-th frame of a face and its detail follows the face in
+    #: between; 0 means at the detection interval.
+    enhance_every: int = 0
     #: Live video: a full detection every N frames, tracking in between.
     detect_every: int = 3
     #: Live video: longest side of the downscaled frame used for detection.
@@ -126,6 +129,7 @@ _INTS = {
     "detect_every": (1, 1000),
     "detect_size": (64, 4096),
     "pixel_boost": (1, 3),
+    "enhance_every": (0, 30),
 }
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from workers.errors import UserError, describe_exception
 from workers.face_swap.engines import FaceEngine
 from workers.face_swap.mark import draw_mark
+from workers.face_swap.masks import face_key
 from workers.face_swap.options import (
     Face,
     FaceSwapOptions,
@@ -448,8 +449,9 @@ class FaceSwapPipeline:
             if enhancer is not None:
                 enhancer.strength = float(opts.enhancer_blend)
                 enhancer.fidelity = float(opts.enhancer_fidelity)
+                every = 1 if strict else max(1, int(opts.enhance_every or opts.detect_every))
                 try:
-                    out = enhancer.enhance(out, target)
+                    out = enhancer.enhance(out, target, key=face_key(target), every=every)
                 except Exception as exc:
                     self._drop_enhancer(exc)
                     enhancer = None
