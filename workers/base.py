@@ -724,10 +724,18 @@ def live_workers() -> list[Worker]:
         return list(_live)
 
 
-def shutdown_all(timeout_ms: int = 3000) -> list[str]:
-    """Stop every live worker (cancel, release, join). Returns the names that did not stop."""
-    stuck = []
-    for worker in live_workers():
-        if not worker.stop(timeout_ms):
-            stuck.append(worker.name)
-    return stuck
+def shutdown_all(timeout_ms: int = 3000, grace_ms: int = 30000) -> list[str]:
+    """Stop every live worker (cancel, release, join). Returns the names that did not stop.
+
+    A job that cannot be cancelled (a library import, a device probe) may outlast ``timeout_ms``:
+    such threads get up to ``grace_ms`` more to end, because a Qt thread destroyed while it still
+    runs aborts the whole process (the window would close with a crash instead of cleanly).
+    """
+    stuck = [worker for worker in live_workers() if not worker.stop(timeout_ms)]
+    for worker in stuck:
+        thread = worker._thread
+        if thread is not None and thread.wait(grace_ms):
+            with _live_lock:
+                if worker in _live:
+                    _live.remove(worker)
+    return [worker.name for worker in stuck if worker in live_workers()]
