@@ -62,7 +62,9 @@ from workers.face_swap.options import FaceSwapOptions  # noqa: E402
 from workers.face_swap.pipeline import STAGES, FaceSwapPipeline  # noqa: E402
 from workers.models.store import ModelStore  # noqa: E402
 
-RESOLUTIONS = ((640, 480), (1280, 720))
+RESOLUTIONS = [(640, 480), (1280, 720)]
+SIZES_QUICK = [(640, 480)]
+ENHANCER_CONFIG = "insightface (real-size compute) + GFPGAN-class enhancer"
 
 
 # ---- frames and models ---------------------------------------------------------------------------
@@ -136,15 +138,20 @@ def add_compute(path: Path, *, stem: tuple[int, int], layers: int, width: int, s
     onnx.save(model, str(path))
 
 
-def fixture_store(root: Path, width: int, height: int, *, compute: bool) -> ModelStore:
+def fixture_store(root: Path, width: int, height: int, *, compute: bool, enhancer: bool = False) -> ModelStore:
     faces = [moving_face(width, height), *detector_faces(second_face(), second_face_layout())]
-    store = install_face_models(root, faces=faces, models=["insightface-buffalo-l", "inswapper-128"])
+    models = ["insightface-buffalo-l", "inswapper-128", *(["gfpgan-1.4"] if enhancer else [])]
+    store = install_face_models(root, faces=faces, models=models)
     if compute:
         # Roughly SCRFD-10G's work (it grows with the detector's input), 2d106det's and inswapper_128's.
         pack = Path(store.path_of("insightface-buffalo-l"))
         add_compute(pack / "det_10g.onnx", stem=(2, 24), layers=6, width=24)
         add_compute(pack / "2d106det.onnx", stem=(2, 16), layers=3, width=16)
         add_compute(Path(store.path_of("inswapper-128")), stem=(1, 48), layers=6, width=48)
+        if enhancer:
+            # A GFPGAN-class restorer at 512x512: 3x3 convolutions at 256x256 (about 10 GFLOP per face,
+            # more than twice the swapper stand-in's work).
+            add_compute(Path(store.path_of("gfpgan-1.4")), stem=(2, 32), layers=4, width=32)
         _refresh_manifest_sizes(store)
     return store
 
@@ -156,7 +163,7 @@ def _refresh_manifest_sizes(store: ModelStore) -> ModelStore:
 
     models = []
     for model in store.manifest.models:
-        if model.id == "inswapper-128":
+        if model.id in ("inswapper-128", "gfpgan-1.4") and (store.root / model.id).is_dir():
             path = store.root / model.id / model.files[0].name
             spec = dataclasses.replace(
                 model.files[0], size=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest()
@@ -210,6 +217,8 @@ class Reference:
         self.engine = engine
         self.options = options
         engine.load()
+        #: Deep-Live-Cam runs its enhancer on every face of every frame.
+        self.enhancer = engine.enhancer(options.enhancer) if options.enhancer else None
         if hasattr(engine, "seamless"):
             engine.seamless = False  # the same blending as the pipeline's live path
         self.source = engine.prepare_source(source)
@@ -223,6 +232,8 @@ class Reference:
         out = frame.copy()
         for face in faces:
             out = self.engine.swap(out, face, self.source, self.options)
+            if self.enhancer is not None:
+                out = self.enhancer.enhance(out, face)
         t2 = time.perf_counter()
         if record:
             self.stage_ms["detect"].append((t1 - t0) * 1000)
@@ -262,9 +273,10 @@ def bench(
     make: Callable[[int, int], tuple[Ours, Reference]],
     frames_n: int,
     warmup: int,
+    sizes: list[tuple[int, int]] | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
-    for width, height in RESOLUTIONS:
+    for width, height in sizes or RESOLUTIONS:
         print(f"measuring {label} at {width}x{height}...", file=sys.stderr)
         frames = frames_for(width, height, frames_n + warmup)
         ours, ref = make(width, height)
@@ -289,6 +301,35 @@ def bench(
     return rows
 
 
+def cadence_quality(tmp: Path, count: int) -> dict[str, Any]:
+    """The live enhancer at the detection interval against the enhancer on every frame, on the same
+    frames: the mean absolute difference over the face (0-255) and the enhancer runs of each."""
+    store = fixture_store(tmp / "cadence" / "models", 640, 480, compute=False, enhancer=True)
+    frames = frames_for(640, 480, count)
+    outputs: dict[int, list[np.ndarray]] = {}
+    runs: dict[int, int] = {}
+    for every in (1, 3):
+        options = FaceSwapOptions(engine="insightface", preset="cpu", enhancer="gfpgan-1.4", enhance_every=every)
+        pipeline = FaceSwapPipeline(store, options)
+        pipeline.load()
+        pipeline.set_source([second_face()])
+        outputs[every] = [pipeline.process(frame).copy() for frame in frames]
+        enhancer = pipeline._enhancer
+        runs[every] = count - (enhancer.reused if enhancer is not None else 0)
+        pipeline.close()
+    x1, y1, x2, y2 = moving_face(640, 480).box
+    box = (slice(int(y1 * 480), int(y2 * 480)), slice(int(x1 * 640), int(x2 * 640)))
+    pairs = zip(outputs[1], outputs[3], strict=True)
+    diffs = [np.abs(a[box].astype(int) - b[box].astype(int)).mean() for a, b in pairs]
+    return {
+        "frames": count,
+        "enhancer_runs_every_frame": runs[1],
+        "enhancer_runs_cadence_3": runs[3],
+        "face_mad_vs_every_frame": round(float(np.mean(diffs)), 3),
+        "face_mad_max": round(float(np.max(diffs)), 3),
+    }
+
+
 # ---- configurations ----------------------------------------------------------------------------
 def classic_maker(store: ModelStore) -> Callable[[int, int], tuple[Ours, Reference]]:
     from workers.face_swap.classic import ClassicEngine
@@ -301,13 +342,13 @@ def classic_maker(store: ModelStore) -> Callable[[int, int], tuple[Ours, Referen
     return make
 
 
-def insight_maker(tmp: Path, compute: bool) -> Callable[[int, int], tuple[Ours, Reference]]:
+def insight_maker(tmp: Path, compute: bool, enhancer: bool = False) -> Callable[[int, int], tuple[Ours, Reference]]:
     from workers.face_swap.insight import InsightEngine
 
     def make(width: int, height: int) -> tuple[Ours, Reference]:
-        root = tmp / f"insight-{width}x{height}-{'compute' if compute else 'bare'}" / "models"
-        store = fixture_store(root, width, height, compute=compute)
-        options = FaceSwapOptions(engine="insightface", preset="cpu")
+        name = f"insight-{width}x{height}-{'compute' if compute else 'bare'}{'-enhancer' if enhancer else ''}"
+        store = fixture_store(tmp / name / "models", width, height, compute=compute, enhancer=enhancer)
+        options = FaceSwapOptions(engine="insightface", preset="cpu", enhancer="gfpgan-1.4" if enhancer else None)
         source = [second_face()]
         ours = Ours(store, options, source)
         ref = Reference(InsightEngine(store, preset="cpu", det_size=640), options.copy(), source)
@@ -340,7 +381,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="frames run first and not measured")
     parser.add_argument("--only", choices=("classic", "insightface"), help="run one engine's configurations")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "face_swap.json")
+    parser.add_argument("--quick", action="store_true", help="fewer frames (20), 640x480 only")
+    parser.add_argument("--quality-frames", type=int, default=12, help="frames for the enhancer cadence's quality")
     args = parser.parse_args()
+    if args.quick:
+        args.frames, args.warmup = min(args.frames, 20), min(args.warmup, 3)
+        RESOLUTIONS[:] = SIZES_QUICK
+    enhancer_quality: dict[str, Any] = {}
 
     cv2.setNumThreads(os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
@@ -354,6 +401,10 @@ def main() -> int:
             rows += bench(
                 "insightface (fixture models, real-size compute)", insight_maker(tmp, True), args.frames, args.warmup
             )
+            rows += bench(
+                ENHANCER_CONFIG, insight_maker(tmp, True, enhancer=True), args.frames, args.warmup, sizes=SIZES_QUICK
+            )
+            enhancer_quality = cadence_quality(tmp, args.quality_frames)
 
     print()
     print(table(rows))
@@ -368,9 +419,27 @@ def main() -> int:
             "options": "FaceSwapOptions(preset='cpu'): detect_every=3, detect_size=320; reference: det_size 640",
         },
         "results": rows,
+        "enhancer_cadence_quality": enhancer_quality,
+        "summary": summary_of(rows),
     }
     write_results(args.json, data)
     return 0
+
+
+def summary_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a script reads: the real-size insightface figures at 640x480, with and without enhancer."""
+
+    def row(config: str) -> dict[str, Any] | None:
+        return next((r for r in rows if r["config"] == config and r["resolution"] == "640x480"), None)
+
+    plain = row("insightface (fixture models, real-size compute)")
+    enhanced = row(ENHANCER_CONFIG)
+    return {
+        "insightface_real_size_fps_640": plain["ours"]["fps"] if plain else None,
+        "insightface_real_size_enhancer_fps_640": enhanced["ours"]["fps"] if enhanced else None,
+        "ratio_vs_dlc_loop_640": plain["speedup"] if plain else None,
+        "enhancer_ratio_vs_dlc_loop_640": enhanced["speedup"] if enhanced else None,
+    }
 
 
 if __name__ == "__main__":
