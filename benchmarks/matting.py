@@ -638,6 +638,11 @@ def summarize(data: dict) -> dict:
             r["model"]: {"image": r["image_speedup"], "live": r["live_speedup"], "folder": r["folder_speedup"]}
             for r in compare
         }
+        # The figures the speed issue tracks: the same model against rembg, warm; masks alike.
+        summary["warm_ratio_vs_rembg"] = min(min(r["image_speedup"], r["folder_speedup"]) for r in compare)
+        summary["mask_iou_vs_rembg"] = min(min(r["mask_iou_vs_rembg"].values()) for r in compare)
+    if first:
+        summary["cold_first_image_s"] = first["cold"]["wall_s"]
     return summary
 
 
