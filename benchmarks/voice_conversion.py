@@ -372,9 +372,24 @@ def main() -> int:
         },
         "realtime": results,
         "files": files,
+        "summary": summary_of(results),
     }
     write_results(args.json, data)
     return 0
+
+
+def summary_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Real-time factors at 300 ms blocks of the full-size models (None when not run)."""
+
+    def rtf(label: str) -> float | None:
+        row = next((r for r in results if r["converter"] == label and round(r["block_ms"]) == 300), None)
+        return row["rtf"] if row else None
+
+    return {
+        "rvc_v2_full_rtf_300ms": rtf("RVC v2 40k, full size"),
+        "sovits_41_full_rtf_300ms": rtf("so-vits-svc 4.1, full size"),
+        "anchor_rvc_rtf_300ms": None,  # the original RVC realtime path is not timed yet
+    }
 
 
 if __name__ == "__main__":
