@@ -12,6 +12,7 @@ from workers.assistant.options import AssistantOptions
 
 MODE_CHOICES = {"vad": "Speak, then pause", "ptt": "Push-to-talk"}
 OUTPUT_CHOICES = {False: "Speakers", True: "Headset"}
+TURN_CHOICES = {"learned": "When you sound finished", "silence": "After a fixed pause"}
 
 
 class ListeningSettings(QWidget):
@@ -39,6 +40,16 @@ class ListeningSettings(QWidget):
         self.threshold.value_label.setMinimumWidth(36)
         self.threshold.setObjectName("assistantVadThreshold")
         self.threshold.value_changed.connect(lambda v: editor.set("vad_threshold", v / 100.0))
+        self.turn_combo = choice_combo(
+            "assistantTurnDetection",
+            TURN_CHOICES,
+            "When you sound finished: a small model hears whether your sentence is complete, so a finished "
+            "question is answered at once and a pause in the middle of one is waited through (up to 1.2 s). "
+            "After a fixed pause: the turn ends after the pause set below, whatever it sounds like.",
+        )
+        self.turn_combo.currentIndexChanged.connect(
+            lambda _i: (editor.set("turn_detection", self.turn_combo.currentData()), self._sync())
+        )
         self.silence_spin = QSpinBox()
         self.silence_spin.setObjectName("assistantMinSilence")
         self.silence_spin.setRange(100, 3000)
@@ -61,7 +72,9 @@ class ListeningSettings(QWidget):
         form = settings_form(self)
         form.addRow("Mode", self.mode_combo)
         form.addRow("Voice threshold", self.threshold)
+        form.addRow("Answer", self.turn_combo)
         form.addRow("End of turn after", self.silence_spin)
+        self.silence_label = form.labelForField(self.silence_spin)
         form.addRow("Sound goes to", self.output_combo)
         form.addRow(self.barge_check)
 
@@ -70,5 +83,15 @@ class ListeningSettings(QWidget):
         select_data(self.mode_combo, o.mode)
         self.threshold.slider.setValue(round(o.vad_threshold * 100))
         self.silence_spin.setValue(o.min_silence_ms)
+        select_data(self.turn_combo, o.turn_detection)
+        self._sync()
         select_data(self.output_combo, bool(o.headset))
         self.barge_check.setChecked(bool(o.barge_in))
+
+    def _sync(self) -> None:
+        """The fixed pause matters only without the learned detection (or when its model is missing)."""
+        learned = self.turn_combo.currentData() == "learned"
+        self.silence_spin.setToolTip(
+            "Used when the end-of-turn model is missing." if learned
+            else "How long a pause ends your turn: shorter answers sooner, longer lets you think."
+        )

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QWidget
 
 from snowai_studio.panels.model_picker import PickerChoice, choices_from_store
 from snowai_studio.widgets.rows import fit_combo
-from workers.assistant.options import LLM_BACKENDS, TTS_ENGINES, TURN_MODES, AssistantOptions
+from workers.assistant.options import LLM_BACKENDS, TTS_ENGINES, TURN_DETECTION, TURN_MODES, AssistantOptions
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ def normalized(options: AssistantOptions) -> AssistantOptions:
     default = AssistantOptions()
     if o.mode not in TURN_MODES:
         o.mode = default.mode
+    if o.turn_detection not in TURN_DETECTION:
+        o.turn_detection = default.turn_detection
+    o.turn_silence_ms = min(2000, max(64, int(o.turn_silence_ms)))
+    o.pause_ms = min(10000, max(200, int(o.pause_ms)))
     if o.llm_backend not in LLM_BACKENDS:
         o.llm_backend, o.llm_model = default.llm_backend, default.llm_model
     if o.tts_engine not in TTS_ENGINES:

@@ -9,6 +9,7 @@ from typing import ClassVar
 LLM_BACKENDS = ("transformers", "gguf", "openai")
 #: How a turn is taken: voice activity detection, or push-to-talk.
 TURN_MODES = ("vad", "ptt")
+TURN_DETECTION = ("learned", "silence")
 TTS_ENGINES = ("piper", "bark")
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -27,8 +28,16 @@ class AssistantOptions:
     mode: str = "vad"
     #: Silero speech probability above which a frame counts as speech.
     vad_threshold: float = 0.5
-    #: Silence (ms) that ends a turn.
+    #: Silence (ms) that ends a turn (with learned turn detection: only when the model is missing).
     min_silence_ms: int = 300
+    #: "learned": after a short silence a small model (Smart Turn) hears whether you finished: a
+    #: finished turn is answered at once, an unfinished one waits through the pause. "silence": a
+    #: turn ends after ``min_silence_ms`` of silence, whatever it sounds like.
+    turn_detection: str = "learned"
+    #: Learned turns: the silence (ms) after which the model is asked.
+    turn_silence_ms: int = 160
+    #: Learned turns: the longest pause (ms) waited through when you sound unfinished.
+    pause_ms: int = 1200
     #: Shortest speech (ms) that counts as a turn (coughs and clicks are ignored).
     min_speech_ms: int = 200
     #: Audio kept before the detected start of speech and after its end (ms).

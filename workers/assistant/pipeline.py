@@ -146,6 +146,8 @@ class Components:
     asr: Transcriber
     llm: LanguageModel
     voice: Voice
+    #: Learned end-of-turn detection (``turn(audio) -> probability``), or None: silence decides.
+    turn: Any = None
 
     def describe(self) -> dict[str, str]:
         """Names for the UI: {"asr", "llm", "voice", "note"}."""
@@ -241,6 +243,7 @@ def load_components(
 
         say("Loading voice activity detection…")
         vad = SileroVAD(store=store)
+    turn = reuse.turn if reuse is not None and "vad" not in want else _load_turn(options, store)
     check()
     if reuse is not None and "asr" not in want:
         asr = reuse.asr
@@ -265,7 +268,19 @@ def load_components(
         if reuse is None or llm is not reuse.llm:
             Components(vad, asr, llm, None).close()  # type: ignore[arg-type]
         raise
-    return Components(vad, asr, llm, voice)
+    return Components(vad, asr, llm, voice, turn)
+
+
+def _load_turn(options: AssistantOptions, store: Any) -> Any:
+    """The end-of-turn model (small: loaded with the voice detection, so that switching learned
+    turn detection on and off needs no reload); None when it is missing (logged: silence decides)."""
+    from workers.assistant.turn import load_turn_detector
+
+    try:
+        return load_turn_detector(store)
+    except UserError as exc:
+        log.warning("%s", exc)
+        return None
 
 
 # ---- small helpers --------------------------------------------------------------------------------------
@@ -483,6 +498,9 @@ class _Turn:
     llm_early: bool = False
     #: Taken over by the brain from an early start (skipped when it comes out of the queue).
     claimed: bool = False
+    #: The end-of-turn model's verdict on this turn (probability it was finished), or None: silence
+    #: ended it.
+    turn_prob: float | None = None
     t_llm_start: float | None = None
     t_first_token: float | None = None
     t_first_sentence: float | None = None
@@ -874,6 +892,7 @@ class VoicePipeline:
             "source": t.source,
             "asr_early": t.asr_early,
             "llm_early": t.llm_early,
+            "turn_prob": round(t.turn_prob, 3) if t.turn_prob is not None else None,
             "interrupted": t.interrupted,
             "stages": {
                 "endpoint": span(t.t0, t.t_detected) if voice else None,
@@ -931,10 +950,24 @@ class VoicePipeline:
         return Endpointer(
             self.components.vad,
             threshold=o.vad_threshold,
-            min_silence_ms=o.min_silence_ms,
+            min_silence_ms=self._silence_ms(),
             min_speech_ms=o.min_speech_ms,
             speech_pad_ms=o.speech_pad_ms,
+            turn=self._turn(),
+            turn_silence_ms=o.turn_silence_ms,
         )
+
+    def _turn(self) -> Any:
+        """The end-of-turn model the endpointer asks, or None (silence decides)."""
+        if self.options.turn_detection != "learned":
+            return None
+        return getattr(self.components, "turn", None)
+
+    def _silence_ms(self) -> int:
+        """The silence that ends a turn: the pause waited through when a turn model judges turns,
+        else the "end of turn" setting."""
+        o = self.options
+        return max(o.min_silence_ms, o.pause_ms) if self._turn() is not None else o.min_silence_ms
 
     def _capture_main(self, source: AudioSource, stop: threading.Event) -> None:
         try:
@@ -998,10 +1031,12 @@ class VoicePipeline:
             try:
                 ep.configure(
                     threshold=opts.vad_threshold,
-                    min_silence_ms=opts.min_silence_ms,
+                    min_silence_ms=self._silence_ms(),
                     min_speech_ms=opts.min_speech_ms,
                     speech_pad_ms=opts.speech_pad_ms,
+                    turn_silence_ms=opts.turn_silence_ms,
                 )
+                ep.turn = self._turn()
             except (TypeError, ValueError) as exc:
                 self._warn(f"The listening settings were not applied: {exc}.")
         if opts.mode != cap.mode:
@@ -1144,6 +1179,9 @@ class VoicePipeline:
                     request = _Turn(
                         "voice", ev.speech_end + cap.offset, self._epoch, audio=audio, t_detected=time.monotonic()
                     )
+                ep = cap.endpointer
+                request.turn_prob = ep.last_turn_prob if ep.turn is not None else None
+                ep.last_turn_prob = None
                 request.spec = spec if spec is not None and not spec.cancelled.is_set() else None
                 if request.spec is not None:
                     request.spec.request = request

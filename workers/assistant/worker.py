@@ -178,6 +178,7 @@ class AssistantWorker(Worker):
             fresh.asr if "asr" in parts else reuse.asr,
             fresh.llm if "llm" in parts else reuse.llm,
             fresh.voice if "voice" in parts else reuse.voice,
+            reuse.turn,
         )
 
     def _progress(self, done: int, total: int) -> None:

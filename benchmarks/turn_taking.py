@@ -1,0 +1,135 @@
+"""When does a turn end? A fixed silence against learned end-of-turn detection, on spoken questions.
+
+    python benchmarks/turn_taking.py [--pause 0.7] [--json benchmarks/results/turn_taking.json]
+
+Twelve questions spoken by the shipped Piper voice (the same take every run) go through the
+studio's endpointer (Silero VAD) the way the microphone feeds it, twice each:
+
+- as spoken: how long after the last word the turn ends (the wait before the assistant can answer);
+- with a pause of ``--pause`` seconds in the middle (at the quietest gap between two words, between
+  45 % and 70 % of the question): whether the turn ends in that pause (a false cut-off).
+
+Policies: the fixed silence (300 ms, the setting's default, and 800 ms), and learned detection
+(Smart Turn v3.2 asked once after 160 ms of silence; a turn it hears as unfinished ends after
+1.2 s). A synthetic voice cut between two words keeps its flowing prosody, unlike a person who
+hesitates, so the cut-offs counted here are a harsh test of the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+from assistant_fixtures import shipped_store, speech_16k  # noqa: E402
+from common import machine, write_results  # noqa: E402
+
+from workers.assistant.turn import load_turn_detector  # noqa: E402
+from workers.assistant.vad import Endpointer, SileroVAD  # noqa: E402
+
+RATE = 16000
+QUESTIONS = (
+    "What is the capital of France?",
+    "How many minutes are there in one hour?",
+    "Please tell me a short joke about cats.",
+    "Who wrote the play Romeo and Juliet?",
+    "Can you tell me what the weather is like in Paris today?",
+    "How far is the moon from the earth?",
+    "What should I cook for dinner tonight?",
+    "Which planet is the largest in our solar system?",
+    "Could you set a timer for ten minutes?",
+    "What is the boiling point of water in Celsius?",
+    "Remind me to call my sister tomorrow morning.",
+    "Translate good morning into Spanish.",
+)
+
+
+def voiced(audio: np.ndarray) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return audio[loud[0] : loud[-1] + 1]
+
+
+def word_gap(audio: np.ndarray) -> int:
+    hop = RATE // 50
+    frames = len(audio) // hop
+    energy = np.array([np.sqrt(np.mean(audio[i * hop : (i + 1) * hop] ** 2)) for i in range(frames)])
+    start, stop = int(frames * 0.45), int(frames * 0.7)
+    return (start + int(np.argmin(energy[start:stop]))) * hop + hop // 2
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pause", type=float, default=0.7, help="the pause in the middle of each question (s)")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "turn_taking.json")
+    args = parser.parse_args()
+    store = shipped_store()
+    vad = SileroVAD(store=store)
+    detector = load_turn_detector(store)
+    policies: dict[str, dict[str, Any]] = {
+        "fixed silence 300 ms": {"min_silence_ms": 300},
+        "fixed silence 800 ms": {"min_silence_ms": 800},
+        "learned (ask at 160 ms, else 1.2 s)": {"min_silence_ms": 1200, "turn": detector, "turn_silence_ms": 160},
+    }
+    lead, tail = np.zeros(RATE // 2, np.float32), np.zeros(RATE * 2, np.float32)
+
+    def ends(settings: dict[str, Any], stream: np.ndarray) -> list[float]:
+        vad.reset()
+        endpointer = Endpointer(vad, **settings)
+        events = endpointer.feed(stream) + endpointer.flush()
+        return [e.time for e in events if e.kind == "end"]
+
+    rows = []
+    for name, settings in policies.items():
+        delays, cutoffs = [], 0
+        for text in QUESTIONS:
+            audio = voiced(speech_16k(text))
+            words_end = (len(lead) + len(audio)) / RATE
+            found = ends(settings, np.concatenate([lead, audio, tail]))
+            delays.append(found[0] - words_end if found else float("nan"))
+            cut = word_gap(audio)
+            paused = np.concatenate(
+                [lead, audio[:cut], np.zeros(int(RATE * args.pause), np.float32), audio[cut:], tail]
+            )
+            cutoffs += len(ends(settings, paused)) > 1
+        rows.append({
+            "policy": name,
+            "median_end_delay_ms": round(1000 * statistics.median(delays)),
+            "max_end_delay_ms": round(1000 * max(delays)),
+            "false_cutoffs": cutoffs,
+            "questions": len(QUESTIONS),
+            "delays_ms": [round(1000 * d) for d in delays],
+        })  # fmt: skip
+    header = f"{'policy':<38} {'end after last word: median':>28} {'max':>7} {'cut-offs with a pause':>22}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['policy']:<38} {r['median_end_delay_ms']:>25} ms {r['max_end_delay_ms']:>4} ms "
+            f"{r['false_cutoffs']:>12} of {r['questions']}"
+        )
+    learned, fixed = rows[-1], rows[0]
+    write_results(args.json, {
+        "machine": machine(),
+        "pause_s": args.pause,
+        "rows": rows,
+        "summary": {
+            "learned_median_end_delay_ms": learned["median_end_delay_ms"],
+            "fixed_300_median_end_delay_ms": fixed["median_end_delay_ms"],
+            "learned_false_cutoffs": learned["false_cutoffs"],
+            "fixed_300_false_cutoffs": fixed["false_cutoffs"],
+            "questions": len(QUESTIONS),
+        },
+    })  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
