@@ -173,13 +173,16 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=6, help=f"how many questions (at most {len(QUESTIONS)})")
     parser.add_argument("--store", type=Path, default=None, help="model store (default: the studio's)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "assistant.json")
+    parser.add_argument(
+        "--turn", choices=("learned", "silence"), default="learned", help="how a turn ends (default: learned)"
+    )
     args = parser.parse_args()
 
     from workers.assistant.pipeline import load_components
     from workers.models.store import ModelStore
 
     store = ModelStore(args.store) if args.store else ModelStore()
-    options = AssistantOptions()
+    options = AssistantOptions(turn_detection=args.turn)
     t0 = time.perf_counter()
     components = load_components(options, store=store, status=lambda s: print(s, file=sys.stderr))
     load_s = time.perf_counter() - t0

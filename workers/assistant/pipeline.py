@@ -101,6 +101,9 @@ EARLY_WAIT_S = 5.0
 #: Silent frames (32 ms) after speech at which the utterance is transcribed ahead of the endpointer's
 #: verdict; if no speech follows, the turn uses that transcript and saves most of Whisper's time.
 SPECULATE_FRAMES = 5
+#: With learned end-of-turn detection the turn may end 160 ms into a silence: the words are
+#: transcribed from 64 ms on, so that the recogniser is mostly done by then.
+SPECULATE_FRAMES_LEARNED = 2
 #: Audio kept from before the talk button was pressed (people start speaking as they press).
 PTT_PREROLL_S = 0.25
 #: Whisper's answers to silence or noise that are no question.
@@ -1136,9 +1139,10 @@ class VoicePipeline:
         if prob >= max(0.01, self.options.vad_threshold - 0.15):
             return  # neither speech nor silence: the endpointer keeps counting, so do we
         cap.silent_frames += 1
-        if cap.silent_frames != SPECULATE_FRAMES or cap.spec is not None:
+        learned = ep.turn is not None
+        if cap.silent_frames != (SPECULATE_FRAMES_LEARNED if learned else SPECULATE_FRAMES) or cap.spec is not None:
             return
-        if self.options.min_silence_ms < SPECULATE_FRAMES * FRAME * 1000 / SAMPLE_RATE + 100:
+        if not learned and self.options.min_silence_ms < SPECULATE_FRAMES * FRAME * 1000 / SAMPLE_RATE + 100:
             return  # the endpointer decides about as soon: nothing to win
         pad = self.options.speech_pad_ms / 1000.0
         n = min(cap.history_samples, round((ep.time - cap.utt_start + pad) * SAMPLE_RATE))
