@@ -19,3 +19,5 @@ class StudioContext:
     model_store: Any = None
     #: Extra injectables (camera/microphone factories in tests, for example).
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The last scan of cameras, microphones and speakers (a workers.media.devices.DeviceReport), or None.
+    device_report: Any = None

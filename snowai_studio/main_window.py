@@ -330,9 +330,12 @@ class MainWindow(QMainWindow):
         elif job_id == self._devices_job:
             from workers.media.devices import devices_summary
 
-            self.device_report = result
+            self.device_report = self.context.device_report = result
             self.home.set_devices_summary(devices_summary(result))
             self._show_devices()
+            for page in self.pages.values():
+                if isinstance(page, ToolPage):
+                    page.devices_changed()  # the pages' camera lines name what the scan found
 
     def _show_devices(self) -> None:
         """The chosen camera and microphone (a file standing in for one is named as such), or what

@@ -487,3 +487,24 @@ def test_a_page_restores_its_saved_layout_once_it_has_its_real_size(qtbot) -> No
         return page.inspector_dock.width()
 
     assert later_start(lambda page, s: page.restore_when_shown(s)) >= 330
+
+
+def test_the_camera_lines_say_what_the_device_scan_found(make_window, qtbot) -> None:
+    from types import SimpleNamespace
+
+    from snowai_studio.panels.live_source import describe_camera
+
+    w = make_window()
+    qtbot.waitUntil(lambda: w.context.device_report is not None, timeout=20000)
+    report = w.context.device_report
+    expected = describe_camera(w.settings.devices.camera, report)
+    assert w.pages["face_swap"].live.panel.source_label.text() == expected
+    assert w.pages["matting"].live_panel.source_label.text() == expected
+    # What each scan result reads like.
+    none = SimpleNamespace(cameras=[])
+    one = SimpleNamespace(cameras=[SimpleNamespace(spec="0", name="USB webcam")])
+    assert describe_camera("0", none) == "No camera found: connect one, or choose a video file in Devices"
+    assert describe_camera("0", one) == "Camera 0 (USB webcam)"
+    assert describe_camera("2", one) == "Camera 2 was not found: choose another in Devices"
+    assert describe_camera("0") == "Camera 0"  # before the scan
+    assert describe_camera("/clips/take.mp4", none) == "Video file take.mp4"

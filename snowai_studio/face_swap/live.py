@@ -102,7 +102,8 @@ class LiveController(QObject):
         return self.camera is not None
 
     def show_device(self) -> None:
-        self.panel.set_device_text(describe_camera(self.page.context.settings.devices.camera))
+        context = self.page.context
+        self.panel.set_device_text(describe_camera(context.settings.devices.camera, context.device_report))
 
     def _open_devices(self) -> None:
         open_devices(self.page)

@@ -338,7 +338,8 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
             self.model_imported(model_ids[0])
 
     def devices_changed(self) -> None:
-        self.live_panel.set_device_text(describe_camera(self.context.settings.devices.camera))
+        camera = describe_camera(self.context.settings.devices.camera, self.context.device_report)
+        self.live_panel.set_device_text(camera)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -3,6 +3,8 @@ a Retry bar when the device stops, and (for pictures) recording into a chosen fo
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -12,14 +14,24 @@ from snowai_studio.panels.tool_page import PRIMARY_ICON_COLOR
 from snowai_studio.widgets.problem_bar import ProblemBar
 
 
-def describe_camera(camera: str | None) -> str:
-    """'Camera 0', or 'Video file clip.mp4' when a file stands in for the camera."""
+def describe_camera(camera: str | None, report: Any = None) -> str:
+    """'Camera 0' (with its name once the device scan in ``report`` found it, or saying it was not
+    found), or 'Video file clip.mp4' when a file stands in for the camera."""
     from pathlib import PurePath
 
     value = (camera or "0").strip()
-    if value.isdigit():
+    if not value.isdigit():
+        return f"Video file {PurePath(value).name}"
+    cameras = getattr(report, "cameras", None)
+    if cameras is None:
         return f"Camera {value}"
-    return f"Video file {PurePath(value).name}"
+    found = next((c for c in cameras if str(getattr(c, "spec", "")) == value), None)
+    if found is not None:
+        name = str(getattr(found, "name", "") or "")
+        return f"Camera {value} ({name})" if name and name != f"Camera {value}" else f"Camera {value}"
+    if not cameras:
+        return "No camera found: connect one, or choose a video file in Devices"
+    return f"Camera {value} was not found: choose another in Devices"
 
 
 def describe_microphone(microphone: str | None) -> str:
