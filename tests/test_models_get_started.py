@@ -3,7 +3,6 @@ download for the whole set with one progress, cancel and resume, the CLI and the
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
@@ -14,10 +13,11 @@ import pytest
 from model_server import FileServer, payload, sha
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
+from test_models_cli import run
 
 from workers.assistant.options import AssistantOptions
 from workers.errors import Cancelled, UserError
-from workers.models import cli, get_started
+from workers.models import get_started
 from workers.models.manifest import TOOLS, ManifestError, load_manifest, parse_manifest
 from workers.models.store import ModelStore, Status
 
@@ -209,15 +209,6 @@ def test_choices_go_into_the_settings_read_or_not() -> None:
 
 
 # ---- the command line ----------------------------------------------------------------------------------
-def run(*argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser(prog="snowai-studio")
-    sub = parser.add_subparsers(dest="command")
-    cli.add_parser(sub)
-    args = parser.parse_args(["models", *argv])
-    out, err = io.StringIO(), io.StringIO()
-    return args.func(args, out, err), out.getvalue(), err.getvalue()
-
-
 def test_cli_shows_the_set_then_downloads_it_with_yes(
     served: tuple[ModelStore, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

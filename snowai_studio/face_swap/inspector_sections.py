@@ -45,7 +45,7 @@ NO_ENHANCER = "none"
 PRESET_CHOICES = {"cpu": "CPU: detect every 3rd frame", "gpu": "GPU: detect every frame"}
 
 
-def _hint(text: str = "") -> QLabel:
+def hint_label(text: str = "") -> QLabel:
     label = QLabel(text)
     label.setWordWrap(True)
     label.setProperty("hint", True)
@@ -138,7 +138,7 @@ class TargetSection(QWidget):
         self.reference_button = push_button("Reference photo…", "image")
         self.reference_button.setToolTip("A photo of the person whose face should be replaced")
         self.reference_button.clicked.connect(self.reference_requested)
-        self.reference_label = _hint("No reference photo.")
+        self.reference_label = hint_label("No reference photo.")
         self.reference_row = QWidget()
         ref_layout = QVBoxLayout(self.reference_row)
         ref_layout.setContentsMargins(0, 0, 0, 0)
@@ -235,7 +235,7 @@ class EngineSection(QWidget):
         self.engine_label = QLabel()
         self.engine_label.setObjectName("faceSwapEngineLine")
         self.engine_label.setWordWrap(True)
-        self.engine_note = _hint()
+        self.engine_note = hint_label()
         self.models_button = push_button("Get insightface models…", "download")
         self.models_button.setObjectName("faceSwapGetModels")
         self.models_button.setToolTip("Open the model manager to download the InsightFace models")
@@ -301,7 +301,7 @@ class OutputSection(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.mark_check)
-        layout.addWidget(_hint(
+        layout.addWidget(hint_label(
             "Saved images and videos never replace the original. With the mark on, their metadata says "
             "they were generated."
         ))

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGridLayout, QVBoxLayout, QWidget
 
+from snowai_studio.face_swap.inspector_sections import hint_label
 from snowai_studio.panels.model_picker import ModelPicker, PickerChoice
 from snowai_studio.widgets.rows import fit_combo
 from snowai_studio.widgets.sliders import LabeledSlider
@@ -50,13 +51,6 @@ def swapper_choices(store: Any) -> list[PickerChoice]:
     return choices
 
 
-def _hint(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setProperty("hint", True)
-    return label
-
-
 class QualitySection(QWidget):
     """``option_changed(name, value)`` for each setting; ``models_requested`` to get a model."""
 
@@ -81,7 +75,7 @@ class QualitySection(QWidget):
             self.boost_combo.addItem(BOOST_NAMES[factor], factor)
         self.boost_combo.setCurrentIndex(max(0, self.boost_combo.findData(options.pixel_boost)))
         self.boost_combo.currentIndexChanged.connect(self._on_boost)
-        self.boost_cost = _hint()
+        self.boost_cost = hint_label()
         self.boost_cost.setObjectName("faceSwapBoostCost")
 
         self.occlusion_check = QCheckBox("Keep hands, hair and glasses in front")
@@ -100,7 +94,7 @@ class QualitySection(QWidget):
             check.toggled.connect(lambda _on: self._on_regions())
             self.region_checks[name] = check
             regions.addWidget(check, index // 3, index % 3)
-        self.mask_note = _hint()
+        self.mask_note = hint_label()
         self.mask_note.setObjectName("faceSwapMaskNote")
         self.mask_note.setTextFormat(Qt.TextFormat.RichText)
         self.mask_note.linkActivated.connect(lambda _link: self.models_requested.emit())
@@ -127,10 +121,10 @@ class QualitySection(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.boost_cost)
         layout.addWidget(self.occlusion_check)
-        layout.addWidget(_hint("Swap only these parts (none ticked: the whole face):"))
+        layout.addWidget(hint_label("Swap only these parts (none ticked: the whole face):"))
         layout.addLayout(regions)
         layout.addWidget(self.mask_note)
-        layout.addWidget(_hint("Face enhancer (chosen under Engine & enhancer):"))
+        layout.addWidget(hint_label("Face enhancer (chosen under Engine & enhancer):"))
         layout.addWidget(self.blend_slider)
         layout.addWidget(self.fidelity_slider)
         self.set_enhancer(options.enhancer)

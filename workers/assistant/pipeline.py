@@ -246,7 +246,7 @@ def load_components(
 
         say("Loading voice activity detection…")
         vad = SileroVAD(store=store)
-    turn = reuse.turn if reuse is not None and "vad" not in want else _load_turn(options, store)
+    turn = reuse.turn if reuse is not None and "vad" not in want else _load_turn(store)
     check()
     if reuse is not None and "asr" not in want:
         asr = reuse.asr
@@ -274,7 +274,7 @@ def load_components(
     return Components(vad, asr, llm, voice, turn)
 
 
-def _load_turn(options: AssistantOptions, store: Any) -> Any:
+def _load_turn(store: Any) -> Any:
     """The end-of-turn model (small: loaded with the voice detection, so that switching learned
     turn detection on and off needs no reload); None when it is missing (logged: silence decides)."""
     from workers.assistant.turn import load_turn_detector
