@@ -212,6 +212,9 @@ class MainWindow(QMainWindow):
         self.notifications_button.clicked.connect(self.show_notifications)
         bar.addPermanentWidget(self.devices_label)
         bar.addPermanentWidget(self.compute_label)
+        from snowai_studio import local_api
+
+        self.local_api = local_api.attach(self, bar)
         bar.addPermanentWidget(self.notifications_button)
         self.notification_popover = NotificationPopover(self.notifications, self)
         self.notification_panel = self.notification_popover.panel
@@ -435,6 +438,7 @@ class MainWindow(QMainWindow):
             self.set_theme(self.settings.theme)
             self.context.model_store = _reopen_store(self.context.model_store, self.settings)
             self.home.refresh_models()
+            self.local_api.apply()
 
     @Slot()
     def reset_layout(self) -> None:
@@ -513,6 +517,7 @@ class MainWindow(QMainWindow):
                 shutdown = getattr(widget, "shutdown", None)
                 if callable(shutdown):
                     shutdown()
+            self.local_api.stop()
             stuck = base.shutdown_all()
             if stuck:
                 log.warning("These workers did not stop in time: %s", ", ".join(stuck))

@@ -1,4 +1,4 @@
-"""Settings: theme, compute device and where models are stored."""
+"""Settings: theme, compute device, where models are stored, and the local API."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from snowai_studio.dialogs.local_api_section import LocalApiSection
 from workers import paths
 from workers.settings import Settings
 
@@ -55,8 +56,10 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        self.local_api = LocalApiSection(settings)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.local_api)
         layout.addWidget(
             QLabel(f"Settings are saved in {Settings.path()}. Leave the model folder empty for the default.")
         )
@@ -80,6 +83,11 @@ class SettingsDialog(QDialog):
             except OSError as exc:
                 self.message.setText(f"The model folder {folder} cannot be used: {exc.strerror or exc}.")
                 return
+        problem = self.local_api.problem()
+        if problem:
+            self.message.setText(problem)
+            return
+        self.local_api.save_into(self.settings)
         self.settings.theme = self.theme.currentData()
         self.settings.compute = self.compute.currentData()
         self.settings.model_store = text or None

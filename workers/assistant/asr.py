@@ -348,14 +348,25 @@ class Transcriber:
         *,
         progress: Progress | None = None,
         cancel: CancelCheck | None = None,
+        task: str = "transcribe",
     ) -> Transcript:
         """Transcribe a sound or video file of any format, rate and channel count.
+
+        ``task="translate"`` gives the speech in English whatever language it is in (multilingual
+        models only).
 
         ``progress(done_ms, total_ms)`` follows the audio transcribed so far; ``cancel()`` returning
         True stops between segments with :class:`~workers.errors.Cancelled`. Silences are skipped
         (Silero VAD inside faster-whisper).
         """
         lang = self._language(language)
+        if task not in ("transcribe", "translate"):
+            raise UserError(f"Unknown speech task {task!r}; choose transcribe or translate.")
+        if task == "translate" and not self.multilingual:
+            raise UserError(
+                f"The Whisper model {self.name} understands English only; translating needs a multilingual "
+                "model (Whisper base, small or large-v3)."
+            )
         started = time.perf_counter()
         audio = read_audio_16k(path)
         duration = len(audio) / SAMPLE_RATE
@@ -369,6 +380,7 @@ class Transcriber:
             segments_iter, info = self._model.transcribe(
                 audio,
                 language=lang,
+                task=task,
                 beam_size=max(self.beam_size, 5) if duration > 30 else self.beam_size,
                 condition_on_previous_text=duration > 30,
                 vad_filter=True,

@@ -131,6 +131,10 @@ def _render(engine: MaskPredictor, image: LoadedImage, background: Background) -
     return result
 
 
+#: The one rendering of a cutout, shared by batches and the local API.
+render = _render
+
+
 def _free_name(src: Path, outdir: Path, fmt: str, claimed: set[Path]) -> Path:
     """``output_path``, also avoiding names of results that are still being written."""
     dest = output_path(src, outdir, fmt)
