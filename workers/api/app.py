@@ -51,19 +51,15 @@ def error_response(status: int, message: str, param: str | None = None) -> JSONR
 
 
 # ---- the request body limit (pure ASGI, so it also holds for chunked uploads) ------------------------------
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuse a request whose body is larger than ``limit`` bytes with 413 and a sentence, before it is
     read into memory or onto the disk."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, shown_mb: int) -> None:
+        self.app, self.limit, self.shown_mb = app, limit, shown_mb
 
     def _sentence(self) -> str:
-        return f"The upload is larger than the {self.limit // (1024 * 1024)} MB this server accepts."
+        return f"The upload is larger than the {self.shown_mb} MB this server accepts."
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,27 +72,35 @@ class BodyLimit:
             return
         seen = 0
         started = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
+                if seen > self.limit and not started:
+                    # Answer now; the application sees the client gone and stops reading.
+                    refused = True
+                    await error_response(413, self._sentence())(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 was the answer
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await error_response(413, self._sentence())(scope, receive, send)
+        except Exception:
+            if not refused:
+                raise
 
 
 # ---- blocking work and streams ------------------------------------------------------------------------------
@@ -290,5 +294,5 @@ def create_app(
     routes.install(app)
     studio_routes.install(app)
     # Room for the form fields beside the largest file.
-    app.add_middleware(BodyLimit, limit=app.state.upload_limit + 1024 * 1024)
+    app.add_middleware(BodyLimit, limit=app.state.upload_limit + 1024 * 1024, shown_mb=int(max_upload_mb))
     return app
