@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "workers.face_swap.cli",
     "workers.assistant.cli",
     "workers.voice_conversion.cli",
+    "workers.live.cli",
     "workers.api.cli",
 ]
 

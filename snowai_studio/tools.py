@@ -57,6 +57,7 @@ def _register_builtin_tools() -> None:
     _builtin_done = True
     from snowai_studio.assistant import create_page as assistant_page
     from snowai_studio.face_swap import create_page as face_swap_page
+    from snowai_studio.live import create_page as live_page
     from snowai_studio.matting import create_page as matting_page
     from snowai_studio.voice_conversion import create_page as voice_conversion_page
 
@@ -75,4 +76,8 @@ def _register_builtin_tools() -> None:
     register_tool(ToolSpec(
         "voice_conversion", "Voice conversion", voice_conversion_page, "voice_conversion", "Voice",
         "Speak or convert recordings with another voice (so-vits-svc and RVC models).",
+    ))
+    register_tool(ToolSpec(
+        "live", "Go live", live_page, "live", "Go live",
+        "Your swapped face and converted voice together, in sync, as a virtual camera and microphone.",
     ))

@@ -97,12 +97,12 @@ def test_the_window_opens_on_home_with_a_switcher_of_the_four_tools(make_window)
     w = make_window()
     assert w.current_page_id() == "home" and w.stack.currentWidget() is w.home
     names = [a.text() for a in w.switcher.actions()]
-    assert names == ["Home", "Face swap", "Background", "Assistant", "Voice"]
+    assert names == ["Home", "Face swap", "Background", "Assistant", "Voice", "Go live"]
     shortcuts = [a.shortcut().toString() for a in w.switcher.actions()]
-    assert shortcuts == ["Ctrl+0", "Ctrl+1", "Ctrl+2", "Ctrl+3", "Ctrl+4"]
+    assert shortcuts == ["Ctrl+0", "Ctrl+1", "Ctrl+2", "Ctrl+3", "Ctrl+4", "Ctrl+5"]
     assert all(not a.icon().isNull() for a in w.switcher.actions())
     # The Home page offers each tool with a first step, and its button opens the page.
-    assert set(w.home.tool_buttons) == {"face_swap", "matting", "assistant", "voice_conversion"}
+    assert set(w.home.tool_buttons) == {"face_swap", "matting", "assistant", "voice_conversion", "live"}
     w.home.tool_buttons["matting"].click()
     assert w.current_page_id() == "matting" and w.page_actions["matting"].isChecked()
     # No machine jargon on the first screen: runtime names are only in a tooltip.
