@@ -1,10 +1,19 @@
-"""PyInstaller run-time hook: on Linux, ``ctypes.util.find_library`` finds the libraries collected into
-the bundle (PortAudio, for sound) before the system's, so sound works where libportaudio2 is missing.
+"""PyInstaller run-time hook.
+
+- On Linux, ``ctypes.util.find_library`` finds the libraries collected into the bundle (PortAudio, for
+  sound) before the system's, so sound works where libportaudio2 is missing.
+- numba (pymatting, librosa) compiles for a generic x86-64 CPU, and the functions compiled when the
+  bundle was built (``_internal/numba-cache/``, see launcher.py) are copied once into the user's cache
+  folder, under the names numba looks for at this bundle's place: alpha matting's first use loads them
+  in about a second instead of compiling for a minute. The bundle's own folder may be read-only
+  (``/opt``), hence the copy.
 """
 
 import ctypes.util
 import glob
+import hashlib
 import os
+import shutil
 import sys
 
 _BUNDLED = ("portaudio",)
@@ -20,3 +29,40 @@ if sys.platform.startswith("linux"):
         return _system_find_library(name)
 
     ctypes.util.find_library = _find_library
+
+
+def _numba_cache_dir():
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "snowai-studio", "numba")
+
+
+def _seed_numba_cache():
+    # A portable cache: the same machine code for every x86-64 CPU (numba keys its cache by CPU).
+    os.environ.setdefault("NUMBA_CPU_NAME", "generic")
+    shipped = os.path.join(sys._MEIPASS, "numba-cache")
+    if "NUMBA_CACHE_DIR" in os.environ or not os.path.isdir(shipped):
+        return
+    target_root = _numba_cache_dir()
+    try:
+        for folder, _dirs, files in os.walk(shipped):
+            cached = [name for name in files if name.endswith((".nbi", ".nbc"))]
+            if not cached:
+                continue
+            source = os.path.abspath(os.path.join(sys._MEIPASS, os.path.relpath(folder, shipped)))
+            # numba's own name for the cache of the modules in `source` (caching.py, get_suitable_cache_subpath)
+            numba_name = os.path.basename(source) + "_" + hashlib.sha1(source.encode()).hexdigest()
+            target = os.path.join(target_root, numba_name)
+            os.makedirs(target, exist_ok=True)
+            for name in cached:
+                if not os.path.exists(os.path.join(target, name)):
+                    shutil.copy2(os.path.join(folder, name), os.path.join(target, name))
+    except OSError:
+        return  # no writable cache folder: numba compiles on first use, as without a shipped cache
+    os.environ["NUMBA_CACHE_DIR"] = target_root
+
+
+if getattr(sys, "_MEIPASS", None):
+    _seed_numba_cache()
