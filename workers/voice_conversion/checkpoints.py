@@ -589,6 +589,8 @@ class VoiceModel:
         self.default_noise_scale = DEFAULT_NOISE[info.family]
         self.needs_volume = bool(info.extra.get("vol_embedding", False))
         self.can_predict_f0 = info.family == "sovits" and hasattr(net, "f0_decoder")
+        #: Runs the decoder's generator instead of torch (see workers.voice_conversion.accel); None: torch.
+        self.decoder_body: Any = None
 
     @property
     def frame_rate(self) -> float:
@@ -648,9 +650,12 @@ class VoiceModel:
     def infer(
         self, content: torch.Tensor, f0: torch.Tensor, *, speaker: int = 0, noise_scale: float = 0.0,
         volume: torch.Tensor | None = None, seed: int = DEFAULT_SEED, predict_f0: bool = False,
+        tail: int | None = None,
     ) -> torch.Tensor:
         """``content`` [1, T, C] at the model's frame rate, ``f0`` [1, T] in Hz (0 = unvoiced) ->
-        audio [T * hop_length] at :attr:`sample_rate`. Random draws come from ``seed``."""
+        audio [T * hop_length] at :attr:`sample_rate`, or only the last ``tail`` frames' audio (a live
+        block). Random draws come from ``seed``. The decoder runs on :attr:`decoder_body` when one is set
+        (an ONNX Runtime session of the same generator), else on torch."""
         import torch
 
         if content.dim() != 3 or content.shape[0] != 1 or content.shape[2] != self.content_dim:
@@ -671,7 +676,7 @@ class VoiceModel:
                 pitch = f0_to_coarse(f0) if self.info.f0 else None
                 audio = self.net.infer(  # type: ignore[operator]
                     content, pitch, f0, torch.tensor([int(speaker)], device=device),
-                    noise_scale=float(noise_scale), generator=generator,
+                    noise_scale=float(noise_scale), generator=generator, tail=tail, body=self.decoder_body,
                 )
             else:
                 filled, uv = fill_unvoiced(
@@ -684,6 +689,6 @@ class VoiceModel:
                     content.transpose(1, 2), torch.from_numpy(filled)[None].to(device),
                     torch.from_numpy(uv)[None].to(device), torch.tensor([[int(speaker)]], device=device),
                     noise_scale=float(noise_scale), predict_f0=predict_f0 and self.can_predict_f0, vol=vol,
-                    generator=generator,
+                    generator=generator, tail=tail, body=self.decoder_body,
                 )
         return audio[0, 0].float().cpu()

@@ -168,6 +168,7 @@ class ContentEncoder:
             raise UserError(f"The device {device} cannot be used for the content encoder ({exc}).") from None
         self._full_layers = self.net.encoder.layers
         self._lock = threading.Lock()
+        self._onnx_runners: dict[tuple[int, int, str], Any] = {}
         log.info(
             "Content encoder %s: %d layers, %d-d%s", self.folder.name, self.num_layers, self.hidden_size,
             f", final_proj to {self.projected_size}-d" if self.projected_size else "",
@@ -184,11 +185,14 @@ class ContentEncoder:
             return layer
         return max(1, min(self.num_layers, round(layer * self.num_layers / LAYER_768)))
 
-    def encode(self, audio16k: np.ndarray, *, dim: int, layer: int | None = None) -> torch.Tensor:
+    def encode(
+        self, audio16k: np.ndarray, *, dim: int, layer: int | None = None, onnx: str | None = None
+    ) -> torch.Tensor:
         """Content features ``[1, frames, dim]`` of mono float32 audio at 16 kHz (50 frames a second).
 
         ``dim`` equal to the encoder's width reads ``layer`` (default 12) directly; ``dim`` equal to the
-        final projection's size reads ``layer`` (default 9) through ``final_proj``."""
+        final projection's size reads ``layer`` (default 9) through ``final_proj``. ``onnx`` ("fp32" or
+        "int8") runs it on ONNX Runtime on the CPU (see :mod:`workers.voice_conversion.accel`)."""
         import torch
 
         if dim == self.hidden_size:
@@ -205,10 +209,51 @@ class ContentEncoder:
         audio = np.asarray(audio16k, dtype=np.float32).reshape(-1)
         if len(audio) < MIN_SAMPLES:
             audio = np.pad(audio, (0, MIN_SAMPLES - len(audio)))
+        if onnx and str(self.device) == "cpu":
+            return self._onnx(wanted, dim, onnx)(audio)
         x = torch.from_numpy(np.ascontiguousarray(audio))[None].to(self.device)
         encoder = self.net.encoder
         with self._lock:
             return self._run(encoder, x, wanted, projected)
+
+    def _onnx(self, wanted: int, dim: int, precision: str) -> Any:
+        """The ONNX Runtime session of this encoder up to ``wanted`` (exported on first use)."""
+        from workers.voice_conversion.accel import OnnxContentEncoder
+
+        key = (wanted, dim, precision)
+        with self._lock:
+            runner = self._onnx_runners.get(key)
+            if runner is None:
+                runner = OnnxContentEncoder(self, wanted, dim, precision)
+                self._onnx_runners[key] = runner
+        return runner
+
+    def export_module(self, *, layer: int | None, dim: int) -> Any:
+        """The encoder up to ``layer`` (+ the final projection for its size) as a module mapping audio
+        [1, N] to features [1, frames, dim], sharing this encoder's weights (for ONNX export)."""
+        from torch import nn
+
+        projected = dim != self.hidden_size
+        layers = nn.ModuleList(list(self._full_layers)[: layer or self.num_layers])
+        owner = self
+
+        class Upto(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = owner.net
+                self.proj = owner.final_proj if projected else None
+
+            def forward(self, audio: Any) -> Any:
+                encoder = self.net.encoder
+                full = encoder.layers
+                encoder.layers = layers
+                try:
+                    feats = self.net(audio).last_hidden_state
+                finally:
+                    encoder.layers = full
+                return self.proj(feats) if self.proj is not None else feats
+
+        return Upto().eval()
 
     def _run(self, encoder: Any, x: torch.Tensor, wanted: int, projected: bool) -> torch.Tensor:
         import torch

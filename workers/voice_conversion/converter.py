@@ -23,6 +23,8 @@ import numpy as np
 from workers.voice_conversion.options import VoiceConversionOptions
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from workers.models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,8 @@ def converter_params(options: VoiceConversionOptions) -> dict[str, Any]:
 
 
 def load_converter(
-    options: VoiceConversionOptions, *, store: ModelStore | None = None, device: str = "cpu"
+    options: VoiceConversionOptions, *, store: ModelStore | None = None, device: str = "cpu",
+    content_encoder: str | Path | None = None, prepare_live: bool = False,
 ) -> Converter:
     """The DSP voice changer when ``options.model`` is empty, else the neural model it names.
 
@@ -75,4 +78,6 @@ def load_converter(
         return dsp
     from workers.voice_conversion.neural import load_neural_converter
 
-    return load_neural_converter(options, store=store, device=device)
+    return load_neural_converter(
+        options, store=store, device=device, content_encoder=content_encoder, prepare_live=prepare_live
+    )

@@ -69,13 +69,18 @@ class NeuralConverter:
     #: The realtime path sends at most this much audio before each block.
     context_seconds = 2.0
     delay_seconds = 0.0
+    #: :meth:`convert` takes ``keep_seconds``: a live block synthesises only what it keeps.
+    converts_tail = True
 
     def __init__(
         self, model: VoiceModel, content: ContentEncoder, *, f0_method: str = "fcpe", device: str = "cpu",
         retrieval: Retrieval | None = None, index_ratio: float = 0.5, pitch: float = 0.0, auto_pitch: bool = False,
         speaker: int = 0, noise_scale: float | None = None, pitch_estimator: PitchEstimator | None = None,
+        engine: str = "auto",
     ) -> None:
         self.model = model
+        self.engine = engine
+        self._bodies: dict[str, Any] = {}
         self.content = content
         self.device = device
         self.retrieval = retrieval
@@ -126,6 +131,37 @@ class NeuralConverter:
                 self._estimator = self._make_estimator(method)
             self.f0_method = method
 
+    # ---- engines --------------------------------------------------------------------------------
+    def precision(self, *, live: bool) -> str | None:
+        """"fp32"/"int8" when a call runs on ONNX Runtime (see :data:`~.options.ENGINES`), None for torch."""
+        if str(self.device) != "cpu" or self.engine == "torch":
+            return None
+        if self.engine == "onnx":
+            return "fp32"
+        if self.engine == "onnx-int8" or (self.engine == "auto" and live):
+            return "int8"
+        return None
+
+    def _body(self, precision: str | None) -> Any:
+        if precision is None:
+            return None
+        body = self._bodies.get(precision)
+        if body is None:
+            from workers.voice_conversion.accel import OnnxDecoder
+
+            body = self._bodies[precision] = OnnxDecoder(self.model, precision)
+        return body
+
+    def prepare(self, *, live: bool = True) -> None:
+        """Export and load what :meth:`convert` will run on (once per model; later loads read the cache),
+        so that the first live block does not wait for it."""
+        precision = self.precision(live=live)
+        if precision is None:
+            return
+        self._body(precision)
+        self.content.encode(np.zeros(16000, np.float32), dim=self.model.content_dim,
+                            layer=self.model.info.content_layer, onnx=precision)
+
     # ---- conversion -----------------------------------------------------------------------------
     def _pitch(self, audio: np.ndarray, n_frames: int) -> tuple[np.ndarray, bool]:
         """F0 at the model's frame rate (0 = unvoiced) and whether the model should predict its own."""
@@ -150,8 +186,12 @@ class NeuralConverter:
         self.last_f0 = f0
         return f0.astype(np.float32), predict
 
-    def convert(self, audio: np.ndarray) -> np.ndarray:
-        """Mono float32 at 16 kHz -> converted audio of the same duration at :attr:`sample_rate`."""
+    def convert(self, audio: np.ndarray, keep_seconds: float | None = None) -> np.ndarray:
+        """Mono float32 at 16 kHz -> converted audio of the same duration at :attr:`sample_rate`.
+
+        With ``keep_seconds`` (a live block: the rest of the window is context) only the last
+        ``keep_seconds`` are synthesised; the audio before them is silence. The content encoder and the
+        prior still hear the whole window, so the kept part is what a whole-window conversion gives there."""
         import torch
 
         audio = np.nan_to_num(np.asarray(audio, dtype=np.float32).reshape(-1))
@@ -161,7 +201,9 @@ class NeuralConverter:
             return np.zeros(0, np.float32)
         model = self.model
         info = model.info
-        content = self.content.encode(audio, dim=model.content_dim, layer=info.content_layer)
+        precision = self.precision(live=keep_seconds is not None)
+        model.decoder_body = self._body(precision)
+        content = self.content.encode(audio, dim=model.content_dim, layer=info.content_layer, onnx=precision)
         n_frames = model.frames_for(n)
         f0, predict = self._pitch(audio, n_frames)
         if self.retrieval is not None and self.index_ratio > 0:
@@ -178,10 +220,17 @@ class NeuralConverter:
         else:
             content = model.align_content(content, n_frames)
         volume = model.volume(audio, n_frames) if model.needs_volume else None
+        tail = None
+        if keep_seconds is not None and keep_seconds > 0:
+            tail = min(n_frames, int(np.ceil(keep_seconds * model.frame_rate)) + 1)
         wav = model.infer(
             content, torch.from_numpy(f0)[None], speaker=self.speaker, noise_scale=self.noise_scale,
-            volume=volume, predict_f0=predict,
+            volume=volume, predict_f0=predict, tail=tail,
         ).numpy()
+        if tail is not None and tail < n_frames:
+            full = np.zeros(n_frames * model.hop_length, np.float32)
+            full[len(full) - len(wav) :] = wav
+            wav = full
         wav = wav[:out_len] if len(wav) >= out_len else np.pad(wav, (0, out_len - len(wav)))
         return np.ascontiguousarray(wav, dtype=np.float32)
 
@@ -236,10 +285,11 @@ def _check_dims(encoder: ContentEncoder, dim: int) -> None:
 
 def load_neural_converter(
     options: VoiceConversionOptions, *, store: ModelStore | None = None, device: str = "cpu",
-    content_encoder: str | Path | None = None,
+    content_encoder: str | Path | None = None, prepare_live: bool = False,
 ) -> NeuralConverter:
     """Load the so-vits-svc or RVC model ``options.model`` (a path or a model-store id) with its content
-    encoder, optional index (``options.index``) and pitch estimator, as a converter."""
+    encoder, optional index (``options.index``) and pitch estimator, as a converter; ``prepare_live``
+    readies the engine live blocks run on (see :meth:`NeuralConverter.prepare`)."""
     from workers.voice_conversion.checkpoints import load_voice_model
     from workers.voice_conversion.index import load_index
 
@@ -255,7 +305,11 @@ def load_neural_converter(
     retrieval = None
     if (options.index or "").strip():
         retrieval = load_index(options.index.strip(), content_dim=model.content_dim, speakers=model.info.speakers)
-    return NeuralConverter(
+    converter = NeuralConverter(
         model, encoder, f0_method=options.f0_method, device=device, retrieval=retrieval,
         index_ratio=options.index_ratio, pitch=options.pitch, auto_pitch=options.auto_pitch, speaker=options.speaker,
+        engine=getattr(options, "engine", "auto"),
     )
+    if prepare_live:
+        converter.prepare(live=True)
+    return converter

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 #: Pitch (F0) estimators.
-F0_METHODS = ("fcpe", "crepe-tiny", "crepe-full", "harvest")
+F0_METHODS = ("fcpe", "crepe-tiny", "crepe-full", "harvest", "rmvpe")
+#: How neural models run on the CPU: "auto" (live blocks on ONNX Runtime with int8 weights, files on
+#: torch, the reference), "torch" (always torch), "onnx" (ONNX Runtime, full precision), "onnx-int8".
+ENGINES = ("auto", "torch", "onnx", "onnx-int8")
 #: Realtime presets: (block seconds, crossfade seconds, extra context seconds).
 PRESETS = {"cpu": (0.25, 0.05, 0.5), "gpu": (0.1, 0.04, 1.0)}
 
@@ -30,6 +33,8 @@ class VoiceConversionOptions:
     #: Move the singer's pitch into the model's range automatically (added to ``pitch``).
     auto_pitch: bool = False
     f0_method: str = "fcpe"
+    #: One of :data:`ENGINES` (CPU only; a GPU always runs torch).
+    engine: str = "auto"
     #: DSP voice changer: formant shift in semitones, independent of ``pitch`` (0 keeps the speaker's
     #: formants while the pitch moves; set it equal to ``pitch`` to move both, like a tape speed-up).
     formant: float = 0.0

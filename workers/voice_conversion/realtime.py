@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: How far the SOLA join may move the new output to line it up with the previous one.
 SEARCH_SECONDS = 0.01
+#: Audio synthesised before the part of a window a block keeps (converters that synthesise only a tail).
+TAIL_MARGIN_SECONDS = 0.02
 #: Converter parameters that :meth:`BlockConverter.configure` passes on to the converter.
 CONVERTER_PARAMS = ("pitch", "formant", "f0_method", "index_ratio", "speaker", "auto_pitch")
 _LAYOUT = ("block_seconds", "crossfade_seconds", "extra_seconds", "search_seconds")
@@ -192,7 +194,7 @@ class BlockConverter:
 
     # ---- processing ----
 
-    def _convert(self, window: np.ndarray) -> np.ndarray:
+    def _convert(self, window: np.ndarray, keep: int) -> np.ndarray:
         conv = self.converter
         sr = self.samplerate
         if hasattr(conv, "convert_at"):
@@ -200,7 +202,13 @@ class BlockConverter:
         else:
             rate_in, rate_out = int(conv.input_rate), int(conv.sample_rate)
             x = resample(window[:, None], sr, rate_in)[:, 0] if rate_in != sr else window
-            y = np.asarray(conv.convert(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float32).reshape(-1)
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            if getattr(conv, "converts_tail", False):
+                # synthesise only the kept samples (and a little before them for the resampler's edge)
+                y = conv.convert(x, keep_seconds=keep / sr + TAIL_MARGIN_SECONDS)
+            else:
+                y = conv.convert(x)
+            y = np.asarray(y, dtype=np.float32).reshape(-1)
             if rate_out != sr:
                 y = resample(y[:, None], rate_out, sr)[:, 0]
         # line the result up with the window by its end (the newest samples)
@@ -231,7 +239,7 @@ class BlockConverter:
             self.silent_blocks += 1
         else:
             start = time.perf_counter()
-            converted = self._convert(self._input)
+            converted = self._convert(self._input, need)
             self.last_infer_ms = (time.perf_counter() - start) * 1000.0
             self.converted_blocks += 1
             out = converted[-need:]

@@ -230,7 +230,8 @@ def default_sink_factory(device: str | None, samplerate: int | None, blocksize: 
 def _default_converter(options: VoiceConversionOptions, store: Any, device: str) -> Any:
     from workers.voice_conversion.converter import load_converter
 
-    return load_converter(options, store=store, device=device)
+    # the worker converts live: ready the live engine while the model loads, not at the first block
+    return load_converter(options, store=store, device=device, prepare_live=True)
 
 
 def describe_converter(converter: Any, options: VoiceConversionOptions) -> dict[str, Any]:

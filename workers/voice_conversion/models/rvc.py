@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from workers.voice_conversion.models import vocoder
 from workers.voice_conversion.models.layers import (
     CouplingFlow,
     PosteriorEncoder,
@@ -25,7 +26,7 @@ from workers.voice_conversion.models.layers import (
     WaveNet,
     full_mask,
 )
-from workers.voice_conversion.models.vocoder import HiFiGAN, generator_fields
+from workers.voice_conversion.models.vocoder import BodyRunner, HiFiGAN, generator_fields
 
 #: The noise scale RVC's inference always uses for the prior latent.
 RVC_NOISE_SCALE = 0.66666
@@ -38,6 +39,9 @@ CONFIG_FIELDS = (
 SAMPLE_RATES = {"32k": 32000, "40k": 40000, "48k": 48000}
 F0_MIN = 50.0
 F0_MAX = 1100.0
+#: Frames before a tail's decoder margin that the reversed flow also runs on (its WaveNets see 4 x 3 x 2
+#: frames around each).
+FLOW_MARGIN = 24
 
 
 @dataclass
@@ -169,12 +173,20 @@ class RVCSynthesizer(nn.Module):
     def infer(
         self, phone: torch.Tensor, pitch: torch.Tensor | None, nsff0: torch.Tensor | None, sid: torch.Tensor,
         *, noise_scale: float = RVC_NOISE_SCALE, generator: torch.Generator | None = None,
+        tail: int | None = None, body: BodyRunner | None = None,
     ) -> torch.Tensor:
         """``phone`` [B, T, C], ``pitch`` [B, T] coarse F0 (pitch models), ``nsff0`` [B, T] Hz (0 unvoiced),
-        ``sid`` [B] -> audio [B, 1, T * hop]."""
+        ``sid`` [B] -> audio [B, 1, T * hop]; with ``tail``, only the last ``tail`` frames' audio (the
+        prior still hears the whole window; the flow and the decoder run on the tail and a margin, as RVC's
+        own realtime path does). ``body`` runs the decoder's generator instead of torch (an ONNX session)."""
         g = self.emb_g(sid).unsqueeze(-1)
         m_p, logs_p, mask = self.enc_p(phone, pitch if self.cfg.f0 else None)
         noise = torch.randn(m_p.shape, generator=generator, dtype=m_p.dtype, device=m_p.device)
         z_p = (m_p + torch.exp(logs_p) * noise * noise_scale) * mask
-        z = self.flow.reverse(z_p, mask, g)
-        return self.dec(z * mask, nsff0 if self.cfg.f0 else None, g, generator=generator)
+        f0 = nsff0 if self.cfg.f0 else None
+        if tail is None:
+            z = self.flow.reverse(z_p, mask, g)
+            return self.dec(z * mask, f0, g, generator=generator)
+        head = max(0, z_p.shape[-1] - int(tail) - vocoder.DECODER_MARGIN - FLOW_MARGIN)
+        z = self.flow.reverse(z_p[:, :, head:], mask[:, :, head:], g)
+        return self.dec.decode_tail(z, f0, g, int(tail), generator=generator, body=body)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from workers.voice_conversion.models import vocoder
 from workers.voice_conversion.models.layers import (
     CausalTransformer,
     CouplingFlow,
@@ -26,7 +27,7 @@ from workers.voice_conversion.models.layers import (
     WaveNet,
     full_mask,
 )
-from workers.voice_conversion.models.vocoder import HiFiGAN, generator_fields
+from workers.voice_conversion.models.vocoder import BodyRunner, HiFiGAN, generator_fields
 
 F0_BINS = 256
 F0_MIN = 50.0
@@ -246,6 +247,7 @@ class SoVitsSynthesizer(nn.Module):
     def infer(
         self, c: torch.Tensor, f0: torch.Tensor, uv: torch.Tensor, sid: torch.Tensor, *, noise_scale: float = 0.0,
         predict_f0: bool = False, vol: torch.Tensor | None = None, generator: torch.Generator | None = None,
+        tail: int | None = None, body: BodyRunner | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``c`` [B, ssl_dim, T], ``f0`` [B, T] (unvoiced frames filled in), ``uv`` [B, T] 0/1, ``sid`` [B, 1]
         -> (audio [B, 1, T * hop], the F0 used [B, T])."""
@@ -263,6 +265,12 @@ class SoVitsSynthesizer(nn.Module):
             pred_lf0 = self.f0_decoder(x, norm_lf0, mask, g)
             f0 = (700 * (torch.pow(10, pred_lf0 * 500 / 2595) - 1)).squeeze(1)
         z_p = self.enc_p(x, mask, f0_to_coarse(f0, self.cfg.version), noise_scale, generator)
-        z = self.flow.reverse(z_p, mask, g)
-        audio = self.dec(z * mask, f0, g, generator=generator)
-        return audio, f0
+        if tail is None:
+            z = self.flow.reverse(z_p, mask, g)
+            return self.dec(z * mask, f0, g, generator=generator), f0
+        # only the last ``tail`` frames' audio: the flow runs on the tail and a margin (all of it when the
+        # flow is a transformer, which sees every frame), the decoder on the tail (see HiFiGAN.decode_tail)
+        margin = vocoder.DECODER_MARGIN + 8 * self.cfg.n_flow_layer  # 4 flows x n layers x 2 frames each side
+        head = 0 if self.cfg.use_transformer_flow else max(0, z_p.shape[-1] - int(tail) - margin)
+        z = self.flow.reverse(z_p[:, :, head:], mask[:, :, head:], g)
+        return self.dec.decode_tail(z, f0, g, int(tail), generator=generator, body=body), f0

@@ -11,7 +11,7 @@ fixed output.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -27,6 +27,12 @@ from workers.voice_conversion.models.layers import (
 
 SINE_AMP = 0.1
 NOISE_STD = 0.003
+#: Latent frames generated before a tail (see :meth:`HiFiGAN.decode_tail`) so that the kept frames see the
+#: same neighbourhood as in a whole-window decode (the generator's receptive field is about 6 frames).
+DECODER_MARGIN = 8
+
+#: Runs a generator body: (latent [B, C, T], excitation [B, 1, N] or None, speaker [B, G, 1] or None) -> audio.
+BodyRunner = Callable[[torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"], torch.Tensor]
 
 
 def generator_fields(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,11 +168,18 @@ class HiFiGAN(nn.Module):
         *, generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """``x`` [B, C, T] latent frames, ``f0`` [B, T] Hz -> audio [B, 1, T * upp] in [-1, 1]."""
-        source = None
-        if self.nsf:
-            if f0 is None:
-                raise ValueError("this decoder needs F0")
-            source = self.m_source(f0, self.upp, generator)
+        return self.body(x, self.excitation(f0, generator), g)
+
+    def excitation(self, f0: torch.Tensor | None, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The NSF source [B, 1, T * upp] for ``f0`` [B, T] (None for a decoder without one)."""
+        if not self.nsf:
+            return None
+        if f0 is None:
+            raise ValueError("this decoder needs F0")
+        return self.m_source(f0, self.upp, generator)
+
+    def body(self, x: torch.Tensor, source: torch.Tensor | None, g: torch.Tensor | None) -> torch.Tensor:
+        """The convolutional generator: latent frames (+ excitation, speaker) -> audio."""
         x = self.conv_pre(x)
         if g is not None and hasattr(self, "cond"):
             x = x + self.cond(g)
@@ -182,3 +195,21 @@ class HiFiGAN(nn.Module):
             x = total / self.num_kernels
         x = self.conv_post(F.leaky_relu(x, self.final_slope))
         return torch.tanh(x)
+
+    def decode_tail(
+        self, z: torch.Tensor, f0: torch.Tensor | None, g: torch.Tensor | None, tail: int, *,
+        generator: torch.Generator | None = None, body: BodyRunner | None = None,
+    ) -> torch.Tensor:
+        """Audio of only the last ``tail`` frames (what a live block keeps), as :meth:`forward` gives it
+        there. ``z`` may hold only the window's last frames; ``f0`` covers the whole window, so that the
+        excitation's phase and noise stay those of a whole-window decode. The generator runs on the tail
+        plus :data:`DECODER_MARGIN` frames before it."""
+        source = self.excitation(f0, generator)
+        total = f0.shape[-1] if f0 is not None else z.shape[-1]
+        first = total - z.shape[-1]  # the window frame z starts at
+        start = max(first, total - int(tail) - DECODER_MARGIN)
+        z = z[:, :, start - first :]
+        if source is not None:
+            source = source[:, :, start * self.upp :]
+        audio = (body or self.body)(z, source, g)
+        return audio[:, :, (total - start - min(int(tail), total)) * self.upp :]
