@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "workers.assistant.cli",
     "workers.voice_conversion.cli",
     "workers.live.cli",
+    "workers.voice_conversion.training.cli",
     "workers.api.cli",
 ]
 

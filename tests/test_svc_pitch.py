@@ -105,7 +105,7 @@ def test_estimators_are_loaded_once_and_methods_are_checked() -> None:
     assert canonical_method("pm") == "harvest"
     assert make_pitch_estimator("crepe").name == "crepe-full"
     with pytest.raises(UserError, match="Unknown pitch method"):
-        make_pitch_estimator("rmvpe")
+        make_pitch_estimator("yin")
     with pytest.raises(UserError, match="pitch range"):
         make_pitch_estimator("harvest")(tone(), fmin=500, fmax=100)
 

@@ -23,12 +23,14 @@ F0_LABELS = {
     "crepe-tiny": "CREPE tiny (fast)",
     "crepe-full": "CREPE full (accurate)",
     "harvest": "Harvest (no model)",
+    "rmvpe": "RMVPE (singing, noisy input)",
 }
 F0_TIPS = {
     "fcpe": "FCPE: fast and light, good for live",
     "crepe-tiny": "CREPE tiny: fast",
     "crepe-full": "CREPE full: accurate, slower",
     "harvest": "Harvest: classic signal processing, needs no model",
+    "rmvpe": "RMVPE: robust on singing and noisy recordings; downloaded in Models (181 MB)",
 }
 PRESET_LABELS = {"cpu": "CPU", "gpu": "GPU"}
 FORMAT_LABELS = {"wav": "WAV (16-bit)", "flac": "FLAC (16-bit, lossless)", "ogg": "OGG Vorbis", "mp3": "MP3"}

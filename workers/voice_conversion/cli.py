@@ -83,6 +83,10 @@ def _fill(parser: argparse.ArgumentParser) -> None:
         help="so-vits-svc folder or G_*.pth, RVC .pth, or an imported model id (default: the built-in voice changer)",
     )
     voice.add_argument("--config", default="", metavar="PATH", help="so-vits-svc config.json, when not beside G_*.pth")
+    voice.add_argument(
+        "--encoder", default="", metavar="ID|PATH",
+        help="content encoder: a model id or a folder in transformers HuBERT format (default: the model store's)",
+    )
     voice.add_argument("--index", default="", metavar="PATH", help="RVC .index or so-vits-svc cluster model")
     voice.add_argument("--index-ratio", type=float, default=None, metavar="R", help="0..1, how much the index replaces")
     voice.add_argument("--pitch", type=float, default=0.0, metavar="N", help="pitch shift in semitones (e.g. 12, -5)")
@@ -184,7 +188,8 @@ def load_options_converter(args: argparse.Namespace, options: VoiceConversionOpt
             device = "cuda" if torch.cuda.is_available() else "cpu"
         except Exception:
             device = "cpu"
-    converter = load_converter(options, store=open_store(args), device=device)
+    encoder = str(getattr(args, "encoder", "") or "") or None
+    converter = load_converter(options, store=open_store(args), device=device, content_encoder=encoder)
     speaker = getattr(args, "speaker", None)
     if speaker is not None and not str(speaker).strip().isdigit():
         if not options.model:

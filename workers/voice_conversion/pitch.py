@@ -10,6 +10,8 @@ centred at sample ``i * 160``, ``len(audio) // 160 + 1`` frames, and 0.0 for unv
   own decoding: a Viterbi path over the 360 pitch bins (no jumps of more than 12 bins per frame),
   then the confidence-weighted mean of the bins around the path (torchcrepe's own decoders either
   quantise to 20-cent bins or add random dither).
+- ``rmvpe``: RVC's RMVPE model (``rmvpe.pt`` from the model manager, see
+  :mod:`workers.voice_conversion.rmvpe`), robust on singing and noisy recordings.
 - ``harvest``: Praat's autocorrelation pitch tracker through praat-parselmouth (a DSP method, no
   model; pyworld, which has the original WORLD Harvest, has no wheel for every platform).
 
@@ -355,9 +357,10 @@ def _device(device: str) -> str:
     return dev
 
 
-def make_pitch_estimator(method: str, *, device: str = "cpu") -> PitchEstimator:
-    """The estimator for ``method`` (``fcpe``, ``crepe-full``, ``crepe-tiny``, ``harvest``), loaded once
-    per process and device and shared (each estimator serialises its own calls)."""
+def make_pitch_estimator(method: str, *, device: str = "cpu", store: Any = None) -> PitchEstimator:
+    """The estimator for ``method`` (``fcpe``, ``crepe-full``, ``crepe-tiny``, ``harvest``, ``rmvpe``), loaded
+    once per process and device and shared (each estimator serialises its own calls). ``rmvpe`` comes from
+    the model store ``store`` (default: the studio's)."""
     name = canonical_method(method)
     dev = "cpu" if name == "harvest" else _device(device)
     key = (name, dev)
@@ -369,6 +372,14 @@ def make_pitch_estimator(method: str, *, device: str = "cpu") -> PitchEstimator:
             estimator = FCPEEstimator(dev)
         elif name.startswith("crepe"):
             estimator = CrepeEstimator(name.split("-", 1)[1], dev)
+        elif name == "rmvpe":
+            from workers.voice_conversion.rmvpe import RMVPEEstimator
+
+            if store is None:
+                from workers.models.store import ModelStore
+
+                store = ModelStore()
+            estimator = RMVPEEstimator(store.path_of("rmvpe"), dev)
         else:
             estimator = PraatEstimator()
         _cache[key] = estimator
