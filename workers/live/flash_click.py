@@ -53,11 +53,27 @@ class EventClock:
         return start if t - start < length else None
 
 
+#: The frame number is written in the first pixels of the top row, one bit a pixel.
+STAMP_BITS = 24
+
+
+def stamp_frame_number(frame: np.ndarray, n: int) -> None:
+    bits = (int(n) >> np.arange(STAMP_BITS)) & 1
+    frame[0, :STAMP_BITS, :] = (bits * 255).astype(np.uint8)[:, None]
+
+
+def read_frame_number(frame: np.ndarray) -> int:
+    bits = frame[0, :STAMP_BITS, :].mean(axis=1) > 127
+    return int(np.sum(bits.astype(np.int64) << np.arange(STAMP_BITS)))
+
+
 class FlashCamera(FrameSourceBase):
     """A grey frame with a dark square, white during ``flash_frames`` frames at every event.
 
     Frame ``n`` is captured at ``origin + n / fps`` (a reader that falls behind gets the newest
-    frame, like a real camera); the frame's timestamp is that capture time.
+    frame, like a real camera); the frame's timestamp is that capture time, and its number is
+    written in its top row (:func:`read_frame_number`), so the frame says when it was taken
+    wherever it comes out.
     """
 
     def __init__(
@@ -90,8 +106,8 @@ class FlashCamera(FrameSourceBase):
         else:
             s = min(self.width, self.height) // 4
             frame[s : 2 * s, s : 2 * s] = 20
-        item = StreamItem(frame, due, n, {"source": "Flash test", "flash": flash})
-        return item
+        stamp_frame_number(frame, n)
+        return StreamItem(frame, due, n, {"source": "Flash test", "flash": flash})
 
     def close(self) -> None:
         self.is_open = False
@@ -189,10 +205,11 @@ class FrameLog:
     height: int = 0
     fps: float = 30.0
     device: str = "Frame log"
-    sent: list[tuple[float, float]] = field(default_factory=list)
+    #: (when it left, mean brightness, frame number) of every frame.
+    sent: list[tuple[float, float, int]] = field(default_factory=list)
 
     def send(self, frame: np.ndarray) -> None:
-        self.sent.append((time.monotonic(), float(frame.mean())))
+        self.sent.append((time.monotonic(), float(frame.mean()), read_frame_number(frame)))
 
     def close(self) -> None:
         pass
@@ -232,9 +249,16 @@ class SyncMeasurement:
         }
 
 
-def measure(clock: EventClock, frames: FrameLog, speaker: Any, *, skip_first: float = 0.0) -> SyncMeasurement:
-    """Pair each flash that left the frame log with the burst that left ``speaker`` (a PacedSpeaker)."""
-    sent = np.array(frames.sent, np.float64).reshape(-1, 2)
+def measure(
+    clock: EventClock, frames: FrameLog, speaker: Any, *, fps: float = 30.0, skip_first: float = 0.0
+) -> SyncMeasurement:
+    """Pair each flash that left the frame log with the burst that left ``speaker`` (a PacedSpeaker).
+
+    The picture's latency is the first white frame's: from its capture (its number) to when it left;
+    the voice's from the event to the burst's onset. The residual is their difference, so a flash
+    frame a slow face engine skipped (the next one carries the flash) does not count as an offset.
+    """
+    sent = np.array(frames.sent, np.float64).reshape(-1, 3)
     audio = np.abs(np.asarray(speaker.played if hasattr(speaker, "played") else speaker._timeline)[:, 0])
     half = clock.period / 2
     flashes = _onsets(sent[:, 0], sent[:, 1], 200.0, half) if len(sent) else []
@@ -250,7 +274,10 @@ def measure(clock: EventClock, frames: FrameLog, speaker: Any, *, skip_first: fl
         a = next((t for t in bursts if event <= t < event + half), None)
         if v is None or a is None:
             continue
-        video_ms.append(1000.0 * (v - event))
+        number = int(sent[np.searchsorted(sent[:, 0], v), 2])
+        captured = clock.origin + number / fps
+        video = v - captured
+        video_ms.append(1000.0 * video)
         audio_ms.append(1000.0 * (a - event))
-        residual.append(1000.0 * (a - v))
+        residual.append(1000.0 * (a - event - video))
     return SyncMeasurement(video_ms, audio_ms, residual)

@@ -34,17 +34,19 @@ def run_flash_click(
     height: int = 240,
     fps: float = 30.0,
     samplerate: int = 48000,
+    flash_frames: int = 3,
 ) -> SyncRun:
     """Flashes and bursts every ``period`` s for ``seconds`` through a live session with ``face`` and
     ``converter``; events in the first ``settle`` seconds (while the latencies are being learnt) are
-    left out of the measurement."""
+    left out of the measurement. A slow face engine needs a longer flash (``flash_frames``) so that
+    it does not skip all of it."""
     clock = EventClock(period=period, first=0.8)
     log = FrameLog(width, height, fps)
     speaker = PacedSpeaker(samplerate, buffer_seconds=0.1)
     opts = replace(options, virtual_camera=True, virtual_microphone=True)
     session = LiveSession(
         opts,
-        camera=FlashCamera(clock, width, height, fps),
+        camera=FlashCamera(clock, width, height, fps, flash_frames=flash_frames),
         microphone=ClickMicrophone(clock, samplerate),
         face=face,
         converter=converter,
@@ -62,7 +64,7 @@ def run_flash_click(
         stats = session.stats()
     finally:
         session.stop()
-    result = measure(clock, log, speaker, skip_first=settle)
+    result = measure(clock, log, speaker, fps=fps, skip_first=settle)
     return SyncRun(result, stats, list(session.warnings))
 
 
