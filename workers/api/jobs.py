@@ -168,6 +168,14 @@ class JobQueue:
         with self._lock:
             return sum(1 for j in self._jobs.values() if j.status in ("queued", "running"))
 
+    def cancel_all(self) -> None:
+        """Ask every job to stop (they end at their next check) and take no new ones; waits for none."""
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel_event.set()
+
     def close(self, wait: bool = True) -> None:
         """Cancel every job and (``wait``) let the running ones end; their files are removed."""
         with self._lock:

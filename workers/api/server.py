@@ -8,10 +8,14 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+
+import uvicorn
 
 from workers.api.options import base_url, host_problem
 from workers.errors import UserError
@@ -57,8 +61,6 @@ def serve(
     out: TextIO,
 ) -> int:
     """Serve until stopped; the exit code."""
-    import uvicorn
-
     from workers.api.app import create_app
     from workers.api.context import ServerContext
 
@@ -81,18 +83,41 @@ def serve(
         lifespan="on",
         log_config=None,  # the studio's own logging (the log file) takes uvicorn's records
     )
-    server = uvicorn.Server(config)
+    server = StudioServer(config, app.state.jobs.cancel_all)
     url = base_url(host, port)
     _write_status({"pid": os.getpid(), "url": url, "store": str(ctx.store.root), "started": time.time()})
     out.write(f"Serving the SnowAI Studio API on {url} (models from {ctx.store.root}); Ctrl+C stops it.\n")
     out.flush()
+    # uvicorn catches SIGINT and SIGTERM while it runs, stops in order, and then raises the signal
+    # again for the handlers it found: these ones let the command end normally, with its sentence.
+    stop_signals = [signal.SIGINT, signal.SIGTERM]
+    previous = {sig: signal.signal(sig, _stopped) for sig in stop_signals}
     try:
         server.run(sockets=[sock])
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sock.close()
         _remove_status()
     out.write("The API server stopped.\n")
     return 0
+
+
+class StudioServer(uvicorn.Server):
+    """uvicorn's server that, the moment it is asked to stop, cancels the jobs: they are no requests,
+    so uvicorn would not wait for them, but they may hold a model that the requests in flight wait for."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], Any]) -> None:
+        super().__init__(config)
+        self._on_stop = on_stop
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        self._on_stop()
+        await super().shutdown(sockets)
+
+
+def _stopped(_signum: int, _frame: Any) -> None:
+    """A stop signal after the server has stopped: nothing more to do."""
 
 
 def _write_status(data: dict[str, Any]) -> None:
