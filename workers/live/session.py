@@ -56,8 +56,8 @@ class LiveSession:
         microphone: Any | None,
         face: Any | None = None,
         converter: Any | None = None,
-        virtual_camera: VirtualCameraFactory | None = open_virtual_camera,
-        virtual_microphone: Callable[[], VirtualMicrophone] | None = open_virtual_microphone,
+        virtual_camera: VirtualCameraFactory | None = None,
+        virtual_microphone: Callable[[], VirtualMicrophone] | None = None,
         monitor: Any | None = None,
         preview: Preview | None = None,
         on_warning: Warn | None = None,
@@ -69,8 +69,9 @@ class LiveSession:
         self.microphone = microphone
         self.face = face
         self.converter = converter
-        self._vcam_factory = virtual_camera if options.virtual_camera else None
-        self._vmic_factory = virtual_microphone if options.virtual_microphone else None
+        # pyvirtualcam and the SnowAI Microphone unless other outputs are given (tests, the measurement)
+        self._vcam_factory = (virtual_camera or open_virtual_camera) if options.virtual_camera else None
+        self._vmic_factory = (virtual_microphone or open_virtual_microphone) if options.virtual_microphone else None
         self.monitor = monitor
         self.preview = preview
         self.on_warning = on_warning
