@@ -261,6 +261,7 @@ def measure(
     sent = np.array(frames.sent, np.float64).reshape(-1, 3)
     audio = np.abs(np.asarray(speaker.played if hasattr(speaker, "played") else speaker._timeline)[:, 0])
     half = clock.period / 2
+    window = 0.9 * clock.period  # a stream may be late by up to most of a period
     flashes = _onsets(sent[:, 0], sent[:, 1], 200.0, half) if len(sent) else []
     hop = max(1, speaker.samplerate // 2000)  # 0.5 ms envelope
     env = np.array([audio[i : i + hop].max() for i in range(0, len(audio) - hop, hop)]) if len(audio) > hop else []
@@ -270,8 +271,8 @@ def measure(
     for event in clock.event_times(time.monotonic()):
         if event < clock.origin + skip_first:
             continue
-        v = next((t for t in flashes if event <= t < event + half), None)
-        a = next((t for t in bursts if event <= t < event + half), None)
+        v = next((t for t in flashes if event <= t < event + window), None)
+        a = next((t for t in bursts if event <= t < event + window), None)
         if v is None or a is None:
             continue
         number = int(sent[np.searchsorted(sent[:, 0], v), 2])

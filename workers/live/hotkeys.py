@@ -19,8 +19,20 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-_QT_NAMES = {"ctrl": "Ctrl", "alt": "Alt", "shift": "Shift", "cmd": "Meta", "super": "Meta", "space": "Space",
-             "enter": "Return", "esc": "Esc", "tab": "Tab", "pause": "Pause", "home": "Home", "end": "End"}  # fmt: skip
+_QT_NAMES = {
+    "ctrl": "Ctrl",
+    "alt": "Alt",
+    "shift": "Shift",
+    "cmd": "Meta",
+    "super": "Meta",
+    "space": "Space",
+    "enter": "Return",
+    "esc": "Esc",
+    "tab": "Tab",
+    "pause": "Pause",
+    "home": "Home",
+    "end": "End",
+}
 
 
 def qt_sequence(hotkey: str) -> str:
@@ -56,18 +68,68 @@ def from_qt_sequence(sequence: str) -> str:
     return "+".join(parts)
 
 
-def check_hotkey(hotkey: str) -> str | None:
-    """None when pynput understands ``hotkey`` (or it is empty), else a sentence."""
-    if not hotkey.strip():
-        return None
-    try:
-        from pynput.keyboard import HotKey
+#: The key names a hotkey may use between angle brackets (pynput's names), besides single characters.
+MODIFIERS = {
+    "ctrl",
+    "alt",
+    "shift",
+    "cmd",
+    "alt_gr",
+    "ctrl_l",
+    "ctrl_r",
+    "alt_l",
+    "alt_r",
+    "shift_l",
+    "shift_r",
+    "cmd_l",
+    "cmd_r",
+}
+NAMED_KEYS = {
+    "space",
+    "enter",
+    "esc",
+    "tab",
+    "backspace",
+    "delete",
+    "insert",
+    "home",
+    "end",
+    "page_up",
+    "page_down",
+    "up",
+    "down",
+    "left",
+    "right",
+    "pause",
+    "print_screen",
+    "scroll_lock",
+    "caps_lock",
+    "num_lock",
+    "menu",
+    "media_play_pause",
+    "media_next",
+    "media_previous",
+    "media_volume_mute",
+} | {f"f{i}" for i in range(1, 25)}
 
-        HotKey.parse(hotkey)
-    except ImportError:
-        return None  # nothing to check against; the window shortcut takes it
-    except Exception as exc:
-        return f"{hotkey} is not a key combination the studio understands ({exc}); write it like <ctrl>+<alt>+l."
+
+def check_hotkey(hotkey: str) -> str | None:
+    """None when ``hotkey`` is a key combination (or empty), else the sentence that says how to write one."""
+    text = hotkey.strip()
+    if not text:
+        return None
+    keys = [part.strip() for part in text.split("+")]
+    plain = []
+    for key in keys:
+        name = key[1:-1] if key.startswith("<") and key.endswith(">") else None
+        if name is not None and name in MODIFIERS:
+            continue
+        if (name is not None and name in NAMED_KEYS) or (name is None and len(key) == 1):
+            plain.append(key)
+            continue
+        return f"{hotkey} is not a key combination the studio understands; write it like <ctrl>+<alt>+l."
+    if len(plain) != 1 or len(set(keys)) != len(keys):
+        return f"{hotkey} needs exactly one key besides ctrl, alt, shift or cmd; write it like <ctrl>+<alt>+l."
     return None
 
 

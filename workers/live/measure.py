@@ -29,7 +29,7 @@ def run_flash_click(
     converter: Any = None,
     seconds: float = 6.0,
     period: float = 1.0,
-    settle: float = 1.5,
+    settle: float = 2.0,
     width: int = 320,
     height: int = 240,
     fps: float = 30.0,
@@ -60,7 +60,7 @@ def run_flash_click(
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and session.running:
             time.sleep(0.05)
-        time.sleep(0.6)  # the last burst still on its way out
+        time.sleep(0.9)  # the last burst still on its way out
         stats = session.stats()
     finally:
         session.stop()

@@ -40,6 +40,9 @@ from workers.voice_conversion.realtime import BlockConverter
 
 log = logging.getLogger(__name__)
 
+#: Silence written ahead of the voice when it starts (the output's safety margin against late blocks).
+OUTPUT_MARGIN_SECONDS = 0.03
+
 Warn = Callable[[str], None]
 Preview = Callable[[np.ndarray, float], None]
 
@@ -105,6 +108,7 @@ class LiveSession:
         self._threads: list[threading.Thread] = []
         self._fps_times: list[float] = []
         self._mute_gain = 0.0 if options.muted else 1.0
+        self._primed = False
         self._new_converter: Any = None
         self.running = False
         self.video_error: str | None = None
@@ -478,6 +482,13 @@ class LiveSession:
 
     def _write_voice(self, y: np.ndarray, rate: int) -> float:
         """Write to the outputs; the time the block's first sample leaves the primary output."""
+        ahead = 0
+        if not self._primed:
+            # a little silence ahead of the first block: a block that comes a few milliseconds late (a
+            # busy machine) then never leaves the output empty, which would push the voice later for good
+            self._primed = True
+            ahead = round(OUTPUT_MARGIN_SECONDS * rate)
+            y = np.concatenate([np.zeros(ahead, np.float32), y])
         now = time.monotonic()
         left_at = now
         primary = True
@@ -517,7 +528,7 @@ class LiveSession:
                 self._warn(describe_exception(exc, "The recording stopped"))
                 self._recorder = None
                 recorder.abort()
-        return left_at
+        return left_at + ahead / rate
 
     # ---- sync ----------------------------------------------------------------------------------------
     def _update_plan(self) -> None:
