@@ -24,6 +24,15 @@ with the CPU preset's crossfade and context, measuring:
 - with ``--session``, the latency a live :class:`~workers.voice_conversion.realtime.RealtimeSession`
   measures between a paced fake microphone and a fake speaker (real time: a few seconds per row).
 
+Each neural model runs its blocks on every engine of ``--engines``: ``whole`` (torch synthesising the
+whole window, as the studio did before), ``torch`` (only the kept tail synthesised; the reference),
+``onnx`` and ``onnx-int8`` (the decoder and content encoder on ONNX Runtime; int8 is the default live
+engine on a CPU), with each stage's cost (content encoder, pitch, synthesizer) for one window. The
+full-size RVC model also runs RVC's own realtime block from the ``rvc`` 0.3.5 package (benchmarks/
+rvc_anchor.py), the anchor. Each engine's live output is compared with torch's: SNR, and the similarity of
+Resemblyzer's speaker embeddings (benchmarks/speaker_similarity.py); the models have random weights, so
+the output is not speech and a word error rate says nothing here.
+
 Then the real-time factor of converting a file (``convert_file``, ``--file-seconds`` of speech).
 Prints a table and writes JSON (benchmarks/results/ is not kept in git).
 """
@@ -175,6 +184,7 @@ def bench_blocks(
     rate: int,
     block_seconds: float,
     max_blocks: int,
+    collect: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     from workers.voice_conversion.realtime import BlockConverter
 
@@ -189,11 +199,13 @@ def bench_blocks(
     n = round(block_seconds * rate)
     times = []
     blocks = [audio[i : i + n] for i in range(0, len(audio) - n + 1, n)][: max_blocks + 1]
-    block.process(blocks[0])  # warm-up: first calls allocate and load lazily
+    outputs = [block.process(blocks[0])]  # warm-up: first calls allocate and load lazily
     for chunk in blocks[1:]:
         t = time.perf_counter()
-        block.process(chunk)
+        outputs.append(block.process(chunk))
         times.append((time.perf_counter() - t) * 1000.0)
+    if collect is not None:
+        collect.append(np.concatenate(outputs))
     median = statistics.median(times)
     p90 = sorted(times)[int(0.9 * (len(times) - 1))]
     algo_ms = float(block.latency_seconds) * 1000.0
@@ -277,6 +289,84 @@ def bench_file(converter: Any, audio: np.ndarray, rate: int, folder: Path) -> di
     return {"audio_s": round(seconds, 1), "convert_s": round(best, 2), "file_rtf": round(best / seconds, 3)}
 
 
+ENGINES = ("whole", "torch", "onnx", "onnx-int8")
+
+
+def use_engine(converter: Any, engine: str) -> None:
+    """Set how a neural converter runs a live block (``whole``: torch on the whole window, as before)."""
+    if not hasattr(converter, "engine"):
+        return
+    converter.converts_tail = engine != "whole"
+    converter.engine = "torch" if engine == "whole" else engine
+    if converter.precision(live=True) is not None:
+        converter.prepare(live=True)  # exported once (cached), before the timed blocks
+
+
+def anchor_converter(converter: Any, pth: Path, f0: str) -> Any:
+    from rvc_anchor import make_anchor
+
+    from workers.voice_conversion.pitch import make_pitch_estimator
+
+    return make_anchor(pth, converter.content, make_pitch_estimator(f0))
+
+
+def stage_costs(converter: Any, live: np.ndarray, rate: int, block: float, options: VoiceConversionOptions) -> dict:
+    """Milliseconds of the content encoder, the pitch estimator and the synthesizer for one block's window."""
+    import torch
+
+    if not hasattr(converter, "model"):
+        return {}
+    window = resample(live[: int((block + options.crossfade_seconds + 0.01 + options.extra_seconds) * rate)],
+                      rate, 16000)
+    model = converter.model
+    keep = block + options.crossfade_seconds + 0.01 + 0.02 if getattr(converter, "converts_tail", False) else None
+    precision = converter.precision(live=True) if keep is not None else None
+    model.decoder_body = converter._body(precision)
+    n_frames = model.frames_for(len(window))
+    tail = None if keep is None else min(n_frames, int(np.ceil(keep * model.frame_rate)) + 1)
+
+    def best(fn: Any) -> float:
+        fn()
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1000.0)
+        return round(min(times), 1)
+
+    content = converter.content.encode(window, dim=model.content_dim, layer=model.info.content_layer, onnx=precision)
+    f0, _ = converter._pitch(window, n_frames)
+    aligned = model.align_content(content, n_frames)
+    vol = model.volume(window, n_frames) if model.needs_volume else None
+    return {
+        "content_ms": best(lambda: converter.content.encode(
+            window, dim=model.content_dim, layer=model.info.content_layer, onnx=precision)),
+        "pitch_ms": best(lambda: converter._pitch(window, n_frames)),
+        "synth_ms": best(lambda: model.infer(aligned, torch.from_numpy(f0)[None], noise_scale=converter.noise_scale,
+                                             volume=vol, tail=tail)),
+    }
+
+
+def compare_outputs(label: str, outputs: dict[str, np.ndarray], rate: int) -> list[dict[str, Any]]:
+    """Each engine's live output against torch's (tail synthesis): SNR and the speaker encoder's similarity."""
+    from speaker_similarity import similarity
+
+    reference = outputs["torch"]
+    rows = []
+    for engine, out in outputs.items():
+        if engine == "torch":
+            continue
+        n = min(len(out), len(reference))
+        a, b = out[:n], reference[:n]
+        noise = float(np.sum((a - b) ** 2)) + 1e-12
+        rows.append({
+            "converter": label, "engine": engine,
+            "snr_db": round(10 * np.log10(float(np.sum(b**2)) / noise), 1),
+            "speaker_similarity": round(similarity(a, rate, b, rate), 3),
+        })
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blocks", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5])
@@ -294,8 +384,18 @@ def main() -> int:
     parser.add_argument("--max-blocks", type=int, default=30, help="timed blocks per block size")
     parser.add_argument("--file-seconds", type=float, default=20.0, help="speech in the file test")
     parser.add_argument("--session", action="store_true", help="also run live sessions (real time)")
+    parser.add_argument(
+        "--engines", nargs="+", choices=ENGINES, default=list(ENGINES),
+        help="neural models: whole (torch, the whole window synthesised, as before), torch (the kept tail), "
+        "onnx, onnx-int8 (the default live engine on a CPU)",
+    )
+    parser.add_argument("--no-anchor", dest="anchor", action="store_false",
+                        help="skip RVC's own realtime path (rvc 0.3.5) on the full-size RVC model")
+    parser.add_argument("--quick", action="store_true", help="300 ms blocks, 8 s of speech, 10 blocks")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "voice_conversion.json")
     args = parser.parse_args()
+    if args.quick:
+        args.blocks, args.seconds, args.max_blocks, args.file_seconds = [0.3], 8.0, 10, 8.0
 
     import torch
 
@@ -305,6 +405,7 @@ def main() -> int:
     audio, rate = speech(args.seconds)
     results: list[dict[str, Any]] = []
     files: list[dict[str, Any]] = []
+    quality: list[dict[str, Any]] = []
     models = {"dsp": dsp_converter, "tiny": tiny_sovits, "sovits": full_sovits, "rvc": full_rvc}
     with tempfile.TemporaryDirectory(prefix="snowai-svc-bench-") as tmp:
         for key in args.models:
@@ -319,38 +420,63 @@ def main() -> int:
             in_rate = int(getattr(converter, "input_rate", 0) or rate)
             device_rate = 48000
             live = resample(audio, rate, device_rate)
-            print(f"measuring {label} (converts at {in_rate} Hz, devices at {device_rate} Hz)...", file=sys.stderr)
-            for block in args.blocks:
-                timing = bench_blocks(converter, options, live, device_rate, block, args.max_blocks)
-                row = {"converter": label, **timing}
-                if args.session:
-                    row.update(bench_session(converter, options, live, device_rate, block))
-                results.append(row)
-                print(f"  {block * 1000:.0f} ms blocks: {row['infer_ms_median']:.1f} ms", file=sys.stderr)
+            engines = args.engines if key != "dsp" else ["dsp"]
+            variants = [(engine, converter) for engine in engines]
+            if key == "rvc" and args.anchor:
+                variants.append(("anchor", anchor_converter(converter, Path(tmp) / "full-rvc-v2.pth", args.f0)))
+            outputs: dict[str, np.ndarray] = {}
+            for engine, conv in variants:
+                use_engine(conv, engine)
+                print(f"measuring {label} [{engine}] (converts at {in_rate} Hz, devices at {device_rate} Hz)...",
+                      file=sys.stderr)
+                for block in args.blocks:
+                    kept: list[np.ndarray] = []
+                    timing = bench_blocks(conv, options, live, device_rate, block, args.max_blocks, kept)
+                    row = {"converter": label, "engine": engine, **timing}
+                    if key != "dsp":
+                        row.update(stage_costs(conv, live, device_rate, block, options))
+                    if args.session:
+                        row.update(bench_session(conv, options, live, device_rate, block))
+                    results.append(row)
+                    if abs(block - 0.3) < 1e-6:
+                        outputs[engine] = kept[0]
+                    print(f"  {block * 1000:.0f} ms blocks: {row['infer_ms_median']:.1f} ms", file=sys.stderr)
+            if key != "dsp" and "torch" in outputs:
+                quality.extend(compare_outputs(label, outputs, device_rate))
+            use_engine(converter, "torch")
             clip = audio[: int(args.file_seconds * rate)]
             files.append({"converter": label, **bench_file(converter, clip, rate, Path(tmp))})
             del converter
 
     header = (
-        f"{'converter':<38} {'block':>6} {'infer ms':>9} {'p90':>7} {'RTF':>6} {'algo ms':>8} "
-        f"{'total ms':>9} {'target':>7} {'ok':>3}"
+        f"{'converter':<30} {'engine':<10} {'block':>6} {'infer ms':>9} {'p90':>7} {'RTF':>6} {'content':>8} "
+        f"{'pitch':>6} {'synth':>6} {'algo ms':>8} {'total ms':>9} {'target':>7} {'ok':>3}"
     )
     if args.session:
         header += f" {'live ms':>8}"
     print(header)
     print("-" * len(header))
     for r in results:
+        def stage(name: str, r: dict[str, Any] = r) -> str:
+            return f"{r[name]:.0f}" if r.get(name) is not None else "-"
+
         line = (
-            f"{r['converter']:<38} {r['block_ms']:>6.0f} {r['infer_ms_median']:>9.1f} {r['infer_ms_p90']:>7.1f} "
-            f"{r['rtf']:>6.3f} {r['algorithmic_latency_ms']:>8.0f} {r['total_latency_ms']:>9.0f} "
+            f"{r['converter'][:30]:<30} {r['engine']:<10} {r['block_ms']:>6.0f} {r['infer_ms_median']:>9.1f} "
+            f"{r['infer_ms_p90']:>7.1f} {r['rtf']:>6.3f} {stage('content_ms'):>8} {stage('pitch_ms'):>6} "
+            f"{stage('synth_ms'):>6} {r['algorithmic_latency_ms']:>8.0f} {r['total_latency_ms']:>9.0f} "
             f"{r['target_ms']:>7.0f} {'yes' if r['meets_target'] else 'no':>3}"
         )
         if args.session:
             live_ms = r.get("session_latency_ms")
             line += f" {live_ms if live_ms is not None else r.get('error', '?'):>8}"
         print(line)
+    if quality:
+        print()
+        print(f"{'against torch, 300 ms blocks':<38} {'engine':<10} {'SNR dB':>7} {'speaker sim.':>13}")
+        for q in quality:
+            print(f"{q['converter']:<38} {q['engine']:<10} {q['snr_db']:>7.1f} {q['speaker_similarity']:>13.3f}")
     print()
-    print(f"{'file conversion':<38} {'audio s':>8} {'took s':>7} {'RTF':>6}")
+    print(f"{'file conversion (torch)':<38} {'audio s':>8} {'took s':>7} {'RTF':>6}")
     for f in files:
         print(f"{f['converter']:<38} {f['audio_s']:>8.1f} {f['convert_s']:>7.2f} {f['file_rtf']:>6.3f}")
 
@@ -372,6 +498,7 @@ def main() -> int:
         },
         "realtime": results,
         "files": files,
+        "quality_vs_torch": quality,
         "summary": summary_of(results),
     }
     write_results(args.json, data)
@@ -381,14 +508,22 @@ def main() -> int:
 def summary_of(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Real-time factors at 300 ms blocks of the full-size models (None when not run)."""
 
-    def rtf(label: str) -> float | None:
-        row = next((r for r in results if r["converter"] == label and round(r["block_ms"]) == 300), None)
+    def rtf(label: str, engine: str) -> float | None:
+        row = next(
+            (r for r in results if r["converter"] == label and r["engine"] == engine and round(r["block_ms"]) == 300),
+            None,
+        )
         return row["rtf"] if row else None
 
+    # the studio's default live engine on the CPU ("auto": int8 ONNX Runtime, tail synthesis)
     return {
-        "rvc_v2_full_rtf_300ms": rtf("RVC v2 40k, full size"),
-        "sovits_41_full_rtf_300ms": rtf("so-vits-svc 4.1, full size"),
-        "anchor_rvc_rtf_300ms": None,  # the original RVC realtime path is not timed yet
+        "rvc_v2_full_rtf_300ms": rtf("RVC v2 40k, full size", "onnx-int8"),
+        "sovits_41_full_rtf_300ms": rtf("so-vits-svc 4.1, full size", "onnx-int8"),
+        "anchor_rvc_rtf_300ms": rtf("RVC v2 40k, full size", "anchor"),
+        "rvc_v2_full_rtf_300ms_torch": rtf("RVC v2 40k, full size", "torch"),
+        "sovits_41_full_rtf_300ms_torch": rtf("so-vits-svc 4.1, full size", "torch"),
+        "rvc_v2_full_rtf_300ms_whole_window": rtf("RVC v2 40k, full size", "whole"),
+        "sovits_41_full_rtf_300ms_whole_window": rtf("so-vits-svc 4.1, full size", "whole"),
     }
 
 
