@@ -2,8 +2,9 @@
 
 :func:`sound_server` yields the environment (``PULSE_SERVER``...) under which ``pactl``, ``parec`` and
 libpulse reach a server with a null sink: the one ``SNOWAI_TEST_PULSE_SERVER`` names (scripts/test.sh
-starts one for CI), else one the environment already reaches; otherwise a private ``pulseaudio`` is started in a temporary
-runtime folder and stopped afterwards. The tests skip, with the reason, when neither works.
+starts one for CI), else one the environment already reaches; otherwise a private ``pulseaudio`` is
+started in a temporary runtime folder and stopped afterwards. The tests skip, with the reason, when
+neither works.
 """
 
 from __future__ import annotations

@@ -328,6 +328,12 @@ class LivePage(ToolPage):
             self.next_preset()
 
     def _hotkey_changed(self, action: str, key: str) -> None:
+        from workers.live.hotkeys import check_hotkey
+
+        problem = check_hotkey(key)
+        if problem:
+            self.show_message(problem, "warning")
+            return
         self.options.hotkeys[action] = key
         self.keys.apply(self.options.hotkeys)
         self._changed()
