@@ -13,12 +13,20 @@ collect every one of them and drop none of them.
   works for all of them (kernels, transformers, rembg... read versions at import).
 - **Dropped**: files the hooks collect that nothing in the studio loads (:data:`UNUSED`), matched on
   their place in the bundle.
+- **Stripped** (Linux): symbol tables and debug information of the shared libraries (ctranslate2's
+  extension alone carries 63 MiB of debug information, libtorch_cpu 85 MiB of symbols), by
+  :func:`strip_binaries`. Libraries that auditwheel rewrote with patchelf (the ``<name>.libs``
+  folders of wheels) can come out of ``strip`` with load segments the loader refuses ("ELF load
+  command address/offset not page-aligned"), so every stripped copy is checked and the original kept
+  when the check fails.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+import shutil
+import subprocess
 import tomllib
 from collections.abc import Iterable, Iterator
 from importlib import metadata
@@ -187,3 +195,66 @@ def unused(dest: str) -> bool:
     if path in KEEP:
         return False
     return any(fnmatch.fnmatchcase(path, pattern) for pattern in UNUSED)
+
+
+#: Only libraries at least this big are worth stripping.
+STRIP_MIN_BYTES = 1 << 20
+
+
+def load_segments_aligned(path: Path) -> bool:
+    """Whether every PT_LOAD segment of an ELF file has its offset and address congruent modulo its
+    alignment, as the dynamic loader requires (``readelf -lW``)."""
+    shown = subprocess.run(["readelf", "-lW", str(path)], capture_output=True, text=True, check=False)
+    if shown.returncode != 0:
+        return False
+    segments = 0
+    for line in shown.stdout.splitlines():
+        fields = line.split()
+        if not fields or fields[0] != "LOAD":
+            continue
+        offset, address, align = int(fields[1], 16), int(fields[2], 16), int(fields[-1], 16)
+        if align > 1 and (address - offset) % align:
+            return False
+        segments += 1
+    return segments > 0
+
+
+def is_elf(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+def strip_copy(src: Path, dst: Path) -> bool:
+    """Write a stripped copy of ``src`` to ``dst``; True when it is smaller and loads, else no copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime and load_segments_aligned(dst):
+        return True
+    shutil.copy2(src, dst)
+    dst.chmod(0o755)
+    done = subprocess.run(["strip", "--strip-unneeded", str(dst)], capture_output=True, check=False)
+    if done.returncode == 0 and dst.stat().st_size < src.stat().st_size and load_segments_aligned(dst):
+        return True
+    dst.unlink()
+    return False
+
+
+def strip_binaries(entries: list[tuple[str, str, str]], folder: Path) -> tuple[list[tuple[str, str, str]], int]:
+    """PyInstaller's ``(dest, src, typecode)`` binaries with their big ELF libraries replaced by stripped
+    copies in ``folder``; also returns the bytes saved."""
+    stripped = []
+    saved = 0
+    for dest, src, typecode in entries:
+        source = Path(src)
+        if (
+            typecode in ("BINARY", "EXTENSION")
+            and source.is_file()
+            and source.stat().st_size >= STRIP_MIN_BYTES
+            and is_elf(source)
+        ):
+            copy = folder / dest
+            if strip_copy(source, copy):
+                saved += source.stat().st_size - copy.stat().st_size
+                stripped.append((dest, str(copy), typecode))
+                continue
+        stripped.append((dest, src, typecode))
+    return stripped, saved

@@ -4,8 +4,10 @@ first use, and every other data file they carry, are collected by installer/bund
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -247,3 +249,29 @@ def test_the_spec_uses_the_rules() -> None:
     assert "bundle_rules.unused(" in spec
     assert "copy_metadata(" in spec
     assert "collect_dynamic_libs(package)" in spec
+    assert "bundle_rules.strip_binaries(" in spec and "strip=True" not in spec
+
+
+@pytest.mark.skipif(not (shutil.which("strip") and shutil.which("readelf")), reason="needs binutils")
+def test_stripping_keeps_only_copies_that_load(tmp_path: Path) -> None:
+    """numpy's OpenBLAS (rewritten by auditwheel) comes out of ``strip`` with load segments the loader
+    refuses; that copy is rejected. A library that strips cleanly is kept, smaller and loadable."""
+    site = _site_packages()
+    openblas = next((site / "numpy.libs").glob("libscipy_openblas*.so*"))
+    assert bundle_rules.load_segments_aligned(openblas)
+    assert not bundle_rules.strip_copy(openblas, tmp_path / "openblas.so")
+    assert not (tmp_path / "openblas.so").exists()
+    llvmlite = site / "llvmlite" / "binding" / "libllvmlite.so"
+    entries, saved = bundle_rules.strip_binaries(
+        [("llvmlite/binding/libllvmlite.so", str(llvmlite), "BINARY"), ("numpy.libs/x.so", str(openblas), "BINARY")],
+        tmp_path / "stripped",
+    )
+    stripped = tmp_path / "stripped" / "llvmlite" / "binding" / "libllvmlite.so"
+    assert entries == [
+        ("llvmlite/binding/libllvmlite.so", str(stripped), "BINARY"),
+        ("numpy.libs/x.so", str(openblas), "BINARY"),
+    ]
+    assert 0 < saved == llvmlite.stat().st_size - stripped.stat().st_size
+    assert bundle_rules.load_segments_aligned(stripped)
+    # The stripped library still loads and still exports what numba's binding asks for.
+    ctypes.CDLL(str(stripped)).LLVMPY_GetHostCPUName  # noqa: B018
