@@ -41,7 +41,7 @@ class LocalApiServer(QObject):
         super().__init__(parent)
         self.settings = settings
         #: The command that runs the server (the interpreter and its arguments before ours).
-        self.program = program or [sys.executable, "-m", "workers.api"]
+        self.program = program or server_command()
         self.state = "off"
         self.url = ""
         self.running: ApiOptions | None = None
@@ -237,6 +237,13 @@ class LocalApiIndicator(QLabel):
             lines.append("No model is loaded yet; each loads on its first request.")
         lines.append("Settings → Local API turns it off.")
         self.setToolTip("\n".join(lines))
+
+
+def server_command() -> list[str]:
+    """How to run the server: the stand-alone build runs its own ``serve`` command, Python runs the module."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "serve"]
+    return [sys.executable, "-m", "workers.api"]
 
 
 def attach(window: Any, bar: QStatusBar) -> LocalApiServer:

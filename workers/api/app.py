@@ -240,7 +240,15 @@ def create_app(
 
     from workers.api.cli import version
 
-    app = FastAPI(title="SnowAI Studio local API", version=version(), lifespan=lifespan, docs_url="/docs")
+    # The interactive docs pages load their scripts from the internet: only the schema is served.
+    app = FastAPI(
+        title="SnowAI Studio local API",
+        version=version(),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
     app.state.ctx = ctx
     app.state.jobs = job_queue
     app.state.upload_limit = int(max_upload_mb) * 1024 * 1024
@@ -278,7 +286,7 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def on_http(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            return error_response(404, f"There is no {request.url.path} here; /docs lists the routes.")
+            return error_response(404, f"There is no {request.url.path} here; /openapi.json lists the routes.")
         if exc.status_code == 405:
             return error_response(405, f"{request.method} is not used for {request.url.path}.")
         detail = str(exc.detail or "The request is not valid").rstrip(".")
