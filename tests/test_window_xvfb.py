@@ -69,7 +69,7 @@ def test_real_window_opens_with_menus_status_and_dialogs(x_display: str, tmp_pat
     assert report["menus"] == ["File", "View", "Tools", "Help"]
     assert report["status"][0].startswith("Compute: ")
     assert {"face_swap", "matting", "assistant", "voice_conversion"} <= set(report["pages"])
-    assert report["switcher"][0] == "Home" and len(report["switcher"]) == 5
+    assert report["switcher"][0] == "Home" and len(report["switcher"]) == 6
     assert report["live_workers_after_close"] == []
     for name in ("main", "devices", "models"):
         img = _image(tmp_path / f"{name}.png")
