@@ -226,3 +226,33 @@ def test_many_requests_at_once_none_lost_models_loaded_once(api_server: ApiServe
     assert loaded[("transcription", "whisper-tiny-en-shipped")]["loads"] == 1
     assert loaded[("remove-background", api_server.tiny_matting)]["loads"] == 1
     assert loaded[("transcription", "whisper-tiny-en-shipped")]["waiting"] == 0
+
+
+def test_a_video_target_is_swapped_as_a_job(api_server: ApiServer, tmp_path) -> None:
+    import av
+
+    video = tmp_path / "clip.mp4"
+    frame = cv2.resize(astronaut(), (192, 192), interpolation=cv2.INTER_AREA)
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 192, 192, "yuv420p"
+        for i in range(6):
+            picture = av.VideoFrame.from_ndarray(frame, format="bgr24")
+            picture.pts = i
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode(None))
+    files = {"source": ("face.png", _png(second_face())), "target": ("clip.mp4", video.read_bytes())}
+    url = f"{api_server.base_url}/images/face-swap"
+    assert "job=true" in _error(requests.post(url, files=files, timeout=60))
+    accepted = requests.post(url, files=files, data={"job": "true"}, timeout=60)
+    assert accepted.status_code == 202
+    job = _wait_job(api_server, accepted.json()["id"])
+    assert job["status"] == "succeeded", job
+    result = requests.get(f"{api_server.root}{job['result_url']}", timeout=60)
+    assert result.headers["content-type"] == "video/mp4"
+    swapped = tmp_path / "swapped.mp4"
+    swapped.write_bytes(result.content)
+    with av.open(str(swapped)) as container:
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+        tags = dict(container.metadata)
+    assert len(frames) == 6 and any("AI-generated" in str(v) for v in tags.values()), tags
