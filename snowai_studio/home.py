@@ -35,6 +35,7 @@ TOOLS = {
     "matting": "Background removal",
     "assistant": "Voice assistant",
     "voice_conversion": "Voice conversion",
+    "live": "Go live",
 }
 
 
@@ -44,6 +45,7 @@ FIRST_STEPS = {
     "matting": "First: open or drop a photo; the background is removed at once.",
     "assistant": "First: press Start listening and ask a question, or type one.",
     "voice_conversion": "First: pick a voice, then convert a recording or go live.",
+    "live": "First: choose a face and a voice, then Go live; call programs pick SnowAI Microphone.",
 }
 
 
