@@ -140,3 +140,33 @@ def test_auto_runs_live_blocks_on_int8_and_files_on_torch(
     assert converter.model.decoder_body is not None and converter.model.decoder_body.precision == "int8"
     torch_only = _converter(models, store, "rvc", engine="torch")
     assert torch_only.precision(live=True) is None
+
+
+def test_the_engine_is_chosen_on_the_page_and_reloads_the_voice(qtbot: Any, tmp_path: Path) -> None:
+    from test_svc_page import WAIT, make_dock  # noqa: F401  (the page fixture)
+    from test_svc_worker import fixture_model
+
+    from snowai_studio.context import StudioContext
+    from snowai_studio.notifications import NotificationManager
+    from snowai_studio.voice_conversion import create_page
+    from workers.settings import Settings
+
+    model, fixture = fixture_model(svc_fixtures, tmp_path, "rvc-v2")
+    context = StudioContext(Settings.load(), NotificationManager(), fixture, {})
+    page = create_page(context)
+    qtbot.addWidget(page)
+    try:
+        with qtbot.waitSignal(page.model_changed, timeout=WAIT):
+            page.set_model(model)
+        combo = page.live_settings.engine_combo
+        assert [combo.itemData(i) for i in range(combo.count())] == ["auto", "torch", "onnx", "onnx-int8"]
+        assert combo.currentData() == "auto"
+        combo.setCurrentIndex(combo.findData("torch"))
+        combo.activated.emit(combo.currentIndex())
+        assert page.options.engine == "torch"
+        # the voice is loaded again on the new engine
+        qtbot.waitUntil(lambda: getattr(page._worker.converter, "engine", None) == "torch", timeout=WAIT)
+        page.set_option("engine", "quantum")  # refused with a sentence; the engine stays
+        assert page.options.engine == "torch" and "quantum" in page.last_message
+    finally:
+        page.shutdown()

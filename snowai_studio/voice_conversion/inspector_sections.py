@@ -260,6 +260,15 @@ class PitchControls(QWidget):
         )
 
 
+#: The engines a voice model can run on (see workers.voice_conversion.options.ENGINES): label, tip.
+ENGINE_LABELS = {
+    "auto": ("Automatic", "Live on ONNX Runtime with 8-bit weights (the fastest on a processor), files on PyTorch"),
+    "torch": ("PyTorch", "The reference: exactly the model's own numbers, the slowest live"),
+    "onnx": ("ONNX Runtime", "The model's numbers on a faster runtime"),
+    "onnx-int8": ("ONNX Runtime, 8-bit", "Live and files on 8-bit weights: fastest, a little less exact"),
+}
+
+
 class LiveSettings(QWidget):
     """The devices of the live conversion, and its block layout, silence and gains."""
 
@@ -293,6 +302,13 @@ class LiveSettings(QWidget):
             self.preset_combo.setItemData(self.preset_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.preset_combo.addItem("Custom", "custom")
         self.preset_combo.setToolTip("Block length, crossfade and context that suit a CPU or a GPU")
+        self.engine_combo = compact(QComboBox())
+        self.engine_combo.setObjectName("svcEngine")
+        for key, (label, tip) in ENGINE_LABELS.items():
+            self.engine_combo.addItem(label, key)
+            self.engine_combo.setItemData(self.engine_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.engine_combo.setCurrentIndex(max(0, self.engine_combo.findData(o.engine)))
+        self.engine_combo.setToolTip("How a voice model runs on the processor (a graphics card always runs PyTorch)")
         self.block = ValueSlider(
             "Block", 0.05, 1.0, 0.01, o.block_seconds, fmt=ms,
             tip="Audio converted at a time: shorter blocks lower the delay but need a faster computer",
@@ -320,6 +336,7 @@ class LiveSettings(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(devices)
         layout.addWidget(labelled("Preset", self.preset_combo))
+        layout.addWidget(labelled("Engine", self.engine_combo))
         for widget in (self.block, self.crossfade, self.context_slider, self.silence, self.input_gain,
                        self.output_gain):
             layout.addWidget(widget)

@@ -177,6 +177,7 @@ class VoiceConversionPage(ToolPage):
         self.passthrough.toggled.connect(lambda on: self.set_option("passthrough", on))
         s.show_layout(self.options)
 
+        s.engine_combo.activated.connect(lambda i: self.set_option("engine", s.engine_combo.itemData(i)))
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.center and event.type() == QEvent.Type.Resize:
             self._arrange(self.center.width())

@@ -51,7 +51,7 @@ from PySide6.QtCore import QTimer, Signal, Slot
 from workers.base import JobContext, Worker
 from workers.errors import Cancelled, UserError, describe_exception
 from workers.voice_conversion.cli import sink_buffer_seconds
-from workers.voice_conversion.options import F0_METHODS, PRESETS, VoiceConversionOptions
+from workers.voice_conversion.options import ENGINES, F0_METHODS, PRESETS, VoiceConversionOptions
 
 if TYPE_CHECKING:
     from workers.media.audio import AudioSink, AudioSource
@@ -76,7 +76,7 @@ BLOCK_PARAMS = ("silence_db", "passthrough", "input_gain_db", "output_gain_db")
 #: Options that change the block layout: the block converter is rebuilt (devices stay open).
 LAYOUT_PARAMS = ("block_seconds", "crossfade_seconds", "extra_seconds")
 #: Options that need another converter.
-MODEL_PARAMS = ("model", "index", "config")
+MODEL_PARAMS = ("model", "index", "config", "engine")
 #: Output formats a file job can write.
 FILE_FORMATS = ("wav", "flac", "ogg", "mp3")
 #: Suffixes of the audio files a file job reads.
@@ -104,6 +104,10 @@ def coerce_option(name: str, value: Any) -> Any:
         if method not in F0_METHODS:
             raise UserError(f"Unknown pitch method {value!r}; choose one of {', '.join(F0_METHODS)}.")
         return method
+    if name == "engine":
+        if value not in ENGINES:
+            raise UserError(f"Unknown engine {value!r}; choose one of {', '.join(ENGINES)}.")
+        return str(value)
     if name == "preset":
         if value not in PRESETS:
             raise UserError(f"Unknown preset {value!r}; choose one of {', '.join(PRESETS)}.")
