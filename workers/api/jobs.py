@@ -126,9 +126,11 @@ class JobQueue:
     def _finish(self, job: Job, status: str) -> None:
         job.status = status
         job.finished = time.time()
-        if status != "succeeded":
+        if status != "succeeded" or job.result is None:
             job.result = None
             _remove(job.workdir)
+        else:
+            _keep_only(job.workdir, job.result.path)  # the uploads go; the result stays until fetched and removed
 
     def _trim(self) -> None:
         finished = [j for j in self._jobs.values() if j.status not in ("queued", "running")]
@@ -188,6 +190,17 @@ class JobQueue:
             if job.status == "queued":
                 self._finish(job, "cancelled")
             _remove(job.workdir)
+
+
+def _keep_only(folder: Path | None, keep: Path | None) -> None:
+    if folder is None:
+        return
+    if keep is None:
+        _remove(folder)
+        return
+    for item in folder.rglob("*"):
+        if item.is_file() and item != keep:
+            item.unlink(missing_ok=True)
 
 
 def _remove(folder: Path | None) -> None:
