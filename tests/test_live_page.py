@@ -153,3 +153,21 @@ def test_a_missing_virtual_microphone_is_one_sentence_and_the_picture_goes_on(ma
     assert "VB-CABLE" in page.last_message and page.last_stats["virtual_microphone"] == ""
     count = len(page.outputs_under_test.frames.sent)
     qtbot.waitUntil(lambda: len(page.outputs_under_test.frames.sent) > count + 10, timeout=WAIT)
+
+
+def test_a_preset_with_a_face_starts_the_face_swap_live(make_page: Any, qtbot: Any, tmp_path: Path) -> None:
+    import cv2
+    from face_fixtures import second_face
+
+    photo = tmp_path / "face.png"
+    cv2.imwrite(str(photo), second_face())
+    page = make_page(live_consent=lambda _page: True)
+    page.options.presets = [LivePreset("Astronaut", [str(photo)], "", 2.0).to_dict()]
+    _go_live(qtbot, page)
+    assert page.worker.session.face is None  # no face chosen: the picture went out as it was
+    page.next_preset()
+    qtbot.waitUntil(lambda: page.worker.session.face is not None, timeout=WAIT)
+    face = page.worker.session.face
+    frames = face.frames
+    qtbot.waitUntil(lambda: face.frames > frames + 5, timeout=WAIT)  # every frame goes through the swap
+    assert "Astronaut" in page.status.state.text() and str(photo.name) in page.face_voice.faces_label.text()

@@ -219,3 +219,30 @@ def test_without_a_cable_one_sentence_says_what_to_install(platform: str, what: 
     message = str(caught.value)
     assert message == cable_hint(platform) and what in message and "camera keeps going" in message
     assert message.count(". ") == 0 and message.endswith(".")
+
+
+def test_at_the_studio_start_a_source_left_by_a_dead_studio_is_removed(tmp_path: Path) -> None:
+    import json
+
+    from workers.live.virtual_mic import clean_stale_at_start
+
+    modules = {
+        "7": "module-null-sink\tsink_name=snowai_microphone_feed rate=48000 channels=1",
+        "8": "module-remap-source\tmaster=snowai_microphone_feed.monitor source_name=snowai_microphone",
+        "9": "module-null-sink\tsink_name=someone_else",
+    }
+    calls: list[list[str]] = []
+
+    def pactl(args: Any) -> str:
+        calls.append(list(args))
+        if list(args[:3]) == ["list", "short", "modules"]:
+            return "".join(f"{i}\t{line}\n" for i, line in modules.items())
+        if args[0] == "unload-module":
+            modules.pop(args[1])
+        return ""
+
+    state = tmp_path / "virtual-microphone.json"
+    assert clean_stale_at_start(pactl, state) == [] and calls == []  # no state file: nothing to ask
+    state.write_text(json.dumps({"pid": 2**22 + 12345, "started": 1.0, "modules": [7, 8]}))
+    assert clean_stale_at_start(pactl, state) == [8, 7]  # the source before its sink
+    assert list(modules) == ["9"] and not state.exists()

@@ -15,6 +15,7 @@ are the ones chosen in Devices; tests put fakes in the context's extras (``live_
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -74,6 +75,10 @@ class LivePage(ToolPage):
         self.keys.apply(self.options.hotkeys)
         self.presets.show_presets(self.options.preset_list(), self.options.preset_index)
         self.show_message("Choose a face and a voice, then press Go live.")
+        # a SnowAI Microphone that a crashed studio left goes now, off the UI thread
+        from workers.live.virtual_mic import clean_stale_at_start
+
+        threading.Thread(target=clean_stale_at_start, name="live-clean-up", daemon=True).start()
 
     # ---- construction -----------------------------------------------------------------------------
     def _build(self) -> None:
@@ -348,6 +353,9 @@ class LivePage(ToolPage):
         self.presets.show_presets(self.options.preset_list(), self.options.preset_index)
         self._changed()
         if self.worker is not None:
+            if preset.faces and not self._consent():
+                self.show_message("The face swap's terms were not accepted: the face of this preset is not used.")
+                preset = LivePreset(preset.name, [], preset.voice, preset.pitch, preset.formant)
             self.worker.set_param("preset", preset)
         self.show_message(f"Preset: {preset.name}.")
 

@@ -173,6 +173,19 @@ def clean_stale(runner: Runner = _pactl, path: Path | None = None) -> list[int]:
     return unloaded
 
 
+def clean_stale_at_start(runner: Runner = _pactl, path: Path | None = None) -> list[int]:
+    """At the studio's start: remove a SnowAI Microphone a crashed studio left (only when its state file
+    says one was made); never raises."""
+    path = path or state_path()
+    if not sys.platform.startswith("linux") or not path.exists():
+        return []
+    try:
+        return clean_stale(runner, path)
+    except Exception as exc:  # another studio is live, or no server: nothing to clean now
+        log.info("no stale %s removed: %s", DESCRIPTION, exc)
+        return []
+
+
 class PulseVirtualMicrophone:
     """Creates and removes "SnowAI Microphone" on a PulseAudio / PipeWire server (see the module text)."""
 

@@ -126,7 +126,12 @@ class LiveWorker(Worker):
         from workers.live.engines import load_voice, read_faces
 
         try:
-            if self.face is not None or not preset.faces:
+            if self.face is None and preset.faces:
+                from workers.live.engines import load_face
+
+                self.face = load_face(preset.faces, self.store)  # the first face of this session
+                self.session.face = self.face
+            elif self.face is not None:
                 self.session.set_face(read_faces(preset.faces))
             if preset.voice != self.options.voice:
                 self.session.set_converter(load_voice(preset.voice, self.store))
