@@ -164,8 +164,10 @@ else
   "$venv/bin/python" -c 'import torch, sys; sys.exit(torch.version.cuda is not None)' \
     || die "the build environment holds a CUDA torch; rebuild it with --fresh-venv"
 fi
-# torchaudio and opencv-python are left out on purpose (see above); anything else is worth a look.
-conflicts="$("${pip[@]}" check 2>/dev/null | grep -v -E '(torchaudio|opencv-python),? which is not installed|No broken requirements' || true)"
+# The no-deps packages' own requirements are left out on purpose (requirements/no-deps.in says why);
+# anything else is worth a look.
+no_deps="$(sed -e 's/#.*//' -e 's/[=<>!~ ].*//' "$root/requirements/no-deps.in" | grep -v '^$' | paste -sd '|')"
+conflicts="$("${pip[@]}" check 2>/dev/null | grep -v -i -E "^($no_deps) [^ ]+ requires|No broken requirements" || true)"
 [ -z "$conflicts" ] || say "pip check: $conflicts"
 env_seconds=$(( $(date +%s) - phase_start ))
 note "build environment: $env_seconds s"
