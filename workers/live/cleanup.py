@@ -52,6 +52,9 @@ def load_rnnoise() -> Any:
         return _LIB
     spec = importlib.util.find_spec("pyrnnoise")
     folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:  # the stand-alone build keeps the library in a pyrnnoise folder beside the others
+        folders.append(str(Path(bundle) / "pyrnnoise"))
     path = next((Path(f) / _library_name() for f in folders if (Path(f) / _library_name()).is_file()), None)
     if path is None:
         raise UserError("Noise suppression needs the pyrnnoise package: pip install pyrnnoise, then try again.")
