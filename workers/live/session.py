@@ -109,6 +109,9 @@ class LiveSession:
         self._fps_times: list[float] = []
         self._mute_gain = 0.0 if options.muted else 1.0
         self._primed = False
+        self._written_at = 0.0
+        #: The voice's latency by stage (ms) for the last block: what adds up to ``audio_ms``.
+        self.voice_stages: dict[str, float] = {}
         self._new_converter: Any = None
         self.running = False
         self.video_error: str | None = None
@@ -453,11 +456,13 @@ class LiveSession:
     def _voice_block(self, x: np.ndarray, newest: float, rate: int) -> None:
         start = time.perf_counter()
         lag = 0
+        denoise = 0
         with self._lock:
             level_in = rms_dbfs(x)
             if self._denoise is not None:
                 x = self._denoise.process(x)
-                lag += round(self._denoise.latency_seconds * rate)
+                denoise = round(self._denoise.latency_seconds * rate)
+                lag += denoise
             if self._gate is not None:
                 x = self._gate.process(x)
             block = self._block
@@ -475,7 +480,16 @@ class LiveSession:
         left_at = self._write_voice(y, rate)
         # the last sample out is input sample ``newest`` less the converter's look-ahead and the delay line
         own = left_at + len(y) / rate - newest + lag / rate
-        self.audio_ms.add(own * 1000.0 + float(getattr(self.converter, "delay_seconds", 0.0) or 0.0) * 1000.0)
+        converter_delay = float(getattr(self.converter, "delay_seconds", 0.0) or 0.0)
+        self.audio_ms.add((own + converter_delay) * 1000.0)
+        written = self._written_at
+        self.voice_stages = {
+            "block": 1000.0 * len(y) / rate,
+            "look_ahead": 1000.0 * ((lag - denoise) / rate + converter_delay),
+            "noise_suppression": 1000.0 * denoise / rate,
+            "conversion": 1000.0 * (written - newest),
+            "output_buffer": 1000.0 * (left_at - written),
+        }
         self._update_plan()
         self._delay.set_delay_ms(self.plan.audio_delay_ms)
         self.blocks += 1
@@ -490,6 +504,7 @@ class LiveSession:
             ahead = round(OUTPUT_MARGIN_SECONDS * rate)
             y = np.concatenate([np.zeros(ahead, np.float32), y])
         now = time.monotonic()
+        self._written_at = now
         left_at = now
         primary = True
         outputs = [(self.vmic.sink if self.vmic is not None else None), self.monitor]
@@ -563,4 +578,10 @@ class LiveSession:
             "virtual_microphone": self.vmic.name if self.vmic is not None else "",
             "frames": self.frames_out,
             "blocks": self.blocks,
+            "picture_stages": {
+                "capture": round(self.capture_ms, 1),
+                "face_swap": round(self.process_ms.get(), 1),
+                "virtual_camera": round(self.camera_out_ms, 1),
+            },
+            "voice_stages": {k: round(v, 1) for k, v in self.voice_stages.items()},
         }
