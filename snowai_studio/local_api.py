@@ -89,6 +89,7 @@ class LocalApiServer(QObject):
         process.setProcessEnvironment(env)
         args = [*self.program[1:], "--host", options.host, "--port", str(options.port)]
         args += ["--max-upload-mb", str(options.max_upload_mb), "--store", str(self.settings.models_dir())]
+        args += ["--device", self.settings.compute if self.settings.compute in ("auto", "cpu", "cuda") else "auto"]
         process.readyReadStandardOutput.connect(self._read_output)
         process.readyReadStandardError.connect(self._read_errors)
         process.finished.connect(self._on_finished)
@@ -265,4 +266,11 @@ def _copy(options: ApiOptions) -> ApiOptions:
 def _signature(options: ApiOptions | None, settings: Any) -> tuple[Any, ...] | None:
     if options is None:
         return None
-    return (options.host, options.port, options.api_key, options.max_upload_mb, str(settings.models_dir()))
+    return (
+        options.host,
+        options.port,
+        options.api_key,
+        options.max_upload_mb,
+        str(settings.models_dir()),
+        settings.compute,
+    )
