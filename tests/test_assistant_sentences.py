@@ -112,3 +112,18 @@ def test_speakable(raw: str, spoken: str) -> None:
 @pytest.mark.parametrize("raw", ["", "   ", "😀🎉", "```\ncode only\n```", "**", "https://example.com", "---"])
 def test_nothing_to_say(raw: str) -> None:
     assert speakable(raw) == ""
+
+
+def test_the_first_clause_of_a_reply_is_handed_out_at_once() -> None:
+    splitter = SentenceSplitter(first_clause=12)
+    assert splitter.feed("Sure, ") == []  # too short to start on
+    assert splitter.feed("the capital of France is Paris, ") == ["Sure, the capital of France is Paris,"]
+    # later clauses wait for their sentence
+    assert splitter.feed("a city on the Seine, ") == []
+    assert splitter.feed("with the Louvre. It ") == ["a city on the Seine, with the Louvre."]
+    assert splitter.flush() == ["It"]
+    splitter.reset()
+    assert splitter.feed("There are 10,000 lakes here. ") == ["There are 10,000 lakes here."]
+    splitter.reset()
+    assert splitter.feed("Counting 1, 2 and 3 is easy") == []  # a comma inside a list of numbers
+    assert SentenceSplitter().feed("The capital of France is Paris, ") == []  # off by default

@@ -92,6 +92,9 @@ BARGE_ACCEPT_S = 1.5
 #: Characters after which the first sentence of an answer is cut at a clause break (the first audio comes
 #: sooner); later sentences use the splitter's own limit.
 FIRST_SOFT_LIMIT = 48
+#: The first piece of an answer is spoken from its first clause break past this many characters ("Sure,"
+#: is too short to sound like a start; "The capital of France is Paris," is not).
+FIRST_CLAUSE_CHARS = 12
 #: The longest the language model pauses for the first sentence's audio (see ``_yield_to_voice``).
 FIRST_CHUNK_WAIT_S = 2.0
 #: An answer begun early prepares at most its first sentence (or this many pieces) before the end is sure,
@@ -455,6 +458,7 @@ def _has_sentence(text: str) -> bool:
         or "\n" in stripped
         or ends_sentence(text)
         or (len(stripped) > FIRST_SOFT_LIMIT and re.search(r"[,;:]\s", stripped))
+        or re.search(r"[,;:]\s", stripped[FIRST_CLAUSE_CHARS - 1 :]) is not None
     )
 
 
@@ -1400,7 +1404,7 @@ class VoicePipeline:
             stage = "The language model"
             from workers.assistant.sentences import SentenceSplitter
 
-            splitter = SentenceSplitter()
+            splitter = SentenceSplitter(first_clause=FIRST_CLAUSE_CHARS)
             usual_limit = getattr(splitter, "soft_limit", 0)
             if usual_limit:  # the first words are spoken at the first clause break of a long sentence
                 splitter.soft_limit = min(usual_limit, FIRST_SOFT_LIMIT)

@@ -5,7 +5,9 @@ sentence as soon as it is certainly complete: a ``.``, ``!``, ``?`` or ``…`` (
 quotes or brackets) followed by a space and a word that does not continue the sentence, or a line
 break. "Dr. Smith", "e.g. this", "3.14", "J. R. R. Tolkien" and "1. First" stay whole. A sentence
 that runs past ``soft_limit`` characters without an end is cut at its last comma, semicolon,
-colon or dash, so that a long first sentence does not delay the first audio.
+colon or dash, so that a long first sentence does not delay the first audio. With ``first_clause``
+the first piece of a reply is handed out at its first such break (once it has that many characters):
+the voice starts on "Sure, ..." or "The capital of France," while the model writes the rest.
 
 :func:`speakable` turns Markdown-ish model output into plain words: no code, emphasis markers,
 headings, list bullets, links (their text is kept), URLs, emoji or "Assistant:" prefixes.
@@ -36,13 +38,17 @@ _SOFT_BREAKS = re.compile(r"[,;:](?=\s)|\s[-–—](?=\s)")
 class SentenceSplitter:
     """Incremental sentence splitter: text deltas in, complete sentences out."""
 
-    def __init__(self, soft_limit: int = 160) -> None:
+    def __init__(self, soft_limit: int = 160, first_clause: int = 0) -> None:
         #: Characters after which an unfinished sentence is cut at a clause boundary (0: never).
         self.soft_limit = int(soft_limit)
+        #: The first piece of a reply ends at its first clause boundary past this many characters (0: no).
+        self.first_clause = int(first_clause)
         self._buffer = ""
+        self._handed = 0
 
     def reset(self) -> None:
         self._buffer = ""
+        self._handed = 0
 
     @property
     def pending(self) -> str:
@@ -63,12 +69,19 @@ class SentenceSplitter:
             sentence = _tidy(sentence)
             if sentence:
                 out.append(sentence)
+        if not out and not self._handed and self.first_clause:
+            cut = self._first_break(self._buffer, self.first_clause)
+            if cut is not None:
+                sentence, self._buffer = _tidy(self._buffer[:cut]), self._buffer[cut:].lstrip()
+                if sentence:
+                    out.append(sentence)
         if self.soft_limit and len(self._buffer.strip()) > self.soft_limit:
             cut = self._soft_cut(self._buffer)
             if cut is not None:
                 sentence, self._buffer = _tidy(self._buffer[:cut]), self._buffer[cut:].lstrip()
                 if sentence:
                     out.append(sentence)
+        self._handed += len(out)
         return out
 
     def flush(self) -> list[str]:
@@ -137,12 +150,25 @@ class SentenceSplitter:
         return word.isdigit() and not text[line_start : dot - len(word)].strip()
 
     @staticmethod
+    def _first_break(text: str, least: int) -> int | None:
+        """The end of the first clause boundary at or past ``least`` characters, or None."""
+        for m in _SOFT_BREAKS.finditer(text):
+            if m.end() >= least and not (m.group().startswith(",") and _digit_around(text, m.start())):
+                return m.end()
+        return None
+
+    @staticmethod
     def _soft_cut(text: str) -> int | None:
         best = None
         for m in _SOFT_BREAKS.finditer(text):
             if m.end() >= 20:
                 best = m.end()
         return best
+
+
+def _digit_around(text: str, at: int) -> bool:
+    """A comma inside a number ("1, 2 and 3" is a list, "10,000" never matches a break)."""
+    return at > 0 and text[at - 1].isdigit() and at + 2 < len(text) and text[at + 2].isdigit()
 
 
 def _ambiguous(word: str) -> bool:
