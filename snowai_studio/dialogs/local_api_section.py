@@ -56,7 +56,7 @@ class LocalApiSection(QGroupBox):
         key_row = QHBoxLayout()
         key_row.addWidget(self.key, 1)
         key_row.addWidget(self.new_key_button)
-        self.consent = QCheckBox(f"Face swap requests: {CONSENT_CHECK[0].lower()}{CONSENT_CHECK[1:]}")
+        self.consent = QCheckBox(f"Allow face swap requests ({CONSENT_CHECK})")
         self.consent.setObjectName("localApiConsent")
         self.consent.setChecked(bool(settings.face_swap.consent_accepted))
         self.consent.setToolTip(
@@ -65,6 +65,7 @@ class LocalApiSection(QGroupBox):
         self.example = QPlainTextEdit()
         self.example.setObjectName("localApiExample")
         self.example.setReadOnly(True)
+        self.example.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.example.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.example.setFixedHeight(150)
         self.copy_button = QPushButton("Copy example")
