@@ -60,7 +60,8 @@ class LocalApiSection(QGroupBox):
         self.consent.setObjectName("localApiConsent")
         self.consent.setChecked(bool(settings.face_swap.consent_accepted))
         self.consent.setToolTip(
-            "Face swap answers through the API only once this is ticked; results are always marked."
+            "Face swap answers through the API only once this is ticked; its results always carry the "
+            "'AI-generated' mark. These are the face swap page's terms: accepted here, they are accepted there."
         )
         self.example = QPlainTextEdit()
         self.example.setObjectName("localApiExample")
