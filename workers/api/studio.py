@@ -74,7 +74,6 @@ def remove_background(ctx: ServerContext, path: Path, request: MattingRequest) -
         "post_process": request.post_process,
         "mask_only": request.mask_only,
     }
-    image = load_image(path)
 
     def load() -> Any:
         from workers.matting.engine import MattingEngine
@@ -84,6 +83,8 @@ def remove_background(ctx: ServerContext, path: Path, request: MattingRequest) -
         return engine
 
     with ctx.pool.use(("remove-background", model), load) as engine:
+        # Decoded only once its turn comes: requests waiting for the model hold files, not pixels.
+        image = load_image(path)
         for name, value in values.items():
             engine.set_param(name, value)
         result = render(engine, image, background)
