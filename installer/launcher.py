@@ -29,7 +29,9 @@ def _prepare_caches() -> int:
     building = bool(bundle) and os.environ.get("SNOWAI_BUILD_NUMBA_CACHE") == "1"
     scratch = tempfile.mkdtemp(prefix="snowai-numba-") if building else ""
     if building:
-        os.environ["NUMBA_CACHE_DIR"] = scratch  # numba reads it on import, below
+        # In a frozen program numba keeps its cache only in the user-wide folder (<cache home>/numba),
+        # keyed by the program's own hash: point that folder at the scratch one for this run.
+        os.environ["XDG_CACHE_HOME"] = scratch
     started = time.perf_counter()
     import pymatting  # noqa: F401 - compiles (or loads) every numba function of pymatting
 
@@ -37,15 +39,15 @@ def _prepare_caches() -> int:
     stored = 0
     if building:
         # numba names a module folder's cache "<folder>_<sha1 of its absolute path>"; store it under
-        # the folder's path inside the bundle instead, which the run-time hook maps back wherever the
-        # bundle is unpacked.
+        # the folder's path inside the bundle instead, which the run-time hook maps back to numba's
+        # name for wherever the bundle is unpacked.
         for module in list(sys.modules.values()):
             source = getattr(module, "__file__", None)
             if not source or not os.path.abspath(source).startswith(bundle + os.sep):
                 continue
             folder = os.path.dirname(os.path.abspath(source))
             name = os.path.basename(folder) + "_" + hashlib.sha1(folder.encode()).hexdigest()
-            found = os.path.join(scratch, name)
+            found = os.path.join(scratch, "numba", name)
             if os.path.isdir(found):
                 target = os.path.join(shipped, os.path.relpath(folder, bundle))
                 shutil.rmtree(target, ignore_errors=True)
@@ -54,7 +56,7 @@ def _prepare_caches() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
         print(f"numba: compiled pymatting in {seconds:.1f} s; {stored} cache files stored in {shipped}")
         return 0 if stored else 1
-    print(f"numba: pymatting ready in {seconds:.1f} s (cache: {os.environ.get('NUMBA_CACHE_DIR', 'numba default')})")
+    print(f"numba: pymatting ready in {seconds:.1f} s")
     return 0
 
 
