@@ -235,7 +235,8 @@ class LivePage(ToolPage):
         def monitor() -> Any:
             from workers.media.audio import AudioOutput
 
-            return AudioOutput(devices.speaker, RATE, 480, buffer_seconds=0.1, drop_when_full=True)
+            buffer = max(0.2, 2.0 * self.options.block_seconds + 0.05)  # two blocks: a block is written at once
+            return AudioOutput(devices.speaker, RATE, 480, buffer_seconds=buffer, drop_when_full=True)
 
         return LiveDevices(
             camera=extras.get("live_camera") or camera_factory(self.context),

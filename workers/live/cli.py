@@ -143,13 +143,14 @@ def make_microphone(spec: str | None) -> Any:
     return AudioInput(device, RATE, MIC_BLOCK)
 
 
-def _monitor(spec: str | None) -> Any:
+def _monitor(spec: str | None, block_seconds: float) -> Any:
     if spec is None:
         return None
     from workers.media.audio import AudioOutput, find_device
 
     device = find_device(int(spec) if spec.isdigit() else spec, "output") if spec else None
-    return AudioOutput(device, RATE, MIC_BLOCK, buffer_seconds=0.1, drop_when_full=True)
+    buffer = max(0.2, 2.0 * block_seconds + 0.05)  # two blocks: a block is written at once
+    return AudioOutput(device, RATE, MIC_BLOCK, buffer_seconds=buffer, drop_when_full=True)
 
 
 def _live(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -163,7 +164,7 @@ def _live(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         microphone=make_microphone(args.microphone),
         face=face,
         converter=converter,
-        monitor=_monitor(args.monitor),
+        monitor=_monitor(args.monitor, options.block_seconds),
         on_warning=lambda message: err.write(f"{message}\n"),
     )
     session.start()

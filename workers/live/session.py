@@ -47,6 +47,24 @@ Warn = Callable[[str], None]
 Preview = Callable[[np.ndarray, float], None]
 
 
+def warm_up_voice(converter: Any, rate: int, options: LiveOptions) -> None:
+    """Convert a little quiet noise twice before going live: a model's first call (allocations, a graph it
+    builds) can take seconds, which would otherwise hold up the first words and upset the sync."""
+    probe = BlockConverter(
+        converter,
+        samplerate=rate,
+        block_seconds=options.block_seconds,
+        crossfade_seconds=options.crossfade_seconds,
+        extra_seconds=options.extra_seconds,
+        silence_db=-200.0,
+    )
+    noise = (0.01 * np.random.default_rng(0).standard_normal(probe.block)).astype(np.float32)
+    start = time.perf_counter()
+    for _ in range(2):
+        probe.process(noise)
+    log.info("the voice was warmed up in %.0f ms", (time.perf_counter() - start) * 1000.0)
+
+
 class LiveSession:
     """See the module text. Devices and engines are given opened-or-not and loaded; :meth:`start`
     opens the devices and the outputs, :meth:`stop` releases everything (safe to call twice)."""
@@ -74,7 +92,11 @@ class LiveSession:
         self.converter = converter
         # pyvirtualcam and the SnowAI Microphone unless other outputs are given (tests, the measurement)
         self._vcam_factory = (virtual_camera or open_virtual_camera) if options.virtual_camera else None
-        self._vmic_factory = (virtual_microphone or open_virtual_microphone) if options.virtual_microphone else None
+        self._vmic_factory = (
+            (virtual_microphone or (lambda: open_virtual_microphone(buffer_seconds=self.output_buffer_seconds)))
+            if options.virtual_microphone
+            else None
+        )
         self.monitor = monitor
         self.preview = preview
         self.on_warning = on_warning
@@ -171,6 +193,7 @@ class LiveSession:
             return False
         rate = int(self.microphone.samplerate)
         self._build_block(rate)
+        self._warm_up(rate)
         self._delay = AudioDelay(rate)
         self.set_noise_suppression(self.options.noise_suppression)
         self._gate = NoiseGate(rate, self.options.gate_db) if self.options.noise_gate else None
@@ -178,7 +201,7 @@ class LiveSession:
             try:
                 vmic = self._vmic_factory()
                 if getattr(vmic.sink, "may_stall", False):  # a sound server: never let it hold up the voice
-                    vmic.sink = BufferedSink(vmic.sink)
+                    vmic.sink = BufferedSink(vmic.sink, max_seconds=self.output_buffer_seconds)
                     vmic.sink.open()
                 self.vmic = vmic
                 log.info("live voice goes to %s", vmic.name)
@@ -212,6 +235,14 @@ class LiveSession:
         if old is not None:
             block.inherit(old)
         self._block = block
+
+    @property
+    def output_buffer_seconds(self) -> float:
+        """What a voice output should hold: two blocks and a little more (a block is written at once)."""
+        return max(0.2, 2.0 * self.options.block_seconds + 0.05)
+
+    def _warm_up(self, rate: int) -> None:
+        warm_up_voice(self.converter, rate, self.options)
 
     def stop(self) -> None:
         """Stop both streams, finish a recording, close the outputs and devices (the virtual microphone goes)."""

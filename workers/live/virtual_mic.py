@@ -439,8 +439,11 @@ def open_virtual_microphone(
     outputs: Sequence[AudioDevice] | None = None,
     runner: Runner = _pactl,
     state: Path | None = None,
+    buffer_seconds: float = 0.3,
 ) -> VirtualMicrophone:
     """Create (Linux) or find (Windows, macOS) the virtual microphone and open a sink into it.
+
+    ``buffer_seconds`` is what a cable's output holds (at least two of the live voice's blocks).
 
     Raises a UserError sentence with the fix when there is none; the caller keeps the camera going.
     """
@@ -459,6 +462,6 @@ def open_virtual_microphone(
     cable = find_cable(list_output_devices() if outputs is None else outputs, platform)
     if cable is None:
         raise UserError(cable_hint(platform))
-    out = AudioOutput(cable.device, RATE, 480, channels=1, buffer_seconds=0.06, drop_when_full=True)
+    out = AudioOutput(cable.device, RATE, 480, channels=1, buffer_seconds=buffer_seconds, drop_when_full=True)
     out.open()
     return VirtualMicrophone(out, cable.microphone_name)
