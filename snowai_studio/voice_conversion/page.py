@@ -2,7 +2,8 @@
 
 The middle shows the live view (levels, pitch, latency, Start/Stop, Retry) and the recordings to
 convert with the job runner under them; the action bar has Open recordings, Convert and Live; the
-inspector holds the voice model, pitch and voice controls, the live settings and the output.
+inspector holds the voice model, pitch and voice controls, the live settings, the output and the
+training of a new voice from recordings (see :mod:`~snowai_studio.voice_conversion.train_control`).
 
 Everything heavy runs off the UI thread in a :class:`~workers.voice_conversion.worker.VoiceConversionWorker`
 (built when first needed): it loads the voice (the built-in voice changer, or a so-vits-svc or RVC
@@ -36,6 +37,8 @@ from snowai_studio.voice_conversion.jobs import FileJobs
 from snowai_studio.voice_conversion.live import LiveControl
 from snowai_studio.voice_conversion.live_view import LiveView
 from snowai_studio.voice_conversion.texts import SOURCE, strip_source
+from snowai_studio.voice_conversion.train_control import TrainControl
+from snowai_studio.voice_conversion.train_section import TrainSection
 from snowai_studio.voice_conversion.voices import VoiceControl
 from workers.errors import describe_exception
 from workers.voice_conversion.options import PRESETS, VoiceConversionOptions
@@ -78,6 +81,7 @@ class VoiceConversionPage(ToolPage):
         self.live = LiveControl(self)
         self.jobs = FileJobs(self)
         self.voices = VoiceControl(self)
+        self.training = TrainControl(self, self.train_section)
         self._connect()
         self.live.fill_devices()
         self.voices.refresh()
@@ -138,6 +142,8 @@ class VoiceConversionPage(ToolPage):
         self.inspector.add_section("Pitch and voice", self.pitch_controls, key="pitch")
         self.inspector.add_section("Live", self.live_settings, key="live")
         self.inspector.add_section("Output", self.output_settings, key="output")
+        self.train_section = TrainSection()
+        self.inspector.add_section("Train a voice", self.train_section, key="train", expanded=False)
 
         # The widgets tests and scripts reach by their old names.
         v, p, s = self.voice, self.pitch_controls, self.live_settings
@@ -171,13 +177,13 @@ class VoiceConversionPage(ToolPage):
         for name, slider in (("block_seconds", s.block), ("crossfade_seconds", s.crossfade),
                              ("extra_seconds", s.context_slider)):
             slider.value_changed.connect(lambda x, name=name: self._set_layout(name, x))
+        s.engine_combo.activated.connect(lambda i: self.set_option("engine", s.engine_combo.itemData(i)))
         s.silence.value_changed.connect(lambda x: self.set_option("silence_db", x))
         s.input_gain.value_changed.connect(lambda x: self.set_option("input_gain_db", x))
         s.output_gain.value_changed.connect(lambda x: self.set_option("output_gain_db", x))
         self.passthrough.toggled.connect(lambda on: self.set_option("passthrough", on))
         s.show_layout(self.options)
 
-        s.engine_combo.activated.connect(lambda i: self.set_option("engine", s.engine_combo.itemData(i)))
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.center and event.type() == QEvent.Type.Resize:
             self._arrange(self.center.width())
@@ -424,6 +430,7 @@ class VoiceConversionPage(ToolPage):
             self._save_timer.stop()
             self._save_settings()
         self.live.shutdown()
+        self.training.shutdown()
         worker, self._worker = self._worker, None
         self.live.running = False
         if worker is not None:

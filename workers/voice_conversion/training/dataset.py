@@ -39,6 +39,14 @@ _HOP = 0.01
 _WINDOW = 0.02
 
 
+class TooLittleSpeech(UserError):
+    """Under :data:`MIN_TOTAL` seconds of usable speech; ``report`` says what was found."""
+
+    def __init__(self, message: str, report: DatasetReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 @dataclass
 class Piece:
     """One training piece: mono float32 audio at ``rate`` from ``source`` (starting at ``start`` s)."""
@@ -274,9 +282,10 @@ def prepare_dataset(
             progress(done + 1, len(recordings))
     report.pieces = len(pieces)
     if report.usable_seconds < MIN_TOTAL:
-        raise UserError(
+        raise TooLittleSpeech(
             f"Only {report.usable_seconds:.1f} s of usable speech was found in {folder.name} "
-            f"({len(report.skipped)} of {report.files} files skipped); training needs at least {MIN_TOTAL:g} s."
+            f"({len(report.skipped)} of {report.files} files skipped); training needs at least {MIN_TOTAL:g} s.",
+            report,
         )
     log.info("Dataset %s: %s", folder, report.describe().replace("\n", "; "))
     return pieces, report
