@@ -393,7 +393,9 @@ def test_every_action_is_a_button_on_top_and_nothing_is_cut_off_at_1280x720(
         assert body.minimumSizeHint().width() <= inspector.viewport().width(), width
         assert body.width() <= inspector.viewport().width()
     assert inspector.verticalScrollBar().maximum() > 0
-    assert [s.title for s in inspector.sections.values()] == ["Voice model", "Pitch and voice", "Live", "Output"]
+    assert [s.title for s in inspector.sections.values()] == [
+        "Voice model", "Pitch and voice", "Live", "Output", "Train a voice"
+    ]
 
 
 def test_the_wide_layout_uses_the_room_for_the_level_history(make_dock: Any, qtbot: Any) -> None:

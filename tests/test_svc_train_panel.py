@@ -55,7 +55,9 @@ def recordings(tmp_path: Path) -> Path:
 
 def test_train_section_trains_a_voice_and_uses_it(page: VoiceConversionPage, recordings: Path, qtbot: Any) -> None:
     section, control = page.train_section, page.training
-    assert page.inspector.sections["train"] is not None
+    page.inspector.sections["train"].set_expanded(True)  # the section fits the inspector's width
+    qtbot.wait(50)
+    assert page.inspector.widget().minimumSizeHint().width() <= page.inspector.viewport().width()
     control.choose_folder(recordings)
     qtbot.waitUntil(lambda: "min usable" in section.report.text(), timeout=WAIT)
     report = section.report.text()
