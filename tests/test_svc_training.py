@@ -416,3 +416,30 @@ def test_cancel_stops_within_a_step_and_keeps_the_steps_done(home: Path, dataset
     out = home / "cancelled"
     assert state["steps"] == 3 and trainer.saved_step == 3
     assert (out / "G_3.pth").is_file() and json.loads((out / "train.json").read_text())["step"] == 3
+
+
+def test_pretrained_bases_come_from_the_model_manager_or_a_folder(tmp_path: Path) -> None:
+    from workers.models.manifest import load_manifest
+    from workers.models.store import ModelStore
+    from workers.voice_conversion.training.presets import TrainSpec
+    from workers.voice_conversion.training.trainer import resolve_base
+
+    manifest = {m.id: m for m in load_manifest()}
+    for model_id, files in (
+        ("rvc-v2-pretrained-32k", {"f0G32k.pth", "f0D32k.pth"}),
+        ("rvc-v2-pretrained-40k", {"f0G40k.pth", "f0D40k.pth"}),
+        ("rvc-v2-pretrained-48k", {"f0G48k.pth", "f0D48k.pth"}),
+        ("sovits-4.1-pretrained", {"G_0.pth", "D_0.pth"}),
+    ):
+        assert {f.name for f in manifest[model_id].files} == files
+        assert all(f.size > 50_000_000 and len(f.sha256) == 64 for f in manifest[model_id].files)
+    folder = tmp_path / "base"
+    folder.mkdir()
+    (folder / "f0G40k.pth").write_bytes(b"g")
+    spec = TrainSpec("rvc-v2", "full", 40000)
+    with pytest.raises(UserError, match=r"needs f0D40k\.pth"):
+        resolve_base(str(folder), spec, None)
+    (folder / "f0D40k.pth").write_bytes(b"d")
+    assert resolve_base(str(folder), spec, None) == (folder / "f0G40k.pth", folder / "f0D40k.pth")
+    with pytest.raises(UserError, match="models download rvc-v2-pretrained-40k"):
+        resolve_base("rvc-v2-pretrained-40k", spec, ModelStore(tmp_path / "store"))
