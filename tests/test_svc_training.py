@@ -443,3 +443,20 @@ def test_pretrained_bases_come_from_the_model_manager_or_a_folder(tmp_path: Path
     assert resolve_base(str(folder), spec, None) == (folder / "f0G40k.pth", folder / "f0D40k.pth")
     with pytest.raises(UserError, match="models download rvc-v2-pretrained-40k"):
         resolve_base("rvc-v2-pretrained-40k", spec, ModelStore(tmp_path / "store"))
+
+
+def test_noise_suppression_cleans_the_pauses() -> None:
+    pytest.importorskip("pyrnnoise")
+    from workers.voice_conversion.training.dataset import denoise, frame_db
+
+    audio, rate = speech(seconds=4.0)
+    noisy = (audio + np.random.default_rng(0).normal(0, 0.02, len(audio))).astype(np.float32)
+    clean = denoise(noisy, rate)
+    assert len(clean) == len(noisy) and clean.dtype == np.float32
+    levels = frame_db(audio, rate)
+    pauses = levels < levels.max() - 40
+
+    def floor(x: np.ndarray) -> float:
+        return float(np.median(frame_db(x, rate)[pauses]))
+
+    assert floor(clean) < floor(noisy) - 20
