@@ -119,3 +119,60 @@ def test_when_the_picture_is_slower_the_voice_waits_for_it() -> None:
     run = run_flash_click(LiveOptions(noise_suppression=False), face=SlowFace(), seconds=6.5, flash_frames=12)
     _check(run)
     assert run.stats["audio_delay_ms"] > 0 and run.stats["video_delay_ms"] == 0
+
+
+class Hiccup:
+    """The built-in voice changer with a busy moment: three of its calls take 0.3 s more."""
+
+    name = "hiccup"
+
+    def __init__(self) -> None:
+        from workers.voice_conversion.dsp import DSPVoiceChanger
+
+        self.inner = DSPVoiceChanger(48000)
+        self.calls = 0
+
+    def set_params(self, **params: Any) -> None:
+        self.inner.set_params(**params)
+
+    def convert_at(self, audio: np.ndarray, rate: int) -> np.ndarray:
+        self.calls += 1
+        if 4 <= self.calls <= 6:  # after the warm-up's two calls, while the first words come
+            time.sleep(0.3)
+        return self.inner.convert_at(audio, rate)
+
+
+def test_after_a_busy_moment_the_voice_gets_back_to_its_latency_in_the_next_pause() -> None:
+    from workers.live.session import LiveSession
+    from workers.live.virtual_mic import VirtualMicrophone
+    from workers.media.fakes import ArrayMicrophone, PacedSpeaker
+
+    t = np.arange(int(1.5 * 48000)) / 48000
+    phase = 2 * np.pi * np.cumsum(150 + 3 * np.sin(2 * np.pi * 5 * t)) / 48000
+    voice = (0.2 * sum(np.sin(k * phase) / k for k in range(1, 6))).astype(np.float32)
+    talk = np.concatenate([voice, np.zeros(48000, np.float32)])  # 1.5 s of voice, 1 s of pause
+    speaker = PacedSpeaker(48000, buffer_seconds=1.0)
+
+    def vmic() -> VirtualMicrophone:
+        speaker.open()
+        return VirtualMicrophone(speaker, "Test speaker")
+
+    session = LiveSession(
+        LiveOptions(noise_suppression=False, noise_gate=False, virtual_camera=False),
+        camera=None,
+        microphone=ArrayMicrophone(talk, 48000, blocksize=480, loop=True),
+        converter=Hiccup(),
+        virtual_microphone=vmic,
+    )
+    session.start()
+    try:
+        highest = 0.0
+        deadline = time.monotonic() + 4.5
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            highest = max(highest, session.audio_ms.get())
+        settled = session.audio_ms.get()
+    finally:
+        session.stop()
+    assert highest > 400.0  # the busy moment pushed the voice late...
+    assert session.skipped_blocks > 0 and settled < 300.0  # ...and the pause brought it back

@@ -117,6 +117,8 @@ class LiveSession:
         self.frames_out = 0
         self.blocks = 0
         self.dropped_audio = 0
+        #: Silent blocks left out to bring the voice back to its latency after a busy moment.
+        self.skipped_blocks = 0
         self.levels = (-120.0, -120.0)
         self._block: BlockConverter | None = None
         self._denoise: NoiseSuppressor | None = None
@@ -508,6 +510,12 @@ class LiveSession:
         assert self._delay is not None
         y = self._delay.process(y)
         self.levels = (level_in, rms_dbfs(y))
+        if not np.any(y) and self._behind():
+            # the output holds more than it should (the machine was busy, blocks came late): a silent
+            # block is left out, so the voice gets back to its latency in the next pause
+            self.skipped_blocks += 1
+            self.blocks += 1
+            return
         left_at = self._write_voice(y, rate)
         # the last sample out is input sample ``newest`` less the converter's look-ahead and the delay line
         own = left_at + len(y) / rate - newest + lag / rate
@@ -524,6 +532,14 @@ class LiveSession:
         self._update_plan()
         self._delay.set_delay_ms(self.plan.audio_delay_ms)
         self.blocks += 1
+
+    def _behind(self) -> bool:
+        """Whether the primary voice output holds more than a block and a margin."""
+        sink = self.vmic.sink if self.vmic is not None else self.monitor
+        if sink is None:
+            return False
+        held = float(getattr(sink, "buffered_frames", 0) or 0) / max(1, int(sink.samplerate))
+        return held > self.options.block_seconds + OUTPUT_MARGIN_SECONDS + 0.05
 
     def _write_voice(self, y: np.ndarray, rate: int) -> float:
         """Write to the outputs; the time the block's first sample leaves the primary output."""
