@@ -243,6 +243,26 @@ def test_resume_continues_from_the_saved_step(
         dataset, "-o", copy, "--arch", "rvc-v2", "--size", "tiny", "--encoder", encoder, "--store", home / "store"
     )
     assert code == 1 and "already holds a training run (step 26)" in one_sentence(err)
+    code, _, err = train(
+        dataset,
+        "-o",
+        copy,
+        "--arch",
+        "sovits-4.1",
+        "--size",
+        "tiny",
+        "--resume",
+        "--encoder",
+        encoder,
+        "--store",
+        home / "store",
+    )
+    assert code == 1 and "holds a rvc-v2 run of the tiny size at 48000 Hz" in one_sentence(err)
+    # an earlier saved step becomes the voice
+    code, text, err = train(dataset, "-o", copy, "--export", 12, "--encoder", encoder, "--store", home / "store")
+    assert code == 0, err
+    assert "voice of step 12:" in text
+    assert torch.load(copy / "rvc-resumed.pth", map_location="cpu", weights_only=True)["info"] == "12 steps"
 
 
 # ---- so-vits-svc 4.1 -------------------------------------------------------------------------------------

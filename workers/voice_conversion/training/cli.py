@@ -52,8 +52,16 @@ def add_parser(subparsers: Any) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
+    import json
+
     from workers.voice_conversion.training.trainer import TrainOptions
 
+    if args.export is not None:  # exporting a saved step: the run's own model and size
+        try:
+            spec = json.loads((Path(args.output) / "train.json").read_text(encoding="utf-8"))["spec"]
+            args.arch, args.size, args.rate = spec["arch"], spec["size"], int(spec["sample_rate"])
+        except (OSError, ValueError, KeyError):
+            pass  # the trainer says what is wrong with the folder
     return TrainOptions(
         data=args.data,
         out=args.output,

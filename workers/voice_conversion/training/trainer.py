@@ -138,7 +138,13 @@ class Trainer:
         )
         speakers = {name: i for i, name in enumerate(self.report.speakers)}
         if previous:
+            asked = spec
             spec = TrainSpec.from_json(previous["spec"])
+            if (asked.arch, asked.size, asked.sample_rate) != (spec.arch, spec.size, spec.sample_rate):
+                raise UserError(
+                    f"{self.out.name} holds a {spec.arch} run of the {spec.size} size at {spec.sample_rate} Hz; "
+                    "continue it with the same model and size, or choose another name."
+                )
             missing = sorted(set(speakers) - set(spec.speakers))
             if missing:
                 raise UserError(f"The dataset has speakers the run was not started with ({', '.join(missing)}).")
