@@ -18,42 +18,21 @@ PREPARE_CACHES = "--prepare-caches"
 
 
 def _prepare_caches() -> int:
-    import hashlib
     import os
-    import shutil
-    import tempfile
     import time
 
     bundle = getattr(sys, "_MEIPASS", None)
-    shipped = os.path.join(bundle, "numba-cache") if bundle else ""
     building = bool(bundle) and os.environ.get("SNOWAI_BUILD_NUMBA_CACHE") == "1"
-    scratch = tempfile.mkdtemp(prefix="snowai-numba-") if building else ""
     if building:
-        # In a frozen program numba keeps its cache only in the user-wide folder (<cache home>/numba),
-        # keyed by the program's own hash: point that folder at the scratch one for this run.
-        os.environ["XDG_CACHE_HOME"] = scratch
+        # Straight into the bundle's own cache folder (snowai_numba_cache.BundleCacheLocator's layout).
+        shipped = os.path.join(bundle, "numba-cache")
+        os.environ["SNOWAI_NUMBA_CACHE_DIR"] = shipped
     started = time.perf_counter()
     import pymatting  # noqa: F401 - compiles (or loads) every numba function of pymatting
 
     seconds = time.perf_counter() - started
-    stored = 0
     if building:
-        # numba names a module folder's cache "<folder>_<sha1 of its absolute path>"; store it under
-        # the folder's path inside the bundle instead, which the run-time hook maps back to numba's
-        # name for wherever the bundle is unpacked.
-        for module in list(sys.modules.values()):
-            source = getattr(module, "__file__", None)
-            if not source or not os.path.abspath(source).startswith(bundle + os.sep):
-                continue
-            folder = os.path.dirname(os.path.abspath(source))
-            name = os.path.basename(folder) + "_" + hashlib.sha1(folder.encode()).hexdigest()
-            found = os.path.join(scratch, "numba", name)
-            if os.path.isdir(found):
-                target = os.path.join(shipped, os.path.relpath(folder, bundle))
-                shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(found, target)
-                stored += len(os.listdir(target))
-        shutil.rmtree(scratch, ignore_errors=True)
+        stored = sum(len(files) for _folder, _dirs, files in os.walk(shipped))
         print(f"numba: compiled pymatting in {seconds:.1f} s; {stored} cache files stored in {shipped}")
         return 0 if stored else 1
     print(f"numba: pymatting ready in {seconds:.1f} s")

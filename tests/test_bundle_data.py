@@ -275,3 +275,48 @@ def test_stripping_keeps_only_copies_that_load(tmp_path: Path) -> None:
     assert bundle_rules.load_segments_aligned(stripped)
     # The stripped library still loads and still exports what numba's binding asks for.
     ctypes.CDLL(str(stripped)).LLVMPY_GetHostCPUName  # noqa: B018
+
+
+NUMBA_PROBE = textwrap.dedent(
+    """
+    import os, sys, types
+    sys.frozen = True  # as in the bundle: numba then keys entries by the program's hash
+    sys._MEIPASS = os.environ["PROBE_BUNDLE"]
+    source = "from numba import njit\\n@njit(cache=True)\\ndef twice(x):\\n    return 2 * x\\n"
+    sys.modules["pkg"] = types.ModuleType("pkg")
+    module = sys.modules["pkg.mod"] = types.ModuleType("pkg.mod")
+    # The bundle's modules carry relative file names; numba's own locator would then depend on the cwd.
+    exec(compile(source, os.path.join("pkg", "mod.py"), "exec"), module.__dict__)
+    assert module.twice(21) == 42
+    print(module.twice.stats.cache_hits, module.twice.stats.cache_misses)
+    """
+)
+
+
+def test_the_bundle_numba_cache_is_found_from_any_current_folder(tmp_path: Path) -> None:
+    """snowai_numba_cache.BundleCacheLocator keeps a compiled function under its module's folder in
+    the bundle and loads it again from another current folder (numba's frozen locator would not)."""
+    pytest.importorskip("numba")
+    bundle, cache, elsewhere = tmp_path / "bundle", tmp_path / "cache", tmp_path / "elsewhere"
+    for folder in (bundle / "pkg", elsewhere):
+        folder.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "PROBE_BUNDLE": str(bundle),
+        "SNOWAI_NUMBA_CACHE_DIR": str(cache),
+        "NUMBA_CACHE_LOCATOR_CLASSES": "snowai_numba_cache.BundleCacheLocator",
+        "NUMBA_CPU_NAME": "generic",
+        "PYTHONPATH": str(ROOT / "installer"),
+    }
+    env.pop("NUMBA_DISABLE_JIT", None)
+    runs = []
+    for cwd in (tmp_path, elsewhere):
+        done = subprocess.run(
+            [sys.executable, "-c", NUMBA_PROBE], cwd=cwd, env=env, capture_output=True, text=True, timeout=110
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(done.stdout.split("\n")[-2])
+    assert list((cache / "pkg").glob("mod.twice-*.nbi")), sorted(p.name for p in cache.rglob("*"))
+    first, second = runs
+    assert "Counter()" not in first.split(" ", 1)[1], first  # compiled (a miss) the first time
+    assert second.split(" ", 1)[0] != "Counter()", second  # loaded from the cache the second time
