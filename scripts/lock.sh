@@ -10,9 +10,9 @@
 #   bash scripts/lock.sh --no-check       rewrite the files only
 #
 # The checks: install .venv from the new lock (scripts/setup.sh --test), the import contracts, ruff
-# and the whole test suite (scripts/test.sh), then build the bundle from a clean copy and run its
-# --self-test with no Python on PATH (installer/build_linux.sh --clean-copy --no-pack). Commit the
-# lock files once they pass; `git diff requirements/` shows what moved.
+# and the whole test suite (scripts/test.sh), then build the bundle from this tree (with the new,
+# uncommitted lock) and run its --self-test with no Python on PATH (installer/build_linux.sh
+# --no-pack). Commit the lock files once they pass; `git diff requirements/` shows what moved.
 #
 # torch: the CPU build (torch==2.13.0+cpu) comes from $SNOWAI_TORCH_FIND_LINKS, a folder or page
 # of wheels (default: /opt/wheels when it exists, else https://download.pytorch.org/whl/cpu/torch/).
@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --keep) mode="" ;;
     --upgrade-package) mode=""; upgrade_packages+=(--upgrade-package "${2:?--upgrade-package needs a name}"); shift ;;
     --no-check) check=0 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -61,7 +61,6 @@ common=(--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate
   --index-url https://pypi.org/simple --find-links "$torch_links" "${constraints[@]}")
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-keep=()
 [ -z "$mode" ] && [ -f requirements/all.txt ] && cp requirements/all.txt "$tmp/all.txt"
 echo "resolving pyproject.toml (with the test and bundle extras)"
 "$uv" pip compile pyproject.toml --extra test --extra bundle ${mode:+"$mode"} "${upgrade_packages[@]}" \
@@ -96,4 +95,4 @@ git --no-pager diff --stat -- requirements/ 2>/dev/null || true
 echo "== checking the new lock: setup, contracts, ruff, the test suite"
 bash scripts/test.sh
 echo "== checking the new lock: the bundle and its self-test"
-bash installer/build_linux.sh --clean-copy --no-pack
+bash installer/build_linux.sh --no-pack
