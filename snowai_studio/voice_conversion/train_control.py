@@ -89,7 +89,7 @@ class TrainControl(QObject):
     def shutdown(self) -> None:
         worker, self.worker = self.worker, None
         if worker is not None:
-            worker.stop(timeout_ms=10000)
+            worker.stop(timeout_ms=60000)  # a cancelled run saves its last steps first
         self.train_job = self.check_job = self.export_job = None
 
     @property
@@ -210,7 +210,8 @@ class TrainControl(QObject):
         best = data.get("best")
         entries = [(combo.itemData(i), combo.itemText(i)) for i in range(combo.count())]
         entries = [(s, t.split(" (best)")[0]) for s, t in entries if s != data["step"]]
-        entries.append((data["step"], f"Step {data['step']} · validation {data['val_mel']:.3f}"))
+        val = data.get("val_mel")
+        entries.append((data["step"], f"Step {data['step']}" + (f" · validation {val:.3f}" if val is not None else "")))
         combo.clear()
         for step, text in sorted(entries, key=lambda e: int(e[0])):
             combo.addItem(text + (" (best)" if step == best else ""), step)

@@ -113,7 +113,8 @@ def _train(args: argparse.Namespace, out: TextIO) -> int:
                 f"({data['seconds']:.2f} s/step, {data['eta'] / 60:.1f} min left)\n"
             )
         elif kind == "checkpoint":
-            out.write(f"saved step {data['step']} (validation mel {data['val_mel']:.3f}; best step {data['best']})\n")
+            val = "not measured" if data["val_mel"] is None else f"{data['val_mel']:.3f}"
+            out.write(f"saved step {data['step']} (validation mel {val}; best step {data['best']})\n")
         elif kind == "exported":
             out.write(f"voice of step {data['step']}: " + ", ".join(data["paths"]) + "\n")
         out.flush()

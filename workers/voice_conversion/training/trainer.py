@@ -279,9 +279,10 @@ class Trainer:
             raise UserError(f"The training state could not be saved in {self.out} ({exc.strerror or exc}).") from None
 
     def best_step(self) -> int | None:
-        if not self.saved:
+        measured = [s for s in self.saved if s.get("val_mel") is not None]
+        if not measured:
             return None
-        return int(min(self.saved, key=lambda s: s["val_mel"])["step"])
+        return int(min(measured, key=lambda s: s["val_mel"])["step"])
 
     # ---- batches --------------------------------------------------------------------------------------
     def _batch(self) -> dict[str, Any]:
@@ -422,14 +423,15 @@ class Trainer:
                     self.preview()
         except Cancelled:
             if self.step > self.saved_step:
-                self.save()
+                self.save(validate=False)  # promptly: the window may be closing
             raise
         return self.export()
 
-    def save(self) -> None:
+    def save(self, *, validate: bool = True) -> None:
+        """Checkpoint the current step (with its validation loss unless ``validate`` is off)."""
         from workers.voice_conversion.training.nets import generator_state
 
-        val = self.validate()
+        val = self.validate() if validate else None
         lr = self.optim_g.param_groups[0]["lr"]
         g = {
             "model": generator_state(self.net, self.enc_q),
