@@ -60,6 +60,10 @@ DATA_EXCLUDES = [
     "**/py.typed",
     "**/*.a",
     "**/*.lib",
+    "**/*.rlib",
+    # versioned shared libraries (libonnxruntime.so.1.32.0, the C API the Python module does not
+    # use): the ones in use come through PyInstaller's link analysis, as binaries
+    "**/*.so.*",
     "**/*.cmake",
     "**/cmake",
     "**/*.pc",
@@ -84,6 +88,10 @@ UNUSED = [
     # torch's C++ test programs and protoc; torch_shm_manager is kept (see KEEP)
     "torch/test/*",
     "torch/bin/*",
+    # torch's own test libraries (TorchBind, JIT backend tests)
+    "torch/lib/libtorchbind_test.so",
+    "torch/lib/libjitbackend_test.so",
+    "torch/lib/libbackend_with_compiler.so",
     # Qt's GTK platform theme, with the part of GTK's libraries it drags in (without GTK itself,
     # which the system would supply; a half-bundled GTK stack can clash with the system's)
     "PySide6/Qt/plugins/platformthemes/libqgtk3.so",

@@ -4,6 +4,7 @@ first use, and every other data file they carry, are collected by installer/bund
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import json
 import os
@@ -239,7 +240,44 @@ def test_native_libraries_loaded_by_path_are_collected(runtime: dict[str, object
     assert "c2pa/libs/libc2pa_c.so" in found
     if "pyrnnoise" in runtime["packages"]:  # type: ignore[operator]
         assert "pyrnnoise/librnnoise.so" in found
-    assert not [name for name in found if bundle_rules.unused(name)]
+    needed = ["c2pa/libs/libc2pa_c.so", "onnxruntime/capi/libonnxruntime_providers_shared.so"]
+    assert "onnxruntime/capi/libonnxruntime_providers_shared.so" in found
+    assert not [name for name in needed if bundle_rules.unused(name)]
+    # Only torch's own test libraries are dropped.
+    assert all(
+        (name.startswith("torch/lib/") and "test" in name) or "backend_with_compiler" in name
+        for name in found
+        if bundle_rules.unused(name)
+    )
+
+
+def test_the_spec_excludes_no_module_the_studio_imports() -> None:
+    """The spec's EXCLUDES (Qt modules, test tools...) never name a module that the studio or its
+    workers import (the local API's QtNetwork once was, and the bundle's window did not open)."""
+    spec = ast.parse((ROOT / "installer" / "snowai-studio.spec").read_text(encoding="utf-8"))
+    excludes: list[str] = []
+    for node in spec.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "EXCLUDES":
+            excludes = ast.literal_eval(node.value)
+    assert "tkinter" in excludes
+    imported: dict[str, str] = {}
+    for folder in ("snowai_studio", "workers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names = [node.module]
+                for name in names:
+                    imported.setdefault(name, str(path.relative_to(ROOT)))
+    clashes = {
+        name: where
+        for name, where in imported.items()
+        for excluded in excludes
+        if name == excluded or name.startswith(excluded + ".")
+    }
+    assert not clashes, f"the spec leaves out modules the studio imports: {clashes}"
 
 
 def test_the_spec_uses_the_rules() -> None:
