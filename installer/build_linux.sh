@@ -77,6 +77,7 @@ if [ "$clean_copy" = 1 ]; then
   [ "$window" = 0 ] && args+=(--no-window)
   [ "$use_apt" = 0 ] && args+=(--no-apt)
   [ "$fresh_venv" = 1 ] && args+=(--fresh-venv)
+  if [ -n "$venv_arg" ]; then args+=(--venv "$(cd "$venv_arg" && pwd)"); fi
   exec bash "$src/installer/build_linux.sh" "${args[@]}"
 fi
 
