@@ -279,6 +279,7 @@ def test_sovits_training_losses_fall_and_the_voice_loads(sovits_run: Path, encod
         first, last = _falls(history, key)
         assert last < first, (key, first, last)
     assert all("lf0" in h for h in history)
+    assert not (sovits_run / "previews").exists()  # previews were turned off
     g = torch.load(sovits_run / "G_24.pth", map_location="cpu", weights_only=True)
     assert set(g) == {"model", "iteration", "optimizer", "learning_rate"} and g["iteration"] == 24
     assert any(k.startswith("enc_q.") for k in g["model"])

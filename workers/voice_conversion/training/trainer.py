@@ -173,7 +173,8 @@ class Trainer:
             self._load_base(opts.base)
         self.target = int(opts.steps or DEFAULT_STEPS[spec.size])
         self.save_every = int(opts.save_every or spec.preset.save_every)
-        self.preview_every = int(opts.preview_every or spec.preset.preview_every)
+        preview_every = spec.preset.preview_every if opts.preview_every is None else opts.preview_every
+        self.preview_every = max(0, int(preview_every))  # 0: no previews
         self._write_state()
 
     def _build(self) -> None:
