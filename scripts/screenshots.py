@@ -113,7 +113,7 @@ def main(out: Path) -> int:
         window.set_theme(theme_name)
         for width, height in SIZES:
             window.resize(width, height)
-            for page in ("home", "face_swap", "matting", "assistant", "voice_conversion"):
+            for page in ("home", "face_swap", "matting", "assistant", "voice_conversion", "live"):
                 window.show_page(page)
                 wait(0.8)
                 shot = app.primaryScreen().grabWindow(0, 0, 0, width, height)
@@ -129,6 +129,21 @@ def main(out: Path) -> int:
     dialog.grab().save(str(out / "get-started-assistant-dark.png"))
     dialog.shutdown()
     dialog.close()
+    # Training a voice: the Voice conversion page with its "Train a voice" section open.
+    window.show_page("voice_conversion")
+    conversion.inspector.restore_section_states({"output": False, "train": True})
+    wait(0.5)
+    conversion.inspector.ensureWidgetVisible(conversion.inspector.sections["train"], 0, 0)
+    wait(0.5)
+    app.primaryScreen().grabWindow(0, 0, 0, *SIZES[-1]).save(str(out / "voice_conversion-train-dark.png"))
+    # Settings with the Local API section.
+    from snowai_studio.dialogs.settings_dialog import SettingsDialog
+
+    settings_dialog = SettingsDialog(window.context.settings, window)
+    settings_dialog.show()
+    wait(0.8)
+    settings_dialog.grab().save(str(out / "settings-local-api-dark.png"))
+    settings_dialog.close()
     window.set_theme("system")
     report["notifications"] = [f"{n.level}: {n.source}: {n.message}" for n in window.notifications.items]
     window.close()
