@@ -548,26 +548,12 @@ class FaceSwapWorker(RecordingWorker):
 def open_virtual_camera(
     width: int, height: int, fps: float, factory: Callable[[int, int, float], Any] | None = None
 ) -> Any:
-    """A pyvirtualcam camera taking BGR frames; a UserError sentence when there is none."""
+    """A pyvirtualcam camera taking BGR frames (``factory``'s, when given); a UserError sentence when there is none."""
     if factory is not None:
         return factory(width, height, fps)
-    try:
-        import pyvirtualcam
-    except ImportError:
-        raise UserError(
-            "The virtual camera needs the pyvirtualcam package: install it with "
-            "pip install 'snowai-studio[virtualcam]', then try again."
-        ) from None
-    try:
-        return pyvirtualcam.Camera(
-            width=int(width), height=int(height), fps=float(fps or 30.0), fmt=pyvirtualcam.PixelFormat.BGR
-        )
-    except Exception as exc:
-        log.info("pyvirtualcam could not open a camera: %s", exc)
-        raise UserError(
-            "No virtual camera device was found. Install OBS Studio and start its virtual camera once "
-            "(Windows, macOS), or load v4l2loopback (Linux), then try again."
-        ) from None
+    from workers.media.virtual_camera import open_virtual_camera as open_camera
+
+    return open_camera(width, height, fps)
 
 
 def _default_pipeline(store: ModelStore | None, options: FaceSwapOptions, device: str = "auto") -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from workers.errors import UserError, describe_exception
+from workers.media.virtual_camera import open_virtual_camera as open_camera
 
 log = logging.getLogger(__name__)
 
@@ -23,24 +24,7 @@ VirtualCameraFactory = Callable[[int, int, float], Any]
 
 def open_virtual_camera(width: int, height: int, fps: float) -> Any:
     """A pyvirtualcam camera taking BGR frames; a UserError sentence with the fix when there is none."""
-    try:
-        import pyvirtualcam
-    except ImportError:
-        raise UserError(
-            "The virtual camera needs the pyvirtualcam package (pip install 'snowai-studio[virtualcam]'); "
-            "the voice keeps going."
-        ) from None
-    try:
-        return pyvirtualcam.Camera(
-            width=int(width), height=int(height), fps=float(fps or 30.0), fmt=pyvirtualcam.PixelFormat.BGR
-        )
-    except Exception as exc:
-        log.info("pyvirtualcam could not open a camera: %s", exc)
-        raise UserError(
-            "No virtual camera device was found: install OBS Studio and start its virtual camera once "
-            "(Windows, macOS) or load v4l2loopback (Linux: sudo modprobe v4l2loopback exclusive_caps=1); "
-            "the voice keeps going."
-        ) from None
+    return open_camera(width, height, fps, meanwhile="the voice keeps going")
 
 
 class BufferedSink:
