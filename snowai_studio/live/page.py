@@ -83,7 +83,9 @@ class LivePage(ToolPage):
             self, self.hotkeys.note.setText, use_global=context.extras.get("live_global_keys", True)
         )
         self.keys.triggered.connect(self.hotkey)
-        self.keys.apply(self.options.hotkeys)
+        # the keyboard is listened to (globally where the desktop allows) from the first time this page is
+        # shown, not as soon as the window opens: no key hook for people who never go live
+        self._keys_started = False
         self.presets.show_presets(self.options.preset_list(), self.options.preset_index)
         self.show_message("Choose a face and a voice, then press Go live.")
         # a SnowAI Microphone that a crashed studio left goes now, off the UI thread
@@ -345,6 +347,12 @@ class LivePage(ToolPage):
         elif action == "next_preset":
             self.next_preset()
 
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not self._keys_started:
+            self._keys_started = True
+            self.keys.apply(self.options.hotkeys)
+
     def _hotkey_changed(self, action: str, key: str) -> None:
         from workers.live.hotkeys import check_hotkey
 
@@ -353,6 +361,7 @@ class LivePage(ToolPage):
             self.show_message(problem, "warning")
             return
         self.options.hotkeys[action] = key
+        self._keys_started = True
         self.keys.apply(self.options.hotkeys)
         self._changed()
 
