@@ -251,7 +251,7 @@ Version: $version
 Architecture: amd64
 Maintainer: SnowAI Studio <snowai-studio@users.noreply.github.com>
 Installed-Size: $installed_kb
-Depends: libc6 (>= 2.28), libportaudio2, libegl1, libgl1, libfontconfig1, libdbus-1-3, libxkbcommon0, libxkbcommon-x11-0, libxcb-cursor0, libxcb-icccm4, libxcb-image0, libxcb-keysyms1, libxcb-render-util0, libxcb-xinerama0, libxcb-shape0, libxcb-randr0, libxcb-xfixes0, libxcb-xkb1
+Depends: libc6 (>= 2.34), libportaudio2, libegl1, libgl1, libfontconfig1, libdbus-1-3, libxkbcommon0, libxkbcommon-x11-0, libxcb-cursor0, libxcb-icccm4, libxcb-image0, libxcb-keysyms1, libxcb-render-util0, libxcb-xinerama0, libxcb-shape0, libxcb-randr0, libxcb-xfixes0, libxcb-xkb1
 Provides: snowai-studio-$variant
 Section: graphics
 Priority: optional

@@ -57,7 +57,7 @@ done
 # One resolution for everything (the studio and all the extras that CI and the installer use), then
 # each lock file is that resolution cut down to what it needs, so that the files never disagree.
 # uv reads no pip configuration: PyPI and the torch wheels are the only sources.
-common=(--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header
+common=(--python-version 3.11 --python-platform x86_64-manylinux_2_34 --generate-hashes --no-header
   --index-url https://pypi.org/simple --find-links "$torch_links" "${constraints[@]}")
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
