@@ -185,8 +185,10 @@ class MainWindow(QMainWindow):
         self.models_action = tools_menu.addAction(icon("models"), "&Model manager…", self.open_model_manager)
         self.models_action.setShortcut(QKeySequence("Ctrl+M"))
         starter_menu = tools_menu.addMenu(icon("download"), "&Get started")
+        store = self.context.model_store
+        starters = store.manifest.starters if store is not None else {}
         for spec in registered_tools():
-            if spec.id in self.pages:
+            if spec.id in self.pages and spec.id in starters:  # tools with a recommended set (not Go live)
                 starter_menu.addAction(spec.title + "…", lambda tool=spec.id: self.open_get_started(tool))
 
         help_menu = bar.addMenu("&Help")

@@ -3,7 +3,8 @@
 - ``convert(window, keep_seconds=...)`` gives, in the kept part, what a whole-window conversion gives there
   (the prior hears the whole window; the flow and the decoder run on the tail and a margin);
 - the decoder and the content encoder exported to ONNX give torch's numbers (fp32) or close to them
-  (int8), are exported once per model and cached beside it, and exported again when the model changes;
+  (int8), are exported once per model into the studio's data folder (nothing next to the user's files),
+  and exported again when the model changes;
 - the ``engine`` option picks what runs: "auto" (live blocks on int8 ONNX, files on torch), "torch",
   "onnx", "onnx-int8".
 """
@@ -92,7 +93,7 @@ def test_live_blocks_synthesise_only_what_they_keep(models: dict[str, Path], sto
 
 
 @pytest.mark.parametrize("kind", ["sovits", "rvc"])
-def test_onnx_engine_matches_torch_and_is_cached_beside_the_model(
+def test_onnx_engine_matches_torch_and_is_cached_once_per_model(
     models: dict[str, Path], store: Any, speech16k: np.ndarray, kind: str
 ) -> None:
     from workers.voice_conversion import accel
@@ -109,8 +110,9 @@ def test_onnx_engine_matches_torch_and_is_cached_beside_the_model(
 
     model_path = Path(models[kind])
     cache = accel.cache_folder(model_path)
-    assert cache.parent == (model_path if model_path.is_dir() else model_path.parent)
-    decoders = sorted(cache.glob("*decoder*.onnx"))
+    assert not (model_path if model_path.is_dir() else model_path.parent).joinpath(".snowai-onnx").exists()
+    stem = (model_path / "G_100.pth" if model_path.is_dir() else model_path).stem
+    decoders = sorted(cache.glob(f"{stem}-*decoder*.onnx"))
     assert len(decoders) == 2  # fp32 and int8
     stamps = {p: p.stat().st_mtime_ns for p in decoders}
     again = _converter(models, store, kind, engine="onnx-int8")
@@ -123,7 +125,7 @@ def test_onnx_engine_matches_torch_and_is_cached_beside_the_model(
     if kind == "rvc":
         changed = _converter(models, store, kind, engine="onnx")
         changed.prepare()
-        assert len(list(cache.glob("*decoder.onnx"))) == 2
+        assert len(list(cache.glob(f"{stem}-*decoder.onnx"))) == 2
 
 
 def test_auto_runs_live_blocks_on_int8_and_files_on_torch(

@@ -189,7 +189,8 @@ def test_load_converter_hands_models_to_the_neural_loader(monkeypatch: pytest.Mo
     seen = {}
     sentinel = object()
 
-    def fake_loader(options: VoiceConversionOptions, *, store: object = None, device: str = "cpu") -> object:
+    def fake_loader(options: VoiceConversionOptions, *, store: object = None, device: str = "cpu",
+                    **_engine: object) -> object:
         seen.update(model=options.model, store=store, device=device)
         return sentinel
 

@@ -11,9 +11,9 @@ exported once per model to ONNX and, for ``int8``, quantized:
 - the content encoder up to the layer the model reads (plus ContentVec's projection), with dynamic int8
   quantization of its matrix products (the transformer).
 
-The exported files are cached beside the model (``.snowai-onnx/`` in its folder, or the studio's data
-folder when that one cannot be written), keyed by the model file's size and modification time and the
-export's own version, so a changed model is exported again. ``precision`` "fp32" keeps the weights as they
+The exported files are cached in the studio's data folder (``onnx-cache/``; nothing is written next to the
+user's files), keyed by the model file's path, size and modification time and the export's own version, so
+a changed model is exported again. ``precision`` "fp32" keeps the weights as they
 are (the same numbers as torch to about 1e-6); "int8" trades a small error (measured in
 benchmarks/voice_conversion.py against the torch path) for speed on CPUs with int8 instructions.
 """
@@ -57,20 +57,13 @@ def _key(path: Path, *parts: object) -> str:
 
 
 def cache_folder(model_path: Path) -> Path:
-    """Where a model's exports are kept: beside it when its folder can be written, else the data folder."""
-    beside = (model_path if model_path.is_dir() else model_path.parent) / ".snowai-onnx"
-    try:
-        beside.mkdir(parents=True, exist_ok=True)
-        probe = beside / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-        return beside
-    except OSError:
-        from workers.paths import data_dir
+    """Where a model's exports are kept: the studio's data folder (``onnx-cache``), never next to the user's
+    own files; the key names the model's path, size and time, so a changed model is exported again."""
+    from workers.paths import data_dir
 
-        fallback = data_dir() / "onnx-cache"
-        fallback.mkdir(parents=True, exist_ok=True)
-        return fallback
+    folder = data_dir() / "onnx-cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _session(path: Path, threads: int) -> Any:
