@@ -175,13 +175,20 @@ note "build environment: $env_seconds s"
 
 # ---- the bundle ------------------------------------------------------------------------------
 phase_start=$(date +%s)
+rm -rf "$bundle" "$work/pyinstaller"
+# PyInstaller's work files and the bundle take about 5 GB while it runs (the self-test's model store
+# and the packages add about 2 GB more); stop with one sentence rather than half-way through.
+need_mib=$(( pack == 1 ? 9000 : 6000 ))
+free_mib=$(df -Pm "$dist" "$work" | awk 'NR > 1 {print $4}' | sort -n | head -1)
+[ "${free_mib:-0}" -ge "$need_mib" ] \
+  || die "only $free_mib MiB free where the bundle is built ($dist, $work); it needs about $need_mib MiB: free some disk space and build again"
 say "running PyInstaller (several minutes; log: $work/pyinstaller.log)"
-rm -rf "$bundle"
 nice -n 10 "$venv/bin/pyinstaller" --noconfirm --clean --log-level WARN \
   --distpath "$dist/$variant" --workpath "$work/pyinstaller" \
   "$root/installer/snowai-studio.spec" -- --variant "$variant" > "$work/pyinstaller.log" 2>&1 \
   || { tail -30 "$work/pyinstaller.log" >&2; die "PyInstaller failed (log: $work/pyinstaller.log)"; }
 [ -x "$bundle/$exe" ] || die "PyInstaller made no $bundle/$exe"
+rm -rf "$work/pyinstaller"  # its work files (over 1 GB) are not reused: every build runs with --clean
 pyinstaller_seconds=$(( $(date +%s) - phase_start ))
 note "PyInstaller: $pyinstaller_seconds s"
 # One-time compiles done here, not on the user's first use: pymatting's numba functions (alpha
@@ -313,6 +320,7 @@ note "alpha matting, first use in a fresh home: $("${clean_env[@]}" "HOME=$numba
 if [ "$window" = 0 ]; then
   note "total: $(( $(date +%s) - script_start )) s (window start-up not measured)"
   [ "$selftest_rc" = 0 ] && [ "$selftest_json_rc" = 0 ] || die "the bundle's self-test failed (see $work/selftest-first.txt)"
+  rm -rf "$prepare_home" "$test_home" "$numba_home"  # the homes' model stores (over 1 GB), kept only on failure
   say "done: $summary"
   exit 0
 fi
@@ -401,4 +409,5 @@ if [ -x "$(command -v desktop-file-validate)" ]; then
 fi
 note "total: $(( $(date +%s) - script_start )) s"
 [ "$selftest_rc" = 0 ] && [ "$selftest_json_rc" = 0 ] || die "the bundle's self-test failed (see $work/selftest-first.txt)"
+rm -rf "$prepare_home" "$test_home" "$numba_home" "$window_home"  # their model stores, kept only on failure
 say "done: $summary"

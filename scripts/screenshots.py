@@ -12,8 +12,10 @@ what each page showed, and exits non-zero when a page failed to fill.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -22,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ["QT_QPA_PLATFORM"] = "xcb"
-os.environ.setdefault("SNOWAI_HOME", tempfile.mkdtemp(prefix="snowai-shots-"))
+if "SNOWAI_HOME" not in os.environ:
+    os.environ["SNOWAI_HOME"] = tempfile.mkdtemp(prefix="snowai-shots-")
+    atexit.register(shutil.rmtree, os.environ["SNOWAI_HOME"], ignore_errors=True)
 
 SIZES = ((1280, 720), (1920, 1080))
 THEMES = ("light", "dark")

@@ -16,6 +16,7 @@ the original so-vits-svc and RVC code gives for these same configs (see ``test_s
 
 from __future__ import annotations
 
+import atexit
 import copy
 import dataclasses
 import functools
@@ -240,7 +241,9 @@ def make_content_encoder(folder: Path, *, seed: int = 0) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _encoder_once() -> Path:
-    return make_content_encoder(Path(tempfile.mkdtemp(prefix="svc-encoder-")) / "encoder")
+    folder = Path(tempfile.mkdtemp(prefix="svc-encoder-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return make_content_encoder(folder / "encoder")
 
 
 def _sha256(path: Path) -> str:
