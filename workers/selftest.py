@@ -11,8 +11,8 @@ InsightFace models). The checks:
 - background removal: the first matting model installed in the store; with none (none ships on
   PyPI) a tiny ONNX model built in a temporary folder goes through the same engine, which proves
   onnxruntime and the engine path, and a note says that no matting model is installed;
-- voice assistant: the Piper voice speaks a question, Silero VAD finds the speech, Whisper tiny.en
-  transcribes it, the shipped Gemma answers it (converted once into the model store, reused later);
+- voice assistant: the Piper voice speaks a question, Silero VAD finds the speech, Whisper base (the
+  default) transcribes it, the shipped Gemma answers it (converted once into the model store, reused later);
 - voice conversion: the built-in DSP voice changer on realtime blocks, FCPE and CREPE tiny pitch
   measuring the shift it made.
 

@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 SAMPLE_RATE = 16000
-ASR_MODEL_ID = "whisper-tiny-en-shipped"
+#: The assistant's default (``AssistantOptions.asr_model``); tiny.en is one download away in the bundle.
+ASR_MODEL_ID = "whisper-base-shipped"
 FORMATS = ("txt", "srt", "vtt")
 #: Clips shorter than this hold nothing Whisper could read.
 MIN_SECONDS = 0.1
