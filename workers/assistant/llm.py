@@ -421,6 +421,7 @@ class TransformersLM:
         examples: Sequence[tuple[str, str]] = DIALOGUE_EXAMPLES,
         half_head: bool | None = None,
         half_head_min_elements: int = 32_000_000,
+        lean: bool | None = None,
         reuse_cache: bool = True,
         threads: int = 0,
         status: Status | None = None,
@@ -444,7 +445,7 @@ class TransformersLM:
         self.last_stats: dict[str, float] = {}
         self._closed = False
         try:
-            self._load(device, quantization, half_head, half_head_min_elements, status)
+            self._load(device, quantization, half_head, half_head_min_elements, status, lean)
         except (UserError, Cancelled):
             raise
         except MemoryError:
@@ -470,6 +471,7 @@ class TransformersLM:
         half_head: bool | None,
         half_head_min_elements: int,
         status: Status | None,
+        lean: bool | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM
@@ -512,6 +514,12 @@ class TransformersLM:
         self.half_head = False
         if self.device == "cpu" and dtype == torch.float32 and half_head is not False:
             self.half_head = _half_head(model, torch, half_head_min_elements)
+        #: The lean forward pass (workers/assistant/fast_decoder.py) for Gemma 3 text models on the CPU.
+        self._fast: Any = None
+        if self.device == "cpu" and dtype == torch.float32 and lean is not False:
+            from workers.assistant import fast_decoder
+
+            self._fast = fast_decoder.for_model(model, "float16" if half_head is not False else "float32")
         self._eos_ids = self._find_eos_ids(model)
         self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 4096
 
@@ -607,6 +615,14 @@ class TransformersLM:
         """Feed ``ids`` (in chunks) after ``cache``; the last position's logits and the cache."""
         torch = self._torch
         logits = None
+        if self._fast is not None:
+            if cache is None:
+                cache = self._fast.new_cache()
+            for start in range(0, len(ids), PREFILL_CHUNK):
+                if start and cancel is not None and cancel():
+                    raise Cancelled()
+                logits = self._fast.forward(ids[start : start + PREFILL_CHUNK], cache)
+            return logits, cache
         for start in range(0, len(ids), PREFILL_CHUNK):
             if start and cancel is not None and cancel():
                 raise Cancelled()
