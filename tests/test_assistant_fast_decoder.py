@@ -98,9 +98,10 @@ def test_the_cache_grows_in_place_and_a_copy_is_independent() -> None:
     assert snapshot.length == small.length == len(ids) + 1
 
 
-def test_float16_weights_keep_the_greedy_tokens_of_the_tiny_model() -> None:
+@pytest.mark.parametrize(("one", "many"), [("float16", "float32"), ("float16", "bfloat16"), ("bfloat16", "bfloat16")])
+def test_16_bit_weights_keep_the_greedy_tokens_of_the_tiny_model(one: str, many: str) -> None:
     model = tiny_gemma3(seed=2)
-    exact, half = FastGemma3(model, "float32"), FastGemma3(model, "float16")
+    exact, half = FastGemma3(model, "float32", "float32"), FastGemma3(model, one, many)
     c1, c2 = exact.new_cache(), half.new_cache()
     x, y = exact.forward([2, 40, 41, 42], c1), half.forward([2, 40, 41, 42], c2)
     for _ in range(12):
@@ -121,7 +122,8 @@ def test_other_models_keep_the_transformers_path(tmp_path: Path) -> None:
 
 def test_the_shipped_gemma_answers_the_same_through_the_lean_path(gemma_llm: Any) -> None:  # noqa: F811
     lm = gemma_llm
-    assert lm._fast is not None and lm._fast.weights == "float16"
+    assert lm._fast is not None
+    assert (lm._fast.weights, lm._fast.prompt_weights) == fast_decoder.pick_weights()
     ids = lm.prompt_ids([ChatMessage("user", "What is the capital of France?")])
     ref, past = hf_logits(lm.model, ids)
     cache = lm._fast.new_cache()

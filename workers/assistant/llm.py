@@ -519,7 +519,8 @@ class TransformersLM:
         if self.device == "cpu" and dtype == torch.float32 and lean is not False:
             from workers.assistant import fast_decoder
 
-            self._fast = fast_decoder.for_model(model, "float16" if half_head is not False else "float32")
+            exact = half_head is False  # asked for float32 arithmetic throughout
+            self._fast = fast_decoder.for_model(model, *(("float32", "float32") if exact else (None, None)))
         self._eos_ids = self._find_eos_ids(model)
         self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 4096
 
