@@ -105,10 +105,14 @@ class FastGemma3:
     are compute-bound: bfloat16 took 40 ms for 12 tokens where float32 took 75 on a CPU with bfloat16
     instructions (float16 was slower than float32 there), with the same answers to eight questions.
     :func:`pick_weights` measures which kinds are fastest on this CPU. int8 weights (dynamic
-    quantization) were no faster and changed answers.
+    quantization) were no faster and changed answers. ``release``: with both kinds 16-bit, the
+    model's own float32 projection weights are freed (the same memory as before for the two 16-bit
+    copies), and the model must not be called directly any more.
     """
 
-    def __init__(self, model: Any, weights: str = "float16", prompt_weights: str = "float32") -> None:
+    def __init__(
+        self, model: Any, weights: str = "float16", prompt_weights: str = "float32", *, release: bool = False
+    ) -> None:
         why = supports(model)
         if why:
             raise ValueError(f"the lean decoder does not support this model: {why}")
@@ -142,6 +146,12 @@ class FastGemma3:
                 gate_up = _fuse([mlp.gate_proj, mlp.up_proj])
                 exact = {"qkv": qkv, "o": attn.o_proj.weight.detach(), "gate_up": gate_up,
                          "down": mlp.down_proj.weight.detach()}
+                if release and "float32" not in (weights, prompt_weights):
+                    # Only the 16-bit copies are used: the model's own float32 projections go (the
+                    # model then runs through this class alone).
+                    for lin in (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj,
+                                mlp.down_proj):
+                        lin.weight = torch.nn.Parameter(torch.empty(0), requires_grad=False)
                 self.layers.append({
                     "sliding": kind == "sliding_attention",
                     "kind": kind,
@@ -157,6 +167,7 @@ class FastGemma3:
         self.intermediate = int(config.intermediate_size)
         self.weights = weights
         self.prompt_weights = prompt_weights
+        self.released = release and "float32" not in (weights, prompt_weights)
         self._rope: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def new_cache(self) -> FastCache:
@@ -308,7 +319,9 @@ def pick_weights() -> tuple[str, str]:
     return _PICKED
 
 
-def for_model(model: Any, weights: str | None = None, prompt_weights: str | None = None) -> FastGemma3 | None:
+def for_model(
+    model: Any, weights: str | None = None, prompt_weights: str | None = None, *, release: bool = False
+) -> FastGemma3 | None:
     """The lean decoder for ``model``, or None (with the reason logged) when it does not apply.
     Without kinds of weights the fastest on this CPU are used (:func:`pick_weights`)."""
     why = supports(model)
@@ -319,7 +332,7 @@ def for_model(model: Any, weights: str | None = None, prompt_weights: str | None
         one, many = pick_weights()
         weights, prompt_weights = weights or one, prompt_weights or many
     try:
-        return FastGemma3(model, weights, prompt_weights)
+        return FastGemma3(model, weights, prompt_weights, release=release)
     except Exception:  # the model's layout differs from what this code knows: transformers runs it
         log.warning("the lean decoder could not take this model; transformers runs it", exc_info=True)
         return None

@@ -520,7 +520,8 @@ class TransformersLM:
             from workers.assistant import fast_decoder
 
             exact = half_head is False  # asked for float32 arithmetic throughout
-            self._fast = fast_decoder.for_model(model, *(("float32", "float32") if exact else (None, None)))
+            kinds = ("float32", "float32") if exact else (None, None)
+            self._fast = fast_decoder.for_model(model, *kinds, release=True)
         self._eos_ids = self._find_eos_ids(model)
         self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 4096
 
