@@ -211,23 +211,10 @@ def normalise_loudness(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 def denoise(audio: np.ndarray, rate: int) -> np.ndarray:
-    """RNNoise (pyrnnoise) over mono float audio; returns the same length at the same rate."""
-    try:
-        from pyrnnoise import RNNoise
-    except ImportError as exc:  # pragma: no cover - a dependency of the studio
-        raise UserError("Noise suppression needs the pyrnnoise package.") from exc
-    from workers.media.audio import resample
+    """RNNoise over mono float audio; returns the same length at the same rate (workers/media/rnnoise.py)."""
+    from workers.media.rnnoise import denoise as rnnoise_denoise
 
-    x48 = resample(audio.reshape(-1, 1), rate, 48000)[:, 0]
-    pcm = np.clip(x48 * 32767, -32768, 32767).astype(np.int16)
-    engine = RNNoise(48000)
-    frames = [frame for _, frame in engine.denoise_chunk(pcm[None], partial=True)]
-    clean = np.concatenate(frames, axis=-1).reshape(-1).astype(np.float32) / 32768 if frames else x48
-    clean = clean[: len(x48)]
-    if len(clean) < len(x48):
-        clean = np.pad(clean, (0, len(x48) - len(clean)))
-    out = resample(clean.reshape(-1, 1), 48000, rate)[:, 0]
-    return out[: len(audio)] if len(out) >= len(audio) else np.pad(out, (0, len(audio) - len(out)))
+    return rnnoise_denoise(audio, rate)
 
 
 def prepare_dataset(
