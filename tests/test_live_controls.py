@@ -53,6 +53,21 @@ def test_rnnoise_at_another_rate_keeps_the_length() -> None:
     assert [len(o) for o in out] == [len(x[i : i + 512]) for i in range(0, len(x), 512)]
 
 
+@pytest.mark.parametrize(("rate", "block"), [(44100, 441), (44100, 512), (16000, 160), (32000, 512)])
+def test_rnnoise_states_its_latency_exactly_at_other_rates(rate: int, block: int) -> None:
+    """With a microphone at another rate the resamplers hold samples back at first; the latency the
+    live sync reads includes that, to the millisecond (it was short by 30 ms at 44.1 kHz)."""
+    from scipy.signal import correlate
+
+    voice, voice_rate = speech(seconds=3.0)
+    x = resample(voice[:, None], voice_rate, rate)[:, 0].astype(np.float32)
+    suppressor = NoiseSuppressor(rate)
+    out = np.concatenate([suppressor.process(x[i : i + block]) for i in range(0, len(x), block)])
+    shift = int(np.argmax(correlate(out, x, mode="full", method="fft"))) - (len(x) - 1)
+    assert abs(shift / rate - suppressor.latency_seconds) <= 0.003
+    suppressor.close()
+
+
 def test_the_noise_gate_mutes_what_stays_under_its_threshold() -> None:
     gate = NoiseGate(RATE, -40.0, hold=0.1, release=0.02)
     quiet = np.full(RATE // 5, 0.003, np.float32)  # -50 dBFS

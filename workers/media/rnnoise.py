@@ -99,6 +99,14 @@ class NoiseSuppressor:
             self._down = soxr.ResampleStream(RNNOISE_RATE, self.samplerate, 1, dtype="float32")
         # one frame of silence ahead: every call can hand back exactly what it was given
         self._out = np.zeros(self._lag_samples(), np.float32)
+        #: Silence added in front when the resamplers held back more than that frame (their start-up):
+        #: part of the latency, counted so that :attr:`latency_seconds` stays exact.
+        self._padded = 0
+        if self._up is not None:
+            # Let the resamplers settle before the first real block, so that the latency is known now.
+            step = max(1, self.samplerate // 100)
+            for _ in range(10):
+                self.process(np.zeros(step, np.float32))
 
     def _lag_samples(self) -> int:
         lag = RNNOISE_FRAME * self.samplerate // RNNOISE_RATE
@@ -106,7 +114,8 @@ class NoiseSuppressor:
 
     @property
     def latency_seconds(self) -> float:
-        return self._lag_samples() / self.samplerate + RNNOISE_DELAY_FRAMES * RNNOISE_FRAME / RNNOISE_RATE
+        held = self._lag_samples() + self._padded
+        return held / self.samplerate + RNNOISE_DELAY_FRAMES * RNNOISE_FRAME / RNNOISE_RATE
 
     def process(self, block: np.ndarray) -> np.ndarray:
         x = np.asarray(block, np.float32).reshape(-1)
@@ -129,6 +138,7 @@ class NoiseSuppressor:
                 out = np.asarray(self._down.resample_chunk(out), np.float32).reshape(-1)
             self._out = np.concatenate([self._out, out])
         if len(self._out) < n:  # the resamplers are still filling up
+            self._padded += n - len(self._out)
             self._out = np.concatenate([np.zeros(n - len(self._out), np.float32), self._out])
         result, self._out = self._out[:n], self._out[n:]
         return np.clip(result, -1.0, 1.0)
