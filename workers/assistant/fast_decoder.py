@@ -153,7 +153,6 @@ class FastGemma3:
                                 mlp.down_proj):
                         lin.weight = torch.nn.Parameter(torch.empty(0), requires_grad=False)
                 self.layers.append({
-                    "sliding": kind == "sliding_attention",
                     "kind": kind,
                     "in_norm": 1.0 + layer.input_layernorm.weight.float(),
                     "qk_norm": qk_norm.contiguous(),
@@ -196,11 +195,23 @@ class FastGemma3:
         rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
         return x * cos + rotated * sin
 
+    def _mask(self, first: int, t: int, start: int, end: int, sliding: bool) -> torch.Tensor | None:
+        """Which cached positions ``start..end-1`` each query of ``first..first+T-1`` may see, repeated
+        for the query heads of a key head; None for one query (its slice holds exactly those)."""
+        if t == 1:
+            return None
+        qpos = torch.arange(first, first + t)[:, None]
+        kpos = torch.arange(start, end)[None, :]
+        allowed = kpos <= qpos
+        if sliding:
+            allowed &= qpos - kpos < self.window
+        return allowed.repeat(self.rep, 1)
+
     def _attention(
-        self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int, end: int, first: int, sliding: bool
+        self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int, end: int, mask: Any
     ) -> torch.Tensor:
-        """Queries ``[T, heads, head_dim]`` of positions ``first..first+T-1`` over cached positions
-        ``start..end-1``; returns ``[T, heads * head_dim]``."""
+        """Queries ``[T, heads, head_dim]`` over cached positions ``start..end-1`` (``mask`` from
+        :meth:`_mask`); returns ``[T, heads * head_dim]``."""
         t = q.shape[0]
         # The query heads that share a key head are queries of that head: [kv_heads, rep * T, head_dim].
         grouped = q.view(t, self.kv_heads, self.rep, self.head_dim).permute(1, 2, 0, 3).reshape(
@@ -208,14 +219,6 @@ class FastGemma3:
         )
         k = keys[:, start:end].unsqueeze(0)
         v = values[:, start:end].unsqueeze(0)
-        mask = None
-        if t > 1:  # one query needs none: the slice holds exactly the positions it may see
-            qpos = torch.arange(first, first + t)[:, None]
-            kpos = torch.arange(start, end)[None, :]
-            allowed = kpos <= qpos
-            if sliding and self.window:
-                allowed &= qpos - kpos < self.window
-            mask = allowed.repeat(self.rep, 1)
         out = F.scaled_dot_product_attention(grouped, k, v, attn_mask=mask, scale=self.scale)
         out = out.view(self.kv_heads, self.rep, t, self.head_dim).permute(2, 0, 1, 3)
         return out.reshape(t, self.heads * self.head_dim)
@@ -234,10 +237,16 @@ class FastGemma3:
         x = (x * self.embed_scale).float()  # [T, hidden]
         q_size = self.heads * self.head_dim
         kv_size = self.kv_heads * self.head_dim
-        for i, layer in enumerate(self.layers):
-            kind = layer["kind"]
+        # Per kind of layer, once for all its layers: the rotary angles of these positions, the first
+        # cached position they may see, and the mask.
+        per_kind: dict[str, tuple[torch.Tensor, torch.Tensor, int, torch.Tensor | None]] = {}
+        for kind in self.theta:
             cos_all, sin_all = self._rotary(kind, end)
-            cos, sin = cos_all[first:end], sin_all[first:end]
+            sliding = kind == "sliding_attention" and self.window > 0
+            start = max(0, first - self.window + 1) if sliding else 0
+            per_kind[kind] = (cos_all[first:end], sin_all[first:end], start, self._mask(first, t, start, end, sliding))
+        for i, layer in enumerate(self.layers):
+            cos, sin, start, mask = per_kind[layer["kind"]]
             w = layer["one"] if t == 1 else layer["many"]
             h = self._norm(x, layer["in_norm"])
             qkv = _linear(h, w["qkv"])
@@ -248,8 +257,7 @@ class FastGemma3:
             keys, values = cache.keys[i], cache.values[i]
             keys[:, first:end] = k.transpose(0, 1)
             values[:, first:end] = v.transpose(0, 1)
-            start = max(0, end - t - self.window + 1) if layer["sliding"] and self.window else 0
-            a = self._attention(q, keys, values, start, end, first, layer["sliding"])
+            a = self._attention(q, keys, values, start, end, mask)
             x = x + self._norm(_linear(a, w["o"]), layer["post_attn_norm"])
             h = self._norm(x, layer["pre_ffn_norm"])
             gate, up = _linear(h, w["gate_up"]).split(self.intermediate, dim=-1)
