@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from workers.errors import Cancelled, UserError
+from workers.media.rnnoise import denoise
 
 log = logging.getLogger(__name__)
 
@@ -208,13 +209,6 @@ def normalise_loudness(audio: np.ndarray, rate: int) -> np.ndarray:
     if peak > PEAK_LIMIT:
         out = out * (PEAK_LIMIT / peak)
     return out.astype(np.float32)
-
-
-def denoise(audio: np.ndarray, rate: int) -> np.ndarray:
-    """RNNoise over mono float audio; returns the same length at the same rate (workers/media/rnnoise.py)."""
-    from workers.media.rnnoise import denoise as rnnoise_denoise
-
-    return rnnoise_denoise(audio, rate)
 
 
 def prepare_dataset(
