@@ -45,7 +45,6 @@ from llm_fixtures import tiny_chat_llm_dir  # noqa: F401  (a session fixture)
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from snowai_studio.context import StudioContext
-from snowai_studio.notifications import NotificationManager
 from workers.media.imageio import IMAGE_EXTENSIONS
 from workers.voice_conversion.checkpoints import load_voice_model as _REAL_LOAD_VOICE_MODEL
 
@@ -107,11 +106,9 @@ def dialogs() -> Iterator[Dialogs]:
 
 
 def context(extras: dict[str, Any] | None = None, store: Any = None) -> StudioContext:
-    from workers.settings import Settings
+    from page_fixtures import studio_context
 
-    notifications = NotificationManager()
-    notifications.install_hooks()
-    return StudioContext(Settings.load(), notifications, store, dict(extras or {}))
+    return studio_context(store, extras)
 
 
 def close(dock: Any) -> None:

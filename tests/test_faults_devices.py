@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 from matting_fixtures import build_u2net_like
+from page_fixtures import studio_context
 
-from snowai_studio.context import StudioContext
-from snowai_studio.notifications import NotificationManager
 from workers import base
 from workers.errors import UserError
 from workers.media.fakes import (
@@ -36,7 +35,6 @@ from workers.media.fakes import (
 from workers.media.watch import CAMERA_STALLED, MICROPHONE_STALLED, DeviceStalled, WatchedSource
 from workers.media.worker import CameraWorker, MicrophoneWorker
 from workers.models.store import ModelStore
-from workers.settings import Settings
 
 WAIT = 60000
 
@@ -238,12 +236,6 @@ def test_a_device_that_cannot_open_is_one_sentence(qtbot: Any, workers: list[bas
 # ---- the live views ----------------------------------------------------------------------------------
 
 
-def make_context(store: Any, extras: dict[str, Any]) -> StudioContext:
-    notifications = NotificationManager()
-    notifications.install_hooks()
-    return StudioContext(Settings.load(), notifications, store, extras)
-
-
 class Cameras:
     """A camera factory: the first camera is the broken one, the ones made after it work."""
 
@@ -303,7 +295,7 @@ def test_matting_live_view_says_the_camera_stopped_and_retry_restarts_it(
     store = ModelStore(tmp_path / "models")
     store.import_file(build_u2net_like(tmp_path / "src" / "m.onnx"), "matting", name="Test model")
     cameras = Cameras(broken)
-    ctx = make_context(store, {"camera_factory": cameras})
+    ctx = studio_context(store, {"camera_factory": cameras})
     dock = MattingPage(ctx)
     qtbot.addWidget(dock)
     dock.resize(800, 600)
@@ -335,7 +327,7 @@ def test_face_swap_live_view_says_the_camera_stopped_and_retry_restarts_it(qtbot
     from snowai_studio.face_swap.page import FaceSwapPage
 
     cameras = Cameras(lambda: StallingCamera(6, "block", paced=True))
-    ctx = make_context(
+    ctx = studio_context(
         ModelStore(tmp_path / "models"),
         {
             "camera_factory": cameras,
@@ -404,7 +396,7 @@ def test_voice_conversion_live_says_the_microphone_stopped_and_retry_restarts(
         sinks.append(MemorySink(16000, 1))
         return sinks[-1]
 
-    ctx = make_context(ModelStore(tmp_path / "models"), {"microphone_factory": mics, "speaker_factory": speaker})
+    ctx = studio_context(ModelStore(tmp_path / "models"), {"microphone_factory": mics, "speaker_factory": speaker})
     dock = create_page(ctx)
     qtbot.addWidget(dock)
     dock.show()
@@ -489,7 +481,7 @@ def test_assistant_listening_says_the_microphone_stopped_and_retry_reopens_it(qt
 
     mics = Microphones(lambda: StallingMicrophone(10, "block"))
     out = PacedSpeaker(48000, buffer_seconds=0.1)
-    ctx = make_context(
+    ctx = studio_context(
         shipped_store(),
         {
             "assistant_components_factory": quick_components,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 from matting_fixtures import build_u2net_like, subject_image
+from page_fixtures import shown, studio_context
 
 from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
@@ -221,16 +222,11 @@ def matting_dock(qtbot: Any, tmp_path: Path) -> Iterator[Any]:
 
     store = ModelStore(tmp_path / "models")
     store.import_file(build_u2net_like(tmp_path / "src" / "m.onnx"), "matting", name="Test model")
-    notifications = NotificationManager()
-    notifications.install_hooks()
-    ctx = StudioContext(Settings.load(), notifications, store, {"camera_factory": lambda: GeneratedCamera(64, 48, 30)})
-    dock = MattingPage(ctx)
-    qtbot.addWidget(dock)
-    dock.resize(800, 600)
-    dock.show()
+    ctx = studio_context(store, {"camera_factory": lambda: GeneratedCamera(64, 48, 30)})
+    dock = shown(qtbot, MattingPage(ctx), 800, 600)
     yield dock
     dock.shutdown()
-    notifications.uninstall_hooks()
+    ctx.notifications.uninstall_hooks()
 
 
 @pytest.mark.parametrize("suffix", [".png", ".webp"])

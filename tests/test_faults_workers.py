@@ -19,15 +19,14 @@ from typing import Any
 import numpy as np
 import pytest
 from matting_fixtures import build_u2net_like
+from page_fixtures import studio_context
 
-from snowai_studio.context import StudioContext
 from snowai_studio.notifications import NotificationManager
 from workers import base
 from workers.media.fakes import GeneratedCamera
 from workers.media.worker import CameraWorker
 from workers.models.store import ModelStore
 from workers.queues import StreamItem
-from workers.settings import Settings
 
 WAIT = 30000
 
@@ -293,12 +292,6 @@ class FakeFacePipeline:
         pass
 
 
-def make_context(store: Any, extras: dict[str, Any]) -> StudioContext:
-    notifications = NotificationManager()
-    notifications.install_hooks()
-    return StudioContext(Settings.load(), notifications, store, extras)
-
-
 def test_matting_dock_shows_the_halt_with_retry_and_face_swap_keeps_running(
     qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,14 +308,14 @@ def test_matting_dock_shows_the_halt_with_retry_and_face_swap_keeps_running(
         cams.append(GeneratedCamera(64, 48, 30))
         return cams[-1]
 
-    matting_ctx = make_context(store, {"camera_factory": camera})
+    matting_ctx = studio_context(store, {"camera_factory": camera})
     face_cams: list[GeneratedCamera] = []
 
     def face_camera() -> GeneratedCamera:
         face_cams.append(GeneratedCamera(64, 48, 30))
         return face_cams[-1]
 
-    face_ctx = make_context(
+    face_ctx = studio_context(
         ModelStore(tmp_path / "face-models"),
         {
             "camera_factory": face_camera,
@@ -376,7 +369,7 @@ def test_face_swap_page_shows_a_failing_swap_with_retry(qtbot: Any, tmp_path: Pa
         def process(self, frame: np.ndarray) -> np.ndarray:
             raise ValueError("the swapper returned an empty picture")
 
-    ctx = make_context(
+    ctx = studio_context(
         ModelStore(tmp_path / "models"),
         {
             "camera_factory": lambda: GeneratedCamera(64, 48, 30),

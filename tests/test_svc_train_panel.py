@@ -12,14 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
+from page_fixtures import shown, studio_context
 from svc_speech import speech
 
-from snowai_studio.context import StudioContext
-from snowai_studio.notifications import NotificationManager
 from snowai_studio.voice_conversion import create_page
 from snowai_studio.voice_conversion.page import VoiceConversionPage
 from workers import base
-from workers.settings import Settings
 
 WAIT = 120000
 
@@ -28,17 +26,12 @@ WAIT = 120000
 def page(qtbot: Any, tmp_path: Path) -> Iterator[VoiceConversionPage]:
     from svc_fixtures import fixture_store
 
-    notifications = NotificationManager()
-    notifications.install_hooks()
     extras = {"svc_train_options": {"save_every": 3, "preview_every": 3, "batch_size": 1}}
-    context = StudioContext(Settings.load(), notifications, fixture_store(tmp_path / "store"), extras)
-    dock = create_page(context)
-    qtbot.addWidget(dock)
-    dock.resize(1210, 630)
-    dock.show()
+    context = studio_context(fixture_store(tmp_path / "store"), extras)
+    dock = shown(qtbot, create_page(context), 1210, 630)
     yield dock
     dock.shutdown()
-    notifications.uninstall_hooks()
+    context.notifications.uninstall_hooks()
     assert not [w.name for w in base.live_workers() if w.name == "Voice training"]
 
 
