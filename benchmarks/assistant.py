@@ -15,7 +15,10 @@ Reported, per question and as medians:
   pipeline builds), the model alone;
 - TTS real-time factor and the time to the first chunk of the answer's first sentence, the voice alone;
 - through the whole pipeline: end of speech → first audio out, with each stage's share (the VAD's
-  silence wait, ASR, the language model up to the first sentence, the voice up to the first audio).
+  silence wait, ASR, the language model up to the first sentence, the voice up to the first audio);
+- the anchor: when the language model runs on the studio's lean forward pass, each question is asked
+  again right after with the same model through transformers' own forward pass (``anchor_*`` in the
+  summary; ``--no-anchor`` skips it).
 
 Target on a 2-core CPU: first audio within 0.6 s of the end of a one-sentence question (median),
 without cutting off questions spoken with a pause in the middle (``false_cutoffs``).
@@ -201,6 +204,10 @@ def main() -> int:
     parser.add_argument(
         "--turn", choices=("learned", "silence"), default="learned", help="how a turn ends (default: learned)"
     )
+    parser.add_argument(
+        "--no-anchor", dest="anchor", action="store_false",
+        help="skip the anchor (the same model through transformers' own forward pass, question by question)",
+    )
     args = parser.parse_args()
 
     from workers.assistant.pipeline import load_components
@@ -212,6 +219,20 @@ def main() -> int:
     components = load_components(options, store=store, status=lambda s: print(s, file=sys.stderr))
     load_s = time.perf_counter() - t0
     print(f"loaded {components.describe()} in {load_s:.1f} s", file=sys.stderr)
+
+    anchor = None
+    llm_folder = getattr(components.llm, "folder", None)
+    if args.anchor and getattr(components.llm, "_fast", None) is not None and llm_folder is not None:
+        import dataclasses
+
+        from workers.assistant.llm import TransformersLM
+
+        print("loading the anchor: the same model through transformers' own forward pass", file=sys.stderr)
+        anchor_llm = TransformersLM(llm_folder, device="cpu", lean=False, backend="gguf", name="anchor")
+        anchor_llm.warm_up(options.system_prompt)
+        anchor = dataclasses.replace(components, llm=anchor_llm)
+        warm, warm_rate = spoken(components.voice, "Hello, can you hear me?")
+        through_pipeline(anchor, options, warm, warm_rate)
 
     questions = QUESTIONS[: max(1, min(args.questions, len(QUESTIONS)))]
     # Warm-up: one question through every stage, not counted.
@@ -246,6 +267,12 @@ def main() -> int:
         row["share_asr_ms"] = max(0.0, asr - (vad or 0.0)) if asr is not None else None
         row["share_llm_ms"] = sent - asr if sent is not None and asr is not None else None
         row["share_tts_ms"] = audio_ms - sent if audio_ms is not None and sent is not None else None
+        if anchor is not None:
+            # The same question right after, with transformers' own forward pass for the language model.
+            got_anchor = through_pipeline(anchor, options, audio, rate)
+            row["anchor_first_audio_ms"] = got_anchor.get("timings", {}).get("first_audio_ms")
+            row["anchor_first_token_ms"] = got_anchor.get("timings", {}).get("first_token_ms")
+            row["anchor_answer"] = got_anchor.get("answer", "")
         rows.append(row)
         print(f"  {q!r} → heard {row['heard']!r}, said {row['answer'][:60]!r}, first audio {audio_ms} ms",
               file=sys.stderr)
@@ -258,6 +285,12 @@ def main() -> int:
     summary["within_target"] = sum(1 for v in hits if v <= TARGET_MS)
     summary["first_audio_median_ms"] = summary["first_audio_ms"]
     summary["first_audio_max_ms"] = summary["max_first_audio_ms"]
+    if anchor is not None:
+        anchor_hits = [r["anchor_first_audio_ms"] for r in rows if r.get("anchor_first_audio_ms") is not None]
+        summary["anchor_first_audio_median_ms"] = median(anchor_hits)
+        summary["anchor_first_audio_max_ms"] = max(anchor_hits) if anchor_hits else None
+        summary["anchor_first_token_median_ms"] = median([r.get("anchor_first_token_ms") for r in rows])
+        summary["same_answers_as_anchor"] = sum(1 for r in rows if r["answer"] == r.get("anchor_answer"))
     summary["false_cutoffs"] = false_cutoffs(components, options, list(QUESTIONS))
     summary["false_cutoff_questions"] = len(QUESTIONS)
     print(table(rows, summary))
@@ -266,6 +299,12 @@ def main() -> int:
         f"(median {summary['first_audio_ms']:.0f} ms, max {summary['max_first_audio_ms']:.0f} ms)"
         if hits else "\nno first audio was measured"
     )
+    if anchor is not None and summary.get("anchor_first_audio_median_ms") is not None:
+        print(
+            f"anchor (transformers' own forward pass, the same questions in turn): first audio median "
+            f"{summary['anchor_first_audio_median_ms']:.0f} ms, max {summary['anchor_first_audio_max_ms']:.0f} ms; "
+            f"the same answer {summary['same_answers_as_anchor']} of {len(rows)} times"
+        )
     print(f"false cut-offs (a {0.7:.1f} s pause mid-question): {summary['false_cutoffs']} of {len(QUESTIONS)}")
     result = {
         "machine": machine(),
