@@ -18,7 +18,9 @@
 
 The first audio comes as early as the machine allows: once ~160 ms of silence follows the user's words
 they are transcribed and the answer's first sentence is prepared in the background, shown and spoken
-only when the endpointer confirms the end (dropped if the user goes on); the first sentence is cut at
+only when the endpointer confirms the end (dropped if the user goes on; a turn that sounds finished
+but whose early transcript breaks off, "Who wrote Romeo and", waits through the pause instead:
+:mod:`workers.assistant.turn_words`); the first sentence is cut at
 a clause break when it runs long and spoken as soon as it clearly ends; and the language model waits
 while that sentence is synthesised, so the voice has the processor to itself.
 
@@ -131,7 +133,8 @@ class AssistantEvent:
       typed question, when that stage was done; None for a stage that did not happen), ``asr_rtf``,
       ``tts_rtf``, ``tokens``, ``tokens_per_s``, ``source``, ``interrupted``, ``asr_early`` /
       ``llm_early`` (transcribed / answer begun before the end of the turn was certain, so ``asr_ms``
-      and ``first_token_ms`` may be below ``speech_end_to_vad_ms``) and ``stages`` (each stage's own
+      and ``first_token_ms`` may be below ``speech_end_to_vad_ms``), ``turn_prob`` and
+      ``turn_words_unfinished`` (the voice's and the words' verdicts on the end) and ``stages`` (each stage's own
       milliseconds: endpoint, asr, llm_first_token, first_sentence, tts_first_chunk, playback_start);
     - ``barge_in``: the user spoke over the assistant (``turn`` is the interrupted turn);
     - ``echo``: a sound the echo guard did not take as a turn (``data["seconds"]``);
@@ -508,6 +511,8 @@ class _Turn:
     #: The end-of-turn model's verdict on this turn (probability it was finished), or None: silence
     #: ended it.
     turn_prob: float | None = None
+    #: The words' verdict on a turn the voice called finished (True: they read as broken off).
+    words_unfinished: bool | None = None
     t_llm_start: float | None = None
     t_first_token: float | None = None
     t_first_sentence: float | None = None
@@ -900,6 +905,7 @@ class VoicePipeline:
             "asr_early": t.asr_early,
             "llm_early": t.llm_early,
             "turn_prob": round(t.turn_prob, 3) if t.turn_prob is not None else None,
+            "turn_words_unfinished": t.words_unfinished,
             "interrupted": t.interrupted,
             "stages": {
                 "endpoint": span(t.t0, t.t_detected) if voice else None,
@@ -970,6 +976,24 @@ class VoicePipeline:
             return None
         return getattr(self.components, "turn", None)
 
+    def _words_check(self, cap: _Capture) -> Callable[[np.ndarray], bool | None] | None:
+        """The endpointer's second opinion on a turn that sounds finished: do the words of the early
+        transcript (made from 64 ms of silence on) read as a sentence broken off? None without learned
+        turn detection."""
+        if self._turn() is None:
+            return None
+        from workers.assistant.turn_words import sounds_unfinished
+
+        def unfinished(_audio: np.ndarray) -> bool | None:
+            spec = cap.spec
+            if spec is None or spec.cancelled.is_set():
+                return False  # no early transcript of this pause: the voice decides
+            if spec.done_at is None:
+                return None  # still being transcribed
+            return sounds_unfinished(spec.text, getattr(spec.transcript, "language", None))
+
+        return unfinished
+
     def _silence_ms(self) -> int:
         """The silence that ends a turn: the pause waited through when a turn model judges turns,
         else the "end of turn" setting."""
@@ -983,6 +1007,7 @@ class VoicePipeline:
             if rate <= 0:
                 raise UserError("The microphone reports no sample rate.")
             cap = _Capture(self._make_endpointer())
+            cap.endpointer.words_unfinished = self._words_check(cap)
             cap.mode = self.options.mode
         except BaseException as exc:
             self._capturing = False
@@ -1044,6 +1069,7 @@ class VoicePipeline:
                     turn_silence_ms=opts.turn_silence_ms,
                 )
                 ep.turn = self._turn()
+                ep.words_unfinished = self._words_check(cap)
             except (TypeError, ValueError) as exc:
                 self._warn(f"The listening settings were not applied: {exc}.")
         if opts.mode != cap.mode:
@@ -1189,7 +1215,8 @@ class VoicePipeline:
                     )
                 ep = cap.endpointer
                 request.turn_prob = ep.last_turn_prob if ep.turn is not None else None
-                ep.last_turn_prob = None
+                request.words_unfinished = ep.last_words_unfinished
+                ep.last_turn_prob = ep.last_words_unfinished = None
                 request.spec = spec if spec is not None and not spec.cancelled.is_set() else None
                 if request.spec is not None:
                     request.spec.request = request

@@ -144,6 +144,8 @@ _IDLE, _CANDIDATE, _SPEECH = "idle", "candidate", "speech"
 
 #: At or above this probability the turn model's "finished" counts.
 TURN_COMPLETE = 0.5
+#: The longest a finished-sounding turn waits for its words to be known (the early transcript).
+WORDS_WAIT_MS = 800
 
 
 class Endpointer:
@@ -162,10 +164,17 @@ class Endpointer:
         max_speech_s: float = 30.0,
         turn: Callable[[np.ndarray], float] | None = None,
         turn_silence_ms: int = 160,
+        words_unfinished: Callable[[np.ndarray], bool | None] | None = None,
+        words_wait_ms: int = WORDS_WAIT_MS,
     ) -> None:
         """``turn``: learned end-of-turn detection (the probability that the utterance it is given is
         a finished turn). With it, after ``turn_silence_ms`` of silence the utterance so far is judged:
-        a finished turn ends there, an unfinished one ends only after ``min_silence_ms``."""
+        a finished turn ends there, an unfinished one ends only after ``min_silence_ms``.
+
+        ``words_unfinished``: a second opinion on a turn ``turn`` calls finished, from the words (given
+        the utterance so far): True when they read as a sentence broken off (the turn then waits through
+        the pause as for an unfinished voice), False when not, None while they are not known yet (asked
+        again each frame, for at most ``words_wait_ms``; after that the voice's verdict stands)."""
         self.vad = vad
         self.threshold = 0.5
         self.min_silence_ms = 400
@@ -174,6 +183,8 @@ class Endpointer:
         self.max_speech_s = 30.0
         self.turn = turn
         self.turn_silence_ms = 160
+        self.words_unfinished = words_unfinished
+        self.words_wait_ms = int(words_wait_ms)
         self.configure(
             threshold=threshold,
             min_silence_ms=min_silence_ms,
@@ -227,6 +238,9 @@ class Endpointer:
         self.last_prob = 0.0
         #: The turn model's last verdict (probability of a finished turn), or None.
         self.last_turn_prob: float | None = None
+        self._turn_said_at: int | None = None  # sample index where the turn model heard a finished turn
+        #: The words' last verdict on a turn the voice called finished (True: they sounded unfinished).
+        self.last_words_unfinished: bool | None = None
 
     @property
     def in_speech(self) -> bool:
@@ -297,6 +311,7 @@ class Endpointer:
             self._last_voiced_end = now
             self._silence_from = None
             self._turn_asked = 0
+            self._turn_said_at = None
         elif p < self.neg_threshold and self._state != _IDLE and self._silence_from is None:
             self._silence_from = now - FRAME_SAMPLES
 
@@ -307,13 +322,37 @@ class Endpointer:
                 events.append(self._start_event())
         elif self._state == _SPEECH:
             silent = self._silence_from is not None and now - self._silence_from >= self._ms(self.min_silence_ms)
-            if silent or self._turn_finished(now):
+            if silent or self._turn_over(now):
                 events.append(self._end_event(self._last_voiced_end))
             elif now - self._start >= round(self.max_speech_s * SAMPLE_RATE):
                 log.info("speech longer than %.1f s: ending the turn here", self.max_speech_s)
                 events.append(self._end_event(now))
         self._trim()
         return events
+
+    def _turn_over(self, now: int) -> bool:
+        """The turn model heard a finished turn and the words, once known, do not contradict it."""
+        if self._turn_said_at is None:
+            if not self._turn_finished(now):
+                return False
+            self._turn_said_at = now
+        elif self._turn_said_at < 0:
+            return False  # the words said "unfinished" in this silence: the pause decides
+        if self.words_unfinished is None:
+            return True
+        try:
+            verdict = self.words_unfinished(self._slice(self._start, now))
+        except Exception as exc:  # the words are a second opinion: without them the voice decides
+            log.warning("checking the words for the end of a turn failed: %s", exc)
+            self.words_unfinished = None
+            return True
+        if verdict is None:
+            return now - self._turn_said_at >= self._ms(self.words_wait_ms)
+        self.last_words_unfinished = bool(verdict)
+        if verdict:
+            self._turn_said_at = -1
+            return False
+        return True
 
     def _turn_finished(self, now: int) -> bool:
         """Ask the turn model once per silence, after ``turn_silence_ms`` (the words and the silence
@@ -359,6 +398,7 @@ class Endpointer:
     def _to_idle(self) -> None:
         self._state = _IDLE
         self._silence_from = None
+        self._turn_said_at = None
 
     def _slice(self, a: int, b: int) -> np.ndarray:
         a = max(a, self._frames_start)

@@ -1,0 +1,48 @@
+"""Do the words heard so far end a sentence? A second opinion on the end of a turn (no Qt).
+
+Smart Turn (:mod:`workers.assistant.turn`) judges the voice: a falling pitch at a pause sounds
+finished, even in "Who wrote Romeo and… [thinking] …Juliet?". The early transcript, ready about when
+Smart Turn answers, says what the voice cannot: a turn whose words end in "and", "the" or "my", or that
+Whisper left unpunctuated or trailing off ("…", "-", ","), is not over, whatever its melody. The
+endpointer (:mod:`workers.assistant.vad`) then waits through the pause as it does when Smart Turn
+itself hears an unfinished sentence.
+
+The function words are English; in other languages only the punctuation counts.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Words a sentence hardly ever ends on: articles, conjunctions, possessives that need a noun,
+#: hesitations. Words that can end one are left out: prepositions ("What is it made of?"), verbs
+#: ("Do you know what time it is?"), pronouns ("What is this?", "Tell me about her.") and "so",
+#: "though" ("I think so.", "Nice, though.").
+CONTINUING_WORDS = frozenset({
+    "a", "an", "the", "and", "or", "but", "nor", "because", "although", "whereas", "unless", "if", "than",
+    "my", "your", "its", "our", "their", "very", "um", "uh", "er", "erm",
+})
+
+#: Marks that end a finished sentence in the scripts Whisper writes.
+_FINAL = ".?!…。？！؟।"
+_TRAILING_OFF = re.compile(r"(\.\.\.|…|[-–—,;:])\s*$")
+_LAST_WORD = re.compile(r"([^\W\d_]+(?:'[^\W\d_]+)?)[^\w]*$")
+
+
+def sounds_unfinished(text: str, language: str | None = "en") -> bool:
+    """True when ``text`` (Whisper's transcript of the turn so far) reads as a sentence broken off.
+
+    ``language``: the transcript's language code; the word list is used for English only ("en", or
+    None when unknown and the text is plain ASCII)."""
+    words = " ".join(str(text).split())
+    if not words:
+        return False  # nothing heard: silence and the voice decide
+    if _TRAILING_OFF.search(words):
+        return True
+    if words[-1] not in _FINAL and not words[-1].isdigit() and not words.endswith(('"', "'", ")")):
+        return True  # Whisper punctuates a finished sentence; a broken-off one often is left open
+    english = (language or "").lower().startswith("en") or (language is None and words.isascii())
+    if not english:
+        return False
+    last = _LAST_WORD.search(words)
+    return last is not None and last.group(1).lower() in CONTINUING_WORDS
