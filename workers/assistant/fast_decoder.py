@@ -224,9 +224,15 @@ class FastGemma3:
         return out.reshape(t, self.heads * self.head_dim)
 
     # ---- the forward pass ----
-    @torch.inference_mode()
     def forward(self, ids: Sequence[int], cache: FastCache) -> torch.Tensor:
         """Feed ``ids`` after what ``cache`` holds (it is updated); the last position's logits."""
+        with torch.inference_mode():
+            return self.head(self.hidden_state(ids, cache).unsqueeze(0))[0, -1].float()
+
+    @torch.inference_mode()
+    def hidden_state(self, ids: Sequence[int], cache: FastCache) -> torch.Tensor:
+        """Feed ``ids`` after what ``cache`` holds (it is updated); the last position's normalised hidden
+        state ``[1, hidden]``, what the output head reads."""
         t = len(ids)
         if t == 0:
             raise ValueError("no tokens to feed")
@@ -264,8 +270,7 @@ class FastGemma3:
             h = _linear(F.gelu(gate, approximate="tanh") * up, w["down"])
             x = x + self._norm(h, layer["post_ffn_norm"])
         cache.length = end
-        last = self._norm(x[-1:], self.final_norm)
-        return self.head(last.unsqueeze(0))[0, -1].float()
+        return self._norm(x[-1:], self.final_norm)
 
 
 def _fuse(linears: Sequence[Any]) -> torch.Tensor:

@@ -78,6 +78,9 @@ END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<
 
 #: Prompt tokens fed per forward pass while prefilling (cancel is checked between chunks).
 PREFILL_CHUNK = 96
+#: The answer's recent tokens (this many) are made less likely by this factor, against loops.
+REPETITION_PENALTY = 1.1
+PENALTY_WINDOW = 64
 #: Tokens a message costs beyond its text (role markers, newlines) in :func:`trim_history`.
 MESSAGE_OVERHEAD = 4
 
@@ -166,6 +169,14 @@ def _dialogue_body(messages: Sequence[ChatMessage]) -> str:
         prefix = ASSISTANT_PREFIX if m.role == "assistant" else USER_PREFIX
         parts.append(f"{prefix} {_one_line(m.content)}\n")
     return "".join(parts) + ASSISTANT_PREFIX
+
+
+@dataclass(frozen=True)
+class _Hidden:
+    """The last position's hidden state on the lean path: the output head is applied when a token is
+    picked (a greedy pick may read only a shortlist of it)."""
+
+    value: Any
 
 
 class _StopFilter:
@@ -422,6 +433,7 @@ class TransformersLM:
         half_head: bool | None = None,
         half_head_min_elements: int = 32_000_000,
         lean: bool | None = None,
+        short_head: bool | None = None,
         reuse_cache: bool = True,
         threads: int = 0,
         status: Status | None = None,
@@ -445,7 +457,7 @@ class TransformersLM:
         self.last_stats: dict[str, float] = {}
         self._closed = False
         try:
-            self._load(device, quantization, half_head, half_head_min_elements, status, lean)
+            self._load(device, quantization, half_head, half_head_min_elements, status, lean, short_head)
         except (UserError, Cancelled):
             raise
         except MemoryError:
@@ -472,6 +484,7 @@ class TransformersLM:
         half_head_min_elements: int,
         status: Status | None,
         lean: bool | None = None,
+        short_head: bool | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM
@@ -522,6 +535,12 @@ class TransformersLM:
             exact = half_head is False  # asked for float32 arithmetic throughout
             kinds = ("float32", "float32") if exact else (None, None)
             self._fast = fast_decoder.for_model(model, *kinds, release=True)
+        #: Greedy steps on the lean path pick from a 4-bit shortlist of the float16 head (short_head.py).
+        self._short: Any = None
+        if self._fast is not None and self.half_head and short_head is not False:
+            from workers.assistant.short_head import for_head
+
+            self._short = for_head(getattr(self._fast.head, "weight", None))
         self._eos_ids = self._find_eos_ids(model)
         self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or 4096
 
@@ -614,7 +633,8 @@ class TransformersLM:
         self._prefix = (tuple(ids), cache, key)
 
     def _forward(self, ids: Sequence[int], cache: Any, cancel: CancelCheck | None) -> tuple[Any, Any]:
-        """Feed ``ids`` (in chunks) after ``cache``; the last position's logits and the cache."""
+        """Feed ``ids`` (in chunks) after ``cache``; the last position's logits (on the lean path its
+        hidden state, a :class:`_Hidden`, which :meth:`_pick` turns into a token) and the cache."""
         torch = self._torch
         logits = None
         if self._fast is not None:
@@ -623,7 +643,7 @@ class TransformersLM:
             for start in range(0, len(ids), PREFILL_CHUNK):
                 if start and cancel is not None and cancel():
                     raise Cancelled()
-                logits = self._fast.forward(ids[start : start + PREFILL_CHUNK], cache)
+                logits = _Hidden(self._fast.hidden_state(ids[start : start + PREFILL_CHUNK], cache))
             return logits, cache
         for start in range(0, len(ids), PREFILL_CHUNK):
             if start and cancel is not None and cancel():
@@ -657,13 +677,23 @@ class TransformersLM:
         return copy.deepcopy(best[1]), len(best[0])
 
     # ---- generation ----
+    def _logits(self, out: Any) -> Any:
+        """The logits of what :meth:`_forward` returned (the output head applied to a hidden state)."""
+        if isinstance(out, _Hidden):
+            with self._torch.inference_mode():
+                return self._fast.head(out.value.unsqueeze(0))[0, -1].float()
+        return out
+
     def _pick(self, logits: Any, temperature: float, generated: list[int]) -> int:
         torch = self._torch
+        if isinstance(logits, _Hidden) and temperature <= 0 and self._short is not None:
+            return self._short.pick(logits.value, generated[-PENALTY_WINDOW:], REPETITION_PENALTY)
+        logits = self._logits(logits)
         if generated:
-            recent = torch.tensor(sorted(set(generated[-64:])), device=logits.device)
+            recent = torch.tensor(sorted(set(generated[-PENALTY_WINDOW:])), device=logits.device)
             values = logits[recent]
             logits = logits.clone()
-            logits[recent] = torch.where(values > 0, values / 1.1, values * 1.1)
+            logits[recent] = torch.where(values > 0, values / REPETITION_PENALTY, values * REPETITION_PENALTY)
         if temperature <= 0:
             return int(torch.argmax(logits))
         logits = logits / max(temperature, 1e-4)
