@@ -96,6 +96,15 @@ def test_the_cache_grows_in_place_and_a_copy_is_independent() -> None:
     again = lean.forward([11], snapshot)  # the copy did not see the first continuation
     assert torch.allclose(after, again, atol=1e-5)
     assert snapshot.length == small.length == len(ids) + 1
+    # The prompt's positions taken after the cache went on growing (past its room: it reallocated)
+    # continue exactly as a copy taken at the time.
+    for token in range(20, 40):
+        lean.forward([token], small)
+    earlier = small.prefix_copy(len(ids))
+    assert earlier.length == len(ids)
+    assert torch.allclose(lean.forward([11], earlier), after, atol=1e-5)
+    with pytest.raises(ValueError):
+        small.prefix_copy(small.length + 1)
 
 
 @pytest.mark.parametrize(("one", "many"), [("float16", "float32"), ("float16", "bfloat16"), ("bfloat16", "bfloat16")])

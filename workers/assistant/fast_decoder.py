@@ -88,8 +88,15 @@ class FastCache:
         return self.length
 
     def __deepcopy__(self, memo: dict[int, Any]) -> FastCache:
+        return self.prefix_copy(self.length)
+
+    def prefix_copy(self, length: int) -> FastCache:
+        """An independent cache of the first ``length`` positions (positions are only ever appended,
+        so those of an earlier moment can be taken later), with the same room."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"the cache holds {self.length} positions, not {length}")
         other = FastCache.__new__(FastCache)
-        other.length = self.length
+        other.length = length
         other.keys = [k.clone() for k in self.keys]
         other.values = [v.clone() for v in self.values]
         return other

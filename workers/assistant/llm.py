@@ -179,6 +179,14 @@ class _Hidden:
     value: Any
 
 
+@dataclass(frozen=True)
+class _Prefix:
+    """The first ``length`` positions of a lean-path cache that may have grown since."""
+
+    cache: Any
+    length: int
+
+
 class _StopFilter:
     """Turns the growing decoded reply into deltas: leading blanks dropped, text that may be the
     start of a stop string held back, the reply cut where a stop string appears."""
@@ -674,7 +682,10 @@ class TransformersLM:
                 best = (prefix[0], prefix[1])
         if best is None:
             return None, 0
-        return copy.deepcopy(best[1]), len(best[0])
+        kept = best[1]
+        if isinstance(kept, _Prefix):
+            return kept.cache.prefix_copy(kept.length), len(best[0])
+        return copy.deepcopy(kept), len(best[0])
 
     # ---- generation ----
     def _logits(self, out: Any) -> Any:
@@ -772,8 +783,11 @@ class TransformersLM:
                 if filt.stopped:
                     break
             if not snapshot_taken and self.reuse_cache:
-                # The cache right after the prompt: the next turn's prompt usually continues it.
-                self._last = (tuple(ids), copy.deepcopy(cache))
+                # The cache right after the prompt: the next turn's prompt usually continues it. The lean
+                # path's cache only grows, so it is copied when the next turn needs it (not here, on
+                # the way to the second token).
+                prompt_cache = _Prefix(cache, len(ids)) if hasattr(cache, "prefix_copy") else copy.deepcopy(cache)
+                self._last = (tuple(ids), prompt_cache)
                 snapshot_taken = True
             if step + 1 >= max_new_tokens or (cancel is not None and cancel()):
                 break

@@ -16,8 +16,8 @@
 - **playback** writes small blocks (20 ms) to the speaker, keeping only ~80 ms queued there, so an
   interruption silences it at once (``clear()`` drops what the device still holds).
 
-The first audio comes as early as the machine allows: once ~160 ms of silence follows the user's words
-they are transcribed and the answer's first sentence is prepared in the background, shown and spoken
+The first audio comes as early as the machine allows: once a silence follows the user's words they
+are transcribed and the answer's first sentence is prepared in the background, shown and spoken
 only when the endpointer confirms the end (dropped if the user goes on; a turn that sounds finished
 but whose early transcript breaks off, "Who wrote Romeo and", waits through the pause instead:
 :mod:`workers.assistant.turn_words`); the first sentence is cut at
@@ -106,9 +106,11 @@ EARLY_WAIT_S = 5.0
 #: Silent frames (32 ms) after speech at which the utterance is transcribed ahead of the endpointer's
 #: verdict; if no speech follows, the turn uses that transcript and saves most of Whisper's time.
 SPECULATE_FRAMES = 5
-#: With learned end-of-turn detection the turn may end 160 ms into a silence: the words are
-#: transcribed from 64 ms on, so that the recogniser is mostly done by then.
-SPECULATE_FRAMES_LEARNED = 2
+#: With learned end-of-turn detection the turn may end 160 ms into a silence, and the words' check
+#: waits for this transcript: the words are transcribed from the first silent frame (32 ms) on. (Two
+#: frames measured 30-40 ms later first audio; the spoken questions of benchmarks/assistant.py, clean
+#: and at 10 dB SNR, were transcribed once each either way.)
+SPECULATE_FRAMES_LEARNED = 1
 #: Audio kept from before the talk button was pressed (people start speaking as they press).
 PTT_PREROLL_S = 0.25
 #: Whisper's answers to silence or noise that are no question.
@@ -978,7 +980,7 @@ class VoicePipeline:
 
     def _words_check(self, cap: _Capture) -> Callable[[np.ndarray], bool | None] | None:
         """The endpointer's second opinion on a turn that sounds finished: do the words of the early
-        transcript (made from 64 ms of silence on) read as a sentence broken off? None without learned
+        transcript (made from the first silent frame on) read as a sentence broken off? None without learned
         turn detection."""
         if self._turn() is None:
             return None
