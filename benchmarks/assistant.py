@@ -45,6 +45,7 @@ from common import machine, write_results  # noqa: E402
 
 from workers.assistant.options import AssistantOptions  # noqa: E402
 from workers.media.audio import resample  # noqa: E402
+from workers.media.openmp import release_openmp_threads  # noqa: E402
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -265,6 +266,9 @@ def main() -> int:
         row["llm_answer"] = llm["answer"]
         first_sentence = llm["answer"].split(".")[0].strip() or "Okay."
         row.update(stage_tts(components, first_sentence))
+        # As the studio's worker threads do when their work is done: this thread's OpenMP workers go,
+        # so that they do not slow the pipeline's threads (workers/media/openmp.py).
+        release_openmp_threads()
         got = through_pipeline(components, options, audio, rate)
         t = got.get("timings", {})
         row["heard"] = got.get("heard", "")

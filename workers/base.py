@@ -51,6 +51,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from workers.engine import Engine
 from workers.errors import Cancelled, UserError, describe_exception
 from workers.files import disk_full_sentence, is_disk_full
+from workers.media.openmp import release_openmp_threads
 from workers.queues import DropOldestQueue, LatestValue, StreamItem, StreamResult
 
 log = logging.getLogger(__name__)
@@ -408,6 +409,7 @@ class Worker(QObject):
                 self._load_error = self.report(exc, f"{self.name} could not start")
             self._set_state("failed")
             return
+        release_openmp_threads()  # the models are loaded: this thread's OpenMP workers go (workers/media/openmp.py)
         self._set_state("ready")
         self.ready.emit()
         self._start_watch()
@@ -456,6 +458,7 @@ class Worker(QObject):
         else:
             self.job_finished.emit(job_id, result)
         finally:
+            release_openmp_threads()  # idle until the next job: other threads get the cores' full speed
             if not self._stopping:
                 self._set_state("ready")
 

@@ -127,9 +127,9 @@ def _check_folder(folder: Path) -> None:
 
 def _cuda_devices() -> int:
     try:
-        import ctranslate2
+        from workers.media.openmp import import_ctranslate2
 
-        return int(ctranslate2.get_cuda_device_count())
+        return int(import_ctranslate2().get_cuda_device_count())
     except Exception:  # no CUDA build, no driver
         return 0
 
@@ -171,6 +171,9 @@ class Transcriber:
 
     def _load(self, folder: Path, device: str, compute_type: str | None) -> tuple[str, str, Any]:
         try:
+            from workers.media.openmp import import_ctranslate2
+
+            import_ctranslate2()  # before faster_whisper: CTranslate2 keeps its own OpenMP runtime
             from faster_whisper import WhisperModel
         except ImportError as exc:  # pragma: no cover - a dependency of the studio
             raise UserError("Speech recognition needs the faster-whisper package.") from exc
@@ -290,8 +293,11 @@ class Transcriber:
         """Greedy decode in a shortened encoder window: (text, language), or None when the result is
         doubtful. A multilingual model finds the language (``lang`` None) on the same encoding."""
         try:
-            import ctranslate2
             from faster_whisper.transcribe import get_compression_ratio
+
+            from workers.media.openmp import import_ctranslate2
+
+            ctranslate2 = import_ctranslate2()
 
             parts = self._fast_parts()
             frames = round(self.short_window * 100)

@@ -279,6 +279,11 @@ def load_components(
         if reuse is None or llm is not reuse.llm:
             Components(vad, asr, llm, None).close()  # type: ignore[arg-type]
         raise
+    # The models were loaded and warmed up on this thread; the pipeline's threads use them. This thread's
+    # OpenMP workers would otherwise stay and slow every parallel operation of those (workers/media/openmp.py).
+    from workers.media.openmp import release_openmp_threads
+
+    release_openmp_threads()
     return Components(vad, asr, llm, voice, turn)
 
 

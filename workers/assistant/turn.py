@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from workers.errors import UserError
+from workers.media.openmp import release_openmp_threads
 
 if TYPE_CHECKING:
     from workers.models.store import ModelStore
@@ -76,7 +77,12 @@ class TurnDetector:
         """How likely the user finished speaking at the end of ``audio16k`` (0..1)."""
         if np.asarray(audio16k).size < SAMPLE_RATE // 10:
             return 0.0  # under 100 ms: nothing to judge
-        out = self.session.run(None, {self.input_name: self.features(audio16k)})[0]
+        features = self.features(audio16k)
+        # transformers computes these features with torch when it is installed, which leaves OpenMP
+        # workers on the calling thread (the microphone's): they would slow the language model's
+        # thread for as long as the assistant listens (workers/media/openmp.py).
+        release_openmp_threads()
+        out = self.session.run(None, {self.input_name: features})[0]
         return float(np.asarray(out, np.float32).reshape(-1)[0])
 
     __call__ = probability
