@@ -149,15 +149,14 @@ def through_pipeline(components: Any, options: AssistantOptions, audio: np.ndarr
 
 
 def false_cutoffs(
-    components: Any, options: AssistantOptions, questions: list[str], pause_s: float = 0.7, *, words: bool = True
-) -> int:
+    components: Any, options: AssistantOptions, questions: list[str], pause_s: float = 0.7
+) -> tuple[int, int]:
     """How many questions, spoken with a pause of ``pause_s`` in the middle (at the quietest gap
     between two words, as benchmarks/turn_taking.py does), the pipeline's own endpointer (the default
-    settings: Smart Turn asked after a short silence) ends in that pause: a false cut-off.
-
-    ``words``: as the pipeline does, a turn Smart Turn calls finished is checked against the words
-    heard so far (here transcribed on the spot; the pipeline has its early transcript by then);
-    False: the voice alone decides."""
+    settings: Smart Turn asked after a short silence) ends in that pause: false cut-offs, as
+    (with the words' check, as the pipeline runs: a turn Smart Turn calls finished is checked against
+    the words heard so far, here transcribed on the spot where the pipeline has its early transcript;
+    the voice alone), both on the same take of each question."""
     from turn_taking import voiced, word_gap
 
     from workers.assistant.pipeline import VoicePipeline
@@ -170,19 +169,22 @@ def false_cutoffs(
         transcript = components.asr.transcribe(audio, options.language)
         return sounds_unfinished(transcript.text, transcript.language)
 
-    cut_off = 0
+    with_words = voice_only = 0
     for text in questions:
         audio, rate = spoken(components.voice, text)
         speech = voiced(resample(audio[:, None], rate, 16000)[:, 0])
         cut = word_gap(speech)
         paused = np.concatenate([lead, speech[:cut], np.zeros(int(16000 * pause_s), np.float32), speech[cut:], tail])
-        components.vad.reset()
-        endpointer = endpointer_of._make_endpointer()
-        if words and endpointer.turn is not None:
-            endpointer.words_unfinished = heard_unfinished
-        events = endpointer.feed(paused) + endpointer.flush()
-        cut_off += sum(1 for e in events if e.kind == "end") > 1
-    return cut_off
+        for words in (True, False):
+            components.vad.reset()
+            endpointer = endpointer_of._make_endpointer()
+            if words and endpointer.turn is not None:
+                endpointer.words_unfinished = heard_unfinished
+            events = endpointer.feed(paused) + endpointer.flush()
+            cut_in_two = sum(1 for e in events if e.kind == "end") > 1
+            with_words += cut_in_two and words
+            voice_only += cut_in_two and not words
+    return with_words, voice_only
 
 
 def table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
@@ -310,8 +312,7 @@ def main() -> int:
         summary["anchor_first_audio_max_ms"] = max(anchor_hits) if anchor_hits else None
         summary["anchor_first_token_median_ms"] = median([r.get("anchor_first_token_ms") for r in rows])
         summary["same_answers_as_anchor"] = sum(1 for r in rows if r["answer"] == r.get("anchor_answer"))
-    summary["false_cutoffs"] = false_cutoffs(components, options, list(QUESTIONS))
-    summary["false_cutoffs_voice_only"] = false_cutoffs(components, options, list(QUESTIONS), words=False)
+    summary["false_cutoffs"], summary["false_cutoffs_voice_only"] = false_cutoffs(components, options, list(QUESTIONS))
     summary["false_cutoff_questions"] = len(QUESTIONS)
     print(table(rows, summary))
     print(
