@@ -181,9 +181,11 @@ def false_cutoffs(
             if words and endpointer.turn is not None:
                 endpointer.words_unfinished = heard_unfinished
             events = endpointer.feed(paused) + endpointer.flush()
-            cut_in_two = sum(1 for e in events if e.kind == "end") > 1
-            with_words += cut_in_two and words
-            voice_only += cut_in_two and not words
+            if sum(1 for e in events if e.kind == "end") > 1:  # the question was cut in two
+                if words:
+                    with_words += 1
+                else:
+                    voice_only += 1
     return with_words, voice_only
 
 

@@ -239,6 +239,7 @@ class Endpointer:
         #: The turn model's last verdict (probability of a finished turn), or None.
         self.last_turn_prob: float | None = None
         self._turn_said_at: int | None = None  # sample index where the turn model heard a finished turn
+        self._turn_audio: np.ndarray | None = None  # the utterance it heard then
         #: The words' last verdict on a turn the voice called finished (True: they sounded unfinished).
         self.last_words_unfinished: bool | None = None
 
@@ -336,12 +337,15 @@ class Endpointer:
             if not self._turn_finished(now):
                 return False
             self._turn_said_at = now
+            # What the voice was judged on, taken once: the words are asked about it each frame
+            # until they are known.
+            self._turn_audio = self._slice(self._start, now) if self.words_unfinished is not None else None
         elif self._turn_said_at < 0:
             return False  # the words said "unfinished" in this silence: the pause decides
         if self.words_unfinished is None:
             return True
         try:
-            verdict = self.words_unfinished(self._slice(self._start, now))
+            verdict = self.words_unfinished(self._turn_audio)
         except Exception as exc:  # the words are a second opinion: without them the voice decides
             log.warning("checking the words for the end of a turn failed: %s", exc)
             self.words_unfinished = None

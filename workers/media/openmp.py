@@ -41,18 +41,30 @@ def loaded_openmp_libraries() -> list[Path]:
     return [Path(p) for p in found]
 
 
+_PAUSE: dict[Path, Any] = {}
+
+
+def _pause_function(path: Path) -> Any:
+    """The runtime's ``omp_pause_resource_all`` (looked up once per library), or None."""
+    if path not in _PAUSE:
+        try:
+            pause = ctypes.CDLL(str(path)).omp_pause_resource_all
+            pause.argtypes = [ctypes.c_int]
+            pause.restype = ctypes.c_int
+        except (OSError, AttributeError):
+            pause = None
+        _PAUSE[path] = pause
+    return _PAUSE[path]
+
+
 def release_openmp_threads() -> int:
     """Free the calling thread's OpenMP worker threads in every OpenMP runtime loaded (they come back
     by themselves if this thread computes in parallel again); how many runtimes did it."""
     released = 0
     for path in loaded_openmp_libraries():
-        try:
-            lib = ctypes.CDLL(str(path))
-            pause = lib.omp_pause_resource_all
-        except (OSError, AttributeError):
+        pause = _pause_function(path)
+        if pause is None:
             continue
-        pause.argtypes = [ctypes.c_int]
-        pause.restype = ctypes.c_int
         try:
             if pause(_PAUSE_HARD) == 0:
                 released += 1
