@@ -1,6 +1,6 @@
 """Voice assistant latency and speed with the shipped defaults, on spoken questions.
 
-    python benchmarks/assistant.py [--questions 6] [--json benchmarks/results/assistant.json]
+    python benchmarks/assistant.py [--questions 6] [--quick] [--no-anchor] [--json benchmarks/results/assistant.json]
 
 The questions are spoken by the shipped Piper voice (Joe), padded with silence, and played in real
 time by a fake microphone into the real :class:`~workers.assistant.pipeline.VoicePipeline`: Silero
@@ -228,7 +228,10 @@ def main() -> int:
         "--no-anchor", dest="anchor", action="store_false",
         help="skip the anchor (the same model through transformers' own forward pass, question by question)",
     )
+    parser.add_argument("--quick", action="store_true", help="4 questions (about 2 minutes here)")
     args = parser.parse_args()
+    if args.quick:
+        args.questions = min(args.questions, 4)
 
     from workers.assistant.pipeline import load_components
     from workers.models.store import ModelStore

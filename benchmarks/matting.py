@@ -1,6 +1,6 @@
 """Background removal: speed against plain rembg, the first cut-out, live, and quality.
 
-    python benchmarks/matting.py [--sections compare,first,live,quality] [--images /tmp/matting-bench]
+    python benchmarks/matting.py [--sections compare,first,live,quality] [--quick] [--images /tmp/matting-bench]
                                  [--json benchmarks/results/matting.json]
 
 Sections (all by default):
@@ -658,7 +658,10 @@ def main() -> int:
     parser.add_argument("--images", type=Path, default=None, help="quality: save composites and cut-outs here")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "matting.json")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and files (a few minutes here)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.frames, args.files, args.warm_runs = 6, 20, 4, 1
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
