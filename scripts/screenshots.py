@@ -167,4 +167,5 @@ if __name__ == "__main__":
         code = 2
     sys.stdout.flush()
     sys.stderr.flush()
+    atexit._run_exitfuncs()  # os._exit skips them: the fresh home (models, caches: over 1 GB) goes here
     os._exit(code)  # workers still inside a model load must not abort the interpreter's teardown
