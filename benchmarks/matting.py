@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import os
 import statistics
@@ -234,6 +235,8 @@ def bench_model(
     folder_ips = {k: len(files) / statistics.median(v) for k, v in batch_times.items()}
     return {
         "model": label,
+        "precision": engine.precision,
+        "int8_check": dataclasses.asdict(verdict) if (verdict := engine.int8_verdict()) else None,
         "session": type(engine.session()).__name__,
         "input": "x".join(map(str, engine.input_size or ())),
         "image_1024_ms": {k: round(v, 2) for k, v in image_ms.items()},
@@ -536,8 +539,21 @@ def run_compare(args: argparse.Namespace, store: ModelStore) -> list[dict]:
             cv2.imwrite(str(path), subject_image(768, 1024, seed=100 + i)[0], [cv2.IMWRITE_JPEG_QUALITY, 92])
             files.append(path)
         models: list[tuple[str, MattingEngine]] = []
-        for model_id in installed_models(store):
+        for model_id in installed_models(store) if not args.model_file else []:
             models.append((model_id, MattingEngine(store, MattingOptions(model=model_id), device=args.device)))
+        for path in args.model_file:
+            # A model file (IS-Net, say): as it is, and from its 8-bit copy (made and checked first).
+            for int8 in (False, True):
+                engine = MattingEngine(store, MattingOptions(model=str(path.resolve()), int8=int8), device=args.device)
+                if int8:
+                    engine.load()
+                    engine.wait_int8()
+                    engine.load()  # the copy takes over once made
+                    verdict = engine.int8_verdict()
+                    print(f"  8-bit copy of {path.name}: {verdict.reason if verdict else 'not tried'}", file=sys.stderr)
+                    if engine.precision != "int8":
+                        continue
+                models.append((f"{path.name}{' 8-bit' if int8 else ''}", engine))
         if not models:
             print("No matting model is installed; measuring stand-in models built for this run.", file=sys.stderr)
             stand_store = ModelStore(Path(tmp) / "store")
@@ -659,6 +675,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "matting.json")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="fewer rounds and files (a few minutes here)")
+    parser.add_argument("--model-file", type=Path, action="append", default=[],
+                        help="compare: an .onnx model file instead of the installed models, as it is and "
+                        "from its checked 8-bit copy (repeatable)")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.frames, args.files, args.warm_runs = 6, 20, 4, 1

@@ -197,10 +197,18 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
         self.alpha_matting = QCheckBox("Alpha matting (finer hair, slower)")
         self.alpha_matting.setToolTip("Finer hair and fur edges; each image takes longer")
         self.alpha_matting.toggled.connect(self._on_alpha_matting)
+        self.int8_copy = QCheckBox("Fast 8-bit copy of large models")
+        self.int8_copy.setObjectName("mattingInt8")
+        self.int8_copy.setToolTip(
+            "IS-Net and BiRefNet about three times faster on a CPU. The copy is made and checked once per "
+            "model (about a minute, in the background); its masks can differ where the model is unsure."
+        )
+        self.int8_copy.toggled.connect(self._on_int8)
         manage = push_button("Manage models…", "models", tip="Download a model or import your own")
         manage.clicked.connect(self.open_model_manager)
         section = self.inspector.add_section("Model", self.model_picker, key="model")
         section.add(self.alpha_matting)
+        section.add(self.int8_copy)
         section.add(left_aligned(manage))
 
         self.background_chooser = BackgroundChooser()
@@ -316,6 +324,12 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
         self.options.alpha_matting = bool(on)
         if self._matting is not None:
             self._matting.set_param("alpha_matting", bool(on))
+
+    @Slot(bool)
+    def _on_int8(self, on: bool) -> None:
+        self.options.int8 = bool(on)
+        if self._matting is not None:
+            self._matting.set_param("int8", bool(on))
 
     @Slot()
     def open_model_manager(self) -> None:

@@ -53,6 +53,12 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="output format (default png)")
     parser.add_argument("--post-process", action="store_true", help="smooth the mask's edges")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="large models (IS-Net, BiRefNet): a checked 8-bit copy, about 3x faster on a CPU; masks may "
+        "differ where the model is unsure (made once per model, about a minute)",
+    )
     parser.add_argument("--mask-only", action="store_true", help="save the mask itself (white subject on black)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     parser.add_argument("--timings", action="store_true",
@@ -88,12 +94,23 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         erode_size=coerce_option("erode_size", args.erode_size),
         post_process=args.post_process,
         mask_only=args.mask_only,
+        int8=args.int8,
     )
     from workers.matting.engine import MattingEngine  # the model runtime loads only here
 
     engine = MattingEngine(open_store(args), options, device=args.device)
     started = time.perf_counter()
     engine.load()
+    if args.int8:
+        engine.wait_int8()  # made and checked once per model file; later runs find it
+        engine.load()
+        verdict = engine.int8_verdict()
+        if engine.precision == "int8" and verdict is not None:
+            err.write(f"Using the 8-bit copy: {verdict.reason}.\n")
+        elif verdict is not None:
+            err.write(f"The 8-bit copy is not used: {verdict.reason}.\n")
+        else:
+            err.write("This model is small; it runs as it is.\n")
     load_ms = (time.perf_counter() - started) * 1000
     bar = ProgressBar("remove-bg", err)
     try:

@@ -30,6 +30,9 @@ import numpy as np
 
 from workers.errors import UserError
 from workers.matting.compose import cutout
+from workers.matting.int8 import FOLDER as INT8_FOLDER
+from workers.matting.int8 import MIN_SIDE as INT8_MIN_SIDE
+from workers.matting.int8 import Copies, Verdict
 from workers.matting.options import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -41,12 +44,14 @@ from workers.matting.options import (
     coerce_option,
     spec_for,
 )
-from workers.models.store import TENSORRT_CACHE_DIR, ModelStore, sniff_file
+from workers.models.store import CONVERTED_DIR, TENSORRT_CACHE_DIR, ModelStore, sniff_file
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MattingEngine", "ModelChoice", "available_models", "physical_cores", "post_process_mask"]
 
+#: The session key of a model's 8-bit copy: the model's key and this.
+INT8_SUFFIX = "#int8"
 #: How many model sessions an engine keeps loaded (least recently used ones are dropped).
 MAX_CACHED_SESSIONS = 4
 #: Accelerated onnxruntime providers in order of preference (each used only when installed).
@@ -104,6 +109,25 @@ class _Loaded:
     sigmoid: bool
     input_dtype: Any = np.float32
     blob: np.ndarray = field(default_factory=lambda: np.zeros((1, 3, 1, 1), np.float32))
+    precision: str = "float32"  # "int8": the checked 8-bit copy
+
+    def fill(self, image: np.ndarray, blob: np.ndarray | None = None) -> np.ndarray:
+        """The model's input for a BGR image, as rembg prepares it: resized, scaled by the image's own
+        maximum, then mean/std per channel (RGB order). Written into ``blob`` (the session's own one
+        when None)."""
+        blob = self.blob if blob is None else blob
+        mh, mw = self.size
+        small = _resize_to(image, mw, mh)
+        top = max(float(small.max()), 1e-6)
+        for c in range(3):  # model channels are RGB; the image is BGR
+            scale = 1.0 / (top * self.std[c])
+            np.multiply(small[:, :, 2 - c], blob.dtype.type(scale), out=blob[0, c], casting="unsafe")
+            blob[0, c] -= blob.dtype.type(self.mean[c] / self.std[c])
+        return blob
+
+    def fresh_input(self, image: np.ndarray) -> np.ndarray:
+        """The model's input for a BGR image in a new array (safe on another thread)."""
+        return self.fill(image, np.zeros_like(self.blob))
 
 
 def _dims(shape: Any) -> list[int | None]:
@@ -148,6 +172,7 @@ class MattingEngine:
         self._targets: dict[str, _Target] = {}
         self._lock = threading.RLock()
         self._ort: Any = None
+        self._copies = Copies(store.root / CONVERTED_DIR / INT8_FOLDER)
         #: Milliseconds spent in each stage of the last image: "pre", "model", "post", "matting".
         self.timings: dict[str, float] = {}
 
@@ -170,6 +195,7 @@ class MattingEngine:
         return cutout(foreground if foreground is not None else _bgr(bgr), alpha)
 
     def close(self) -> None:
+        self._copies.close()
         with self._lock:
             self._sessions.clear()
             self._targets.clear()
@@ -208,13 +234,11 @@ class MattingEngine:
     @property
     def providers(self) -> list[str]:
         """The onnxruntime providers of the current session (or the ones it would ask for)."""
-        loaded = (
-            self._sessions.get(self._targets[self.options.model].key) if self.options.model in self._targets else None
-        )
+        loaded = self._loaded_of(self.options.model)
         if loaded is not None:
             with contextlib.suppress(Exception):
                 return list(loaded.session.inner_session.get_providers())
-        return [p if isinstance(p, str) else p[0] for p in self._providers()]
+        return self._provider_names()
 
     @property
     def model_label(self) -> str:
@@ -255,9 +279,30 @@ class MattingEngine:
     @property
     def input_size(self) -> tuple[int, int] | None:
         """(height, width) the current model is fed, once loaded."""
-        target = self._targets.get(self.options.model)
-        loaded = self._sessions.get(target.key) if target else None
+        loaded = self._loaded_of(self.options.model)
         return loaded.size if loaded else None
+
+    @property
+    def precision(self) -> str:
+        """"int8" when the current model runs from its checked 8-bit copy, else "float32"."""
+        loaded = self._loaded_of(self.options.model)
+        return loaded.precision if loaded else "float32"
+
+    def int8_verdict(self, model: str | None = None) -> Verdict | None:
+        """What the check of a model's 8-bit copy found (None before it ran, or for small models)."""
+        target = self._targets.get(model or self.options.model)
+        return self._copies.verdict(target.path) if target else None
+
+    def wait_int8(self, timeout: float | None = None) -> None:
+        """Wait until the 8-bit copies being made and checked are done."""
+        self._copies.wait(timeout)
+
+    def _loaded_of(self, model: str) -> _Loaded | None:
+        target = self._targets.get(model)
+        if target is None:
+            return None
+        keys = [target.key + INT8_SUFFIX, target.key] if self.options.int8 else [target.key]
+        return next((self._sessions[k] for k in keys if k in self._sessions), None)
 
     def session(self) -> OnnxSession:
         """The session of the current model (loading it if needed)."""
@@ -305,17 +350,35 @@ class MattingEngine:
         target = self._targets.get(model)
         if target is None:
             target = self._resolve(model)
-        loaded = self._sessions.get(target.key)
+        copy = self._int8_copy(target)
+        key = target.key + (INT8_SUFFIX if copy is not None else "")
+        loaded = self._sessions.get(key)
         if loaded is None:
-            loaded = self._build(target)
-            self._sessions[target.key] = loaded
+            loaded = self._build(target, copy)
+            self._sessions[key] = loaded
+            if copy is not None:
+                self._sessions.pop(target.key, None)  # the float32 session is not needed any more
             while len(self._sessions) > MAX_CACHED_SESSIONS:
                 dropped, _ = self._sessions.popitem(last=False)
                 log.info("dropped the session of %s", dropped)
         else:
-            self._sessions.move_to_end(target.key)
+            self._sessions.move_to_end(key)
         self._targets[model] = target
+        if copy is None and self._int8_wanted(loaded):
+            self._copies.start(target.path, loaded.fresh_input, self.threads)
         return loaded
+
+    def _int8_wanted(self, loaded: _Loaded | None = None) -> bool:
+        """Whether 8-bit copies are asked for and fit: on the CPU, for models of INT8_MIN_SIDE pixels
+        or more (``loaded`` None: before the size is known)."""
+        if not self.options.int8 or any(p != "CPUExecutionProvider" for p in self._provider_names()):
+            return False
+        return loaded is None or min(loaded.size) >= INT8_MIN_SIDE
+
+    def _int8_copy(self, target: _Target) -> Path | None:
+        if target.spec is not None and target.spec.size < INT8_MIN_SIDE:
+            return None
+        return self._copies.ready(target.path) if self._int8_wanted() else None
 
     # ---- sessions --------------------------------------------------------------------------
     def _runtime(self) -> Any:
@@ -345,6 +408,9 @@ class MattingEngine:
             log.warning("a GPU was asked for but onnxruntime offers none here; using the CPU")
         return [*chosen, "CPUExecutionProvider"]
 
+    def _provider_names(self) -> list[str]:
+        return [p if isinstance(p, str) else p[0] for p in self._providers()]
+
     def _session_options(self) -> Any:
         ort = self._runtime()
         opts = ort.SessionOptions()
@@ -359,8 +425,8 @@ class MattingEngine:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         return opts
 
-    def _build(self, target: _Target) -> _Loaded:
-        path = target.path
+    def _build(self, target: _Target, copy: Path | None = None) -> _Loaded:
+        path = copy or target.path
         if not path.is_file():
             raise UserError(f"The model file of {target.label} is missing ({path}).")
         sniff_file(path)  # an image renamed .onnx, or anything that is not ONNX: a sentence
@@ -383,10 +449,13 @@ class MattingEngine:
         session = OnnxSession(inner, path)
         loaded = self._describe(target, session, target.spec.key if target.spec is not None else None)
         session.model_name = loaded.session_name
+        if copy is not None:
+            loaded.precision = "int8"
         log.info(
-            "loaded %s (%s, %dx%d) in %.0f ms on %s",
+            "loaded %s (%s, %s, %dx%d) in %.0f ms on %s",
             target.label,
             loaded.session_name,
+            loaded.precision,
             loaded.size[1],
             loaded.size[0],
             (time.perf_counter() - started) * 1000,
@@ -452,15 +521,7 @@ class MattingEngine:
     def _infer(self, loaded: _Loaded, image: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         h0, w0 = image.shape[:2]
-        mh, mw = loaded.size
-        small = _resize_to(image, mw, mh)
-        # rembg scales by the image's own maximum, then applies mean/std: x / top / std - mean / std.
-        top = max(float(small.max()), 1e-6)
-        blob = loaded.blob
-        for c in range(3):  # model channels are RGB; the image is BGR
-            scale = 1.0 / (top * loaded.std[c])
-            np.multiply(small[:, :, 2 - c], blob.dtype.type(scale), out=blob[0, c], casting="unsafe")
-            blob[0, c] -= blob.dtype.type(loaded.mean[c] / loaded.std[c])
+        blob = loaded.fill(image)
         t1 = time.perf_counter()
         try:
             outs = loaded.session.inner_session.run([loaded.output_name], {loaded.input_name: blob})

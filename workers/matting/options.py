@@ -40,6 +40,9 @@ class MattingOptions:
     mask_only: bool = False
     #: Live pictures and videos: the mask is steadied between frames (see :mod:`workers.matting.steady`).
     steady: bool = True
+    #: Large models (IS-Net, BiRefNet) run from a checked 8-bit copy, about three times faster with
+    #: masks that can differ where the model is unsure (see :mod:`workers.matting.int8`).
+    int8: bool = False
 
     def copy(self) -> MattingOptions:
         return dataclasses.replace(self)
@@ -57,7 +60,7 @@ def coerce_option(name: str, value: Any) -> Any:
         if not text:
             raise UserError("Choose a background-removal model.")
         return text
-    if name in ("alpha_matting", "post_process", "mask_only", "steady"):
+    if name in ("alpha_matting", "post_process", "mask_only", "steady", "int8"):
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
         return bool(value)

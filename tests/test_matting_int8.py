@@ -1,0 +1,175 @@
+"""The checked 8-bit copy of large background-removal models (workers/matting/int8.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matting_fixtures import build_u2net_like, iou, subject_image
+
+from workers.matting import int8
+from workers.matting.engine import MattingEngine
+from workers.matting.options import MattingOptions, coerce_option
+from workers.models.store import ModelStore
+from workers.paths import wheel_members_dir
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    return int8.sample_photos()
+
+
+@pytest.fixture
+def large_model(tmp_path: Path) -> Path:
+    # 512 px: large enough to be tried; 16-channel convolutions to quantize, one-channel ones kept.
+    return build_u2net_like(tmp_path / "large.onnx", size=512, compute=2)
+
+
+def _prepare(model: Path, store_root: Path) -> int8.Prepare:
+    engine = MattingEngine(ModelStore(store_root), MattingOptions(model=str(model)), threads=2)
+    return engine._current().fresh_input
+
+
+def test_sample_photos_calibrate_and_check_apart(photos: dict[str, np.ndarray]) -> None:
+    calibrate, check = int8.calibration_and_check(photos)
+    assert len(calibrate) == 2 * len(int8.CALIBRATION_PHOTOS)
+    assert len(check) == len(int8.CHECK_PHOTOS) + len(int8.CALIBRATION_PHOTOS)
+    for picture in calibrate + check:
+        assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+    # The crops are other pictures than the calibration ones, not the same shape.
+    assert {p.shape for p in check[len(int8.CHECK_PHOTOS):]}.isdisjoint({p.shape for p in calibrate})
+
+
+def test_a_copy_that_holds_is_written_with_its_verdict(tmp_path: Path, large_model: Path, photos) -> None:
+    dest = tmp_path / "copies" / "large.onnx"
+    verdict = int8.build_copy(large_model, dest, _prepare(large_model, tmp_path / "s"), photos=photos, min_speedup=0)
+    assert verdict.used, verdict.reason
+    assert verdict.iou_mean >= 0.99 and verdict.iou_min >= 0.95
+    assert verdict.float_ms > 0 and verdict.int8_ms > 0
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(dest)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    saved = json.loads(dest.with_suffix(".json").read_text())
+    assert saved["used"] is True and saved["recipe"] == int8.RECIPE
+    assert int8.read_verdict(dest.with_suffix(".json")) == verdict
+
+
+def test_a_slower_copy_is_not_kept(tmp_path: Path, large_model: Path, photos) -> None:
+    dest = tmp_path / "large-int8.onnx"
+    verdict = int8.build_copy(
+        large_model, dest, _prepare(large_model, tmp_path / "s"), photos=photos, min_speedup=1000.0
+    )
+    assert not verdict.used and "as fast" in verdict.reason
+    assert not dest.exists() and dest.with_suffix(".json").exists()
+
+
+def test_u2net_lite_falls_apart_at_8_bits_and_is_refused(tmp_path: Path, photos) -> None:
+    model = next(wheel_members_dir().rglob("u2netp.onnx"))
+    dest = tmp_path / "u2netp-int8.onnx"
+    verdict = int8.build_copy(model, dest, _prepare(model, tmp_path / "s"), photos=photos, min_speedup=0)
+    assert not verdict.used
+    assert verdict.reason.startswith("its masks differ") and verdict.iou_min < int8.MIN_IOU
+    assert not dest.exists()
+
+
+def test_float16_models_are_refused_in_a_sentence(tmp_path: Path, photos) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    weight = helper.make_tensor("w16", TensorProto.FLOAT16, (1, 3, 1, 1), np.ones(3, np.float16).view(np.uint16))
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT),
+         helper.make_node("Conv", ["input", "w"], ["logits"]),
+         helper.make_node("Sigmoid", ["logits"], ["mask"])],
+        "half",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
+        [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 512, 512])],
+        initializer=[weight],
+    )
+    model = tmp_path / "half.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(model))
+    verdict = int8.build_copy(model, tmp_path / "half-int8.onnx", _prepare(model, tmp_path / "s"), photos=photos)
+    assert not verdict.used and "float16" in verdict.reason
+
+
+def test_the_engine_switches_to_the_copy_and_finds_it_next_time(
+    tmp_path: Path, large_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(int8, "MIN_SPEEDUP", 0.0)
+    store = ModelStore(tmp_path / "store")
+    image, _ = subject_image(300, 400, seed=3)
+    engine = MattingEngine(store, MattingOptions(model=str(large_model), int8=True), threads=2)
+    first = engine.predict_mask(image)
+    assert engine.precision == "float32"  # the float32 model serves while the copy is made
+    engine.wait_int8()
+    verdict = engine.int8_verdict()
+    assert verdict is not None and verdict.used, verdict
+    second = engine.predict_mask(image)
+    assert engine.precision == "int8"
+    assert iou(first, second) >= 0.99
+    engine.set_param("int8", False)
+    engine.predict_mask(image)
+    assert engine.precision == "float32"
+    engine.close()
+
+    # A new engine (the studio started again) loads the copy at once: nothing is made again.
+    monkeypatch.setattr(int8, "build_copy", lambda *a, **k: pytest.fail("the copy was made again"))
+    again = MattingEngine(store, MattingOptions(model=str(large_model), int8=True), threads=2)
+    again.predict_mask(image)
+    assert again.precision == "int8"
+    again.close()
+
+
+def test_small_models_and_the_default_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(int8, "build_copy", lambda *a, **k: pytest.fail("a copy was made"))
+    small = build_u2net_like(tmp_path / "small.onnx", size=320)
+    image, _ = subject_image(240, 320, seed=1)
+    for options in (MattingOptions(model=str(small), int8=True), MattingOptions(model=str(tmp_path / "small.onnx"))):
+        engine = MattingEngine(ModelStore(tmp_path / "store"), options, threads=2)
+        engine.predict_mask(image)
+        engine.wait_int8()
+        assert engine.precision == "float32" and engine.int8_verdict() is None
+        engine.close()
+    assert MattingOptions().int8 is False
+    assert coerce_option("int8", "on") is True
+
+
+def test_a_failing_copy_leaves_the_float32_model_working(
+    tmp_path: Path, large_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(int8, "build_copy", full_disk)
+    engine = MattingEngine(ModelStore(tmp_path / "store"), MattingOptions(model=str(large_model), int8=True), threads=2)
+    image, _ = subject_image(240, 320, seed=2)
+    engine.predict_mask(image)
+    engine.wait_int8()
+    verdict = engine.int8_verdict()
+    assert verdict is not None and not verdict.used and "could not be made" in verdict.reason
+    assert engine.predict_mask(image).shape == image.shape[:2]
+    assert engine.precision == "float32"
+    engine.close()
+
+
+def test_the_cli_makes_the_copy_first_and_says_what_it_uses(
+    tmp_path: Path, large_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    from snowai_studio import cli
+
+    monkeypatch.setattr(int8, "MIN_SPEEDUP", 0.0)
+    photo = tmp_path / "in" / "photo.jpg"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), subject_image(240, 320, seed=4)[0])
+    small = build_u2net_like(tmp_path / "small.onnx", size=320)
+    for model, said in ((large_model, "Using the 8-bit copy: "), (small, "This model is small")):
+        code = cli.main(["remove-bg", str(photo), "-o", str(tmp_path / "out"), "--model", str(model), "--int8"])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        assert said in err
+        assert (tmp_path / "out" / "photo-nobg.png").is_file()
