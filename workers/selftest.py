@@ -10,7 +10,8 @@ InsightFace models). The checks:
   the model store;
 - background removal: the first matting model installed in the store; with none (none ships on
   PyPI) a tiny ONNX model built in a temporary folder goes through the same engine, which proves
-  onnxruntime and the engine path, and a note says that no matting model is installed;
+  onnxruntime and the engine path, and a note says that no matting model is installed; the 8-bit
+  copy of a 512 px test model is made and checked (onnxruntime's quantizer, the sample photos);
 - voice assistant: the Piper voice speaks a question, Silero VAD finds the speech, Whisper base (the
   default) transcribes it, the shipped Gemma answers it (converted once into the model store, reused later);
 - voice conversion: the built-in DSP voice changer on realtime blocks, FCPE and CREPE tiny pitch
@@ -237,25 +238,40 @@ def check_face_insightface(ctx: _Context) -> str:
 # ---- background removal -------------------------------------------------------------------------
 
 
-def build_test_matting_model(path: Path, size: int = 320) -> Path:
-    """A tiny U²-Net-shaped ONNX model (bright pixels are foreground) written with the onnx package."""
+def build_test_matting_model(path: Path, size: int = 320, *, deep: bool = False) -> Path:
+    """A tiny U²-Net-shaped ONNX model (bright pixels are foreground) written with the onnx package.
+    ``deep`` adds a branch of two 16-channel 3x3 convolutions whose (tiny) result joins the logits:
+    something for the 8-bit copy to quantize, with the same mask."""
     import onnx
     from onnx import TensorProto, helper
 
     weight = np.full((1, 3, 1, 1), 1.0, dtype=np.float32)
     bias = np.zeros((1,), dtype=np.float32)
+    inits = [
+        helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.flatten()),
+        helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
+    ]
+    nodes = [helper.make_node("Conv", ["input.1", "w", "b"], ["logits"])]
+    if deep:
+        rng = np.random.default_rng(0)
+        x, cin = "input.1", 3
+        for i in range(2):
+            data = (rng.standard_normal((16, cin, 3, 3)) * (2.0 / (cin * 9)) ** 0.5).astype(np.float32)
+            inits.append(helper.make_tensor(f"cw{i}", TensorProto.FLOAT, data.shape, data.flatten()))
+            nodes += [helper.make_node("Conv", [x, f"cw{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                      helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+            x, cin = f"r{i}", 16
+        out = np.full((1, 16, 1, 1), 1e-4, np.float32)
+        inits.append(helper.make_tensor("cwo", TensorProto.FLOAT, out.shape, out.flatten()))
+        nodes += [helper.make_node("Conv", [x, "cwo"], ["branch"]),
+                  helper.make_node("Add", ["logits", "branch"], ["summed"])]
+    nodes.append(helper.make_node("Sigmoid", ["summed" if deep else "logits"], ["d0"]))
     graph = helper.make_graph(
-        [
-            helper.make_node("Conv", ["input.1", "w", "b"], ["logits"]),
-            helper.make_node("Sigmoid", ["logits"], ["d0"]),
-        ],
+        nodes,
         "selftest_matting",
         [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info("d0", TensorProto.FLOAT, [1, 1, size, size])],
-        initializer=[
-            helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.flatten()),
-            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
-        ],
+        initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="snowai-selftest")
     model.ir_version = 8
@@ -313,6 +329,26 @@ def check_matting(ctx: _Context) -> str:
         return f"{label} cut out the test subject through the engine (overlap {iou:.2f})."
     covered = float((alpha >= 128).mean())
     return f"{label} made a {alpha.shape[1]}x{alpha.shape[0]} mask ({covered:.0%} foreground)."
+
+
+def check_matting_int8(ctx: _Context) -> str:
+    """The 8-bit copy of a large model: quantized, checked against the model, used by the engine."""
+    from workers.matting import int8
+    from workers.matting.engine import MattingEngine
+    from workers.matting.options import MattingOptions
+
+    model = build_test_matting_model(ctx.scratch / "selftest-matting-512.onnx", 512, deep=True)
+    engine = MattingEngine(ctx.store, MattingOptions(model=str(model)))
+    try:
+        prepare = engine._current().fresh_input
+        with ctx.timed("copy"):
+            # Speed is not the point here (a tiny model gains nothing): the copy must be made and hold.
+            verdict = int8.build_copy(model, ctx.scratch / "int8" / "copy.onnx", prepare, min_speedup=0.0)
+    finally:
+        engine.close()
+    if not verdict.used:
+        raise CheckFailed(f"The 8-bit copy of a test model was not usable: {verdict.reason}.")
+    return f"The 8-bit copy of a 512 px test model was made and checked (mask IoU {verdict.iou_min:.3f} at worst)."
 
 
 # ---- voice assistant ----------------------------------------------------------------------------
@@ -502,6 +538,7 @@ CHECKS: list[tuple[str, str, Check]] = [
     ("face swap", "classic engine (dlib)", check_face_classic),
     ("face swap", "InsightFace engine", check_face_insightface),
     ("background removal", "matting engine", check_matting),
+    ("background removal", "8-bit copy", check_matting_int8),
     ("voice assistant", "Piper voice", check_piper),
     ("voice assistant", "Silero VAD", check_vad),
     ("voice assistant", "Whisper", check_whisper),
