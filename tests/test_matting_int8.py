@@ -47,6 +47,7 @@ def test_a_copy_that_holds_is_written_with_its_verdict(tmp_path: Path, large_mod
     verdict = int8.build_copy(large_model, dest, _prepare(large_model, tmp_path / "s"), photos=photos, min_speedup=0)
     assert verdict.used, verdict.reason
     assert verdict.iou_mean >= 0.99 and verdict.iou_min >= 0.95
+    assert 0 <= verdict.alpha_diff_mean <= verdict.alpha_diff_max < 0.01
     assert verdict.float_ms > 0 and verdict.int8_ms > 0
     import onnx
 
@@ -72,6 +73,7 @@ def test_u2net_lite_falls_apart_at_8_bits_and_is_refused(tmp_path: Path, photos)
     verdict = int8.build_copy(model, dest, _prepare(model, tmp_path / "s"), photos=photos, min_speedup=0)
     assert not verdict.used
     assert verdict.reason.startswith("its masks differ") and verdict.iou_min < int8.MIN_IOU
+    assert verdict.alpha_diff_mean > 0.05  # whole regions change, not only unsure edges
     assert not dest.exists()
 
 
