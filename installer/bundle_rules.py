@@ -126,6 +126,9 @@ UNUSED = [
     # the speaker encoder that only benchmarks/speaker_similarity.py loads
     "wheel-members/resemblyzer-*",
 ]
+#: Modules of onnxruntime/transformers that its onnx_utils (which onnxruntime.quantization imports)
+#: reaches by bare name, with that folder on sys.path: shipped there as source files.
+ORT_BARE_NAME_MODULES = ("fusion_utils", "onnx_model", "float16")
 #: Exceptions to :data:`UNUSED`.
 KEEP = ["torch/bin/torch_shm_manager", "torch/bin/torch_shm_manager.exe"]
 
