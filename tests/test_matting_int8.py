@@ -175,3 +175,12 @@ def test_the_cli_makes_the_copy_first_and_says_what_it_uses(
         assert code == 0, err
         assert said in err
         assert (tmp_path / "out" / "photo-nobg.png").is_file()
+
+
+def test_a_cancelled_copy_leaves_nothing_and_is_made_next_time(tmp_path: Path, large_model: Path, photos) -> None:
+    dest = tmp_path / "copies" / "large.onnx"
+    prepare = _prepare(large_model, tmp_path / "s")
+    verdict = int8.build_copy(large_model, dest, prepare, photos=photos, cancelled=lambda: True, min_speedup=0)
+    assert not verdict.used and verdict.reason == "cancelled"
+    assert not dest.exists() and not dest.with_suffix(".json").exists()
+    assert int8.build_copy(large_model, dest, prepare, photos=photos, min_speedup=0).used

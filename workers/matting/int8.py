@@ -214,6 +214,8 @@ def build_copy(
     if not verdict.used:
         with contextlib.suppress(OSError):
             dest.unlink()
+    if verdict.reason == "cancelled":
+        return verdict  # no verdict on disk: the copy is made again next time
     tmp = verdict_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(asdict(verdict), indent=1), encoding="utf-8")
     os.replace(tmp, verdict_path)
