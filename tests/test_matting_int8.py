@@ -111,6 +111,7 @@ def test_the_engine_switches_to_the_copy_and_finds_it_next_time(
     assert verdict is not None and verdict.used, verdict
     second = engine.predict_mask(image)
     assert engine.precision == "int8"
+    assert engine.model_label == "large.onnx (8-bit copy)"  # the result line names it
     assert iou(first, second) >= 0.99
     engine.set_param("int8", False)
     engine.predict_mask(image)

@@ -242,8 +242,9 @@ class MattingEngine:
 
     @property
     def model_label(self) -> str:
-        """A readable name of the current model."""
-        return self.label_of(self.options.model)
+        """A readable name of the current model ("… (8-bit copy)" while its copy serves)."""
+        label = self.label_of(self.options.model)
+        return f"{label} (8-bit copy)" if self.precision == "int8" else label
 
     def label_of(self, model: str) -> str:
         """A readable name of any model the engine may run (its id when it cannot be resolved)."""

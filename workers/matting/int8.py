@@ -219,7 +219,10 @@ def build_copy(
     tmp = verdict_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(asdict(verdict), indent=1), encoding="utf-8")
     os.replace(tmp, verdict_path)
-    log.info("8-bit copy of %s: %s (%s)", model.name, "used" if verdict.used else "not used", verdict.reason)
+    if verdict.used:
+        log.info("the 8-bit copy of %s is used: %s", model.name, verdict.reason)
+    else:  # a warning reaches the studio's notifications: the user asked for the copy
+        log.warning("The 8-bit copy of %s is not used: %s; the model runs as it is.", model.name, verdict.reason)
     return verdict
 
 
@@ -410,7 +413,7 @@ class Copies:
                 self._remember(stamp, key)
             copy = path if verdict.used and path.is_file() else None
         except Exception as exc:  # a full disk, a model the quantizer cannot read: float32 it stays
-            log.warning("no 8-bit copy of %s: %s", model.name, exc)
+            log.warning("The 8-bit copy of %s could not be made (%s); the model runs as it is.", model.name, exc)
             verdict = Verdict(False, f"the copy could not be made ({exc})")
         with self._lock:
             self._ready[name] = copy
