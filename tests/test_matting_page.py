@@ -973,3 +973,30 @@ def test_the_live_model_sentences() -> None:
     assert say("isnet", fast=None) == ("IS-Net takes 380 ms a frame here (2.6 fps); live shows fewer frames a "
                                        "second.", "", "")
     assert say("quick") == ("", "", "") and say("isnet", gpu=True) == ("", "", "")
+
+
+def test_the_8_bit_box_makes_the_copy_and_the_result_line_names_it(
+    make_dock: Any, qtbot: Any, store: ModelStore, tmp_path: Path, subject_png: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.matting import int8
+
+    monkeypatch.setattr(int8, "MIN_SPEEDUP", 0.0)  # speed is no test's business
+    large = store.import_file(build_u2net_like(tmp_path / "src" / "large.onnx", size=512, compute=2), "matting",
+                              name="Large subjects")
+    dock = make_dock()
+    dock.model_combo.setCurrentIndex(dock.model_combo.findData(large.id))
+    dock._apply_model()
+    assert not dock.int8_copy.isChecked() and "8-bit" in dock.int8_copy.text()
+    dock.int8_copy.setChecked(True)
+    assert dock.options.int8 is True
+    path, _ = subject_png
+    open_and_wait(qtbot, dock, path)
+    remove_and_wait(qtbot, dock)
+    assert "(8-bit copy)" not in dock.last_message  # the model serves while its copy is made
+    dock.matting_worker.engine.wait_int8(WAIT / 1000)
+    remove_and_wait(qtbot, dock)
+    assert "Large subjects (8-bit copy)" in dock.last_message, dock.last_message
+    dock.int8_copy.setChecked(False)
+    qtbot.waitUntil(lambda: dock.matting_worker.engine.options.int8 is False, timeout=WAIT)
+    remove_and_wait(qtbot, dock)
+    assert "(8-bit copy)" not in dock.last_message
