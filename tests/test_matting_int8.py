@@ -172,9 +172,11 @@ def test_the_cli_makes_the_copy_first_and_says_what_it_uses(
     small = build_u2net_like(tmp_path / "small.onnx", size=320)
     for model, said in ((large_model, "Using the 8-bit copy: "), (small, "This model is small")):
         code = cli.main(["remove-bg", str(photo), "-o", str(tmp_path / "out"), "--model", str(model), "--int8"])
-        err = capsys.readouterr().err
+        captured = capsys.readouterr()
+        err = captured.err
         assert code == 0, err
         assert said in err
+        assert ("(8-bit copy)" in captured.out) == (model == large_model), captured.out
         assert (tmp_path / "out" / "photo-nobg.png").is_file()
 
 

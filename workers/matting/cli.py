@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             err.write("This model is small; it runs as it is.\n")
     load_ms = (time.perf_counter() - started) * 1000
+    model_label = engine.model_label  # before close(): "… (8-bit copy)" while the copy serves
     bar = ProgressBar("remove-bg", err)
     try:
         report = run_batch(engine, files, args.outdir, background=background, fmt=args.fmt, progress=bar)
@@ -122,7 +123,7 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if getattr(args, "timings", False):
         stages = ", ".join(f"{name} {ms:.1f}" for name, ms in engine.timings.items())
         err.write(f"Timings (ms): load {load_ms:.1f}, {stages}\n")
-    out.write(f"Saved {saved} image{'s' if saved != 1 else ''} to {args.outdir} (model: {engine.model_label}).\n")
+    out.write(f"Saved {saved} image{'s' if saved != 1 else ''} to {args.outdir} (model: {model_label}).\n")
     skipped = [(str(path), reason) for path, reason in report.failed]
     skipped += [(text, "no image matched this input.") for text in unmatched]
     if report.stopped:
