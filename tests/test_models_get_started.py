@@ -300,7 +300,10 @@ def test_the_dialog_cancels_and_resumes(
     server.chunk_delay = 0.01
     dlg = open_dialog(qtbot, dialogs, store)
     dlg.start()
-    qtbot.waitUntil(lambda: server.sent.get("/test/a/resolve/main/a.bin", 0) > 0, timeout=10_000)
+    # Cancel once part of the first file is on disk (bytes the server sent may still be in flight).
+    qtbot.waitUntil(
+        lambda: any(i.to_fetch < i.model.size for i in get_started.plan(store, "assistant").missing), timeout=10_000
+    )
     assert dlg.cancel_button.isVisible() and not dlg.close_button.isEnabled()
     qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dlg.running, timeout=10_000)
@@ -312,6 +315,22 @@ def test_the_dialog_cancels_and_resumes(
     assert get_started.plan(store, "assistant").complete
     # resumed: at most the chunks in flight at the cancel come twice, never the whole file
     assert server.sent["/test/a/resolve/main/a.bin"] < len(A) + 64 * 1024
+
+
+def test_a_cancel_before_any_byte_arrived_says_download_not_resume(
+    qtbot: QtBot, dialogs: list, served: tuple[ModelStore, Path], server: FileServer
+) -> None:
+    store, _ = served
+    server.chunk_delay = 0.5  # the first bytes take a while
+    dlg = open_dialog(qtbot, dialogs, store)
+    dlg.start()
+    qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.running, timeout=10_000)
+    if dlg.download_button.text().startswith("Download"):
+        assert "Click Download" in dlg.message.text() or "click Download" in dlg.message.text()
+        assert "Resume" not in dlg.message.text()
+    else:  # a byte made it to the disk after all: then the message offers Resume, as the button does
+        assert "click Resume" in dlg.message.text()
 
 
 def test_the_dialog_says_when_the_set_does_not_fit(

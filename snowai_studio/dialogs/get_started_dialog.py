@@ -235,7 +235,10 @@ class GetStartedDialog(QDialog):
         if job_id != self._job:
             return
         self._end_job()
-        self.show_info("Download cancelled. What was downloaded is kept; click Resume to go on.")
+        if self.download_button.text().startswith("Resume"):
+            self.show_info("Download cancelled. What was downloaded is kept; click Resume to go on.")
+        else:  # cancelled before the first bytes reached the disk
+            self.show_info("Download cancelled before anything arrived; click Download to start again.")
 
     def _use(self) -> None:
         if self.plan.complete:
