@@ -153,13 +153,16 @@ class GetStartedDialog(QDialog):
         if plan.complete:
             self.download_button.setText("Use them")
         else:
-            resume = any(i.to_fetch < i.model.size for i in plan.missing)
-            verb = "Resume" if resume else "Download"
+            verb = "Resume" if self._resumes() else "Download"
             self.download_button.setText(f"{verb} {human_size(plan.to_fetch)}")
         self.download_button.setEnabled(not running and (plan.complete or plan.fits))
         self.cancel_button.setVisible(running)
         self.close_button.setText("Close" if plan.complete else "Not now")
         self.close_button.setEnabled(not running)
+
+    def _resumes(self) -> bool:
+        """Whether part of the set is already on disk (the download goes on from there)."""
+        return any(i.to_fetch < i.model.size for i in self.plan.missing)
 
     def show_error(self, text: str) -> None:
         self.message.setStyleSheet("color: #e5534b;")
@@ -235,7 +238,7 @@ class GetStartedDialog(QDialog):
         if job_id != self._job:
             return
         self._end_job()
-        if self.download_button.text().startswith("Resume"):
+        if self._resumes():
             self.show_info("Download cancelled. What was downloaded is kept; click Resume to go on.")
         else:  # cancelled before the first bytes reached the disk
             self.show_info("Download cancelled before anything arrived; click Download to start again.")

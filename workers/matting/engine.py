@@ -173,6 +173,7 @@ class MattingEngine:
         self._lock = threading.RLock()
         self._ort: Any = None
         self._copies = Copies(store.root / CONVERTED_DIR / INT8_FOLDER)
+        self._cpu_only: bool | None = None  # whether the sessions run on the CPU alone (8-bit copies)
         #: Milliseconds spent in each stage of the last image: "pre", "model", "post", "matting".
         self.timings: dict[str, float] = {}
 
@@ -372,9 +373,11 @@ class MattingEngine:
     def _int8_wanted(self, loaded: _Loaded | None = None) -> bool:
         """Whether 8-bit copies are asked for and fit: on the CPU, for models of INT8_MIN_SIDE pixels
         or more (``loaded`` None: before the size is known)."""
-        if not self.options.int8 or any(p != "CPUExecutionProvider" for p in self._provider_names()):
+        if not self.options.int8:
             return False
-        return loaded is None or min(loaded.size) >= INT8_MIN_SIDE
+        if self._cpu_only is None:  # once: it is asked on every picture
+            self._cpu_only = all(p == "CPUExecutionProvider" for p in self._provider_names())
+        return self._cpu_only and (loaded is None or min(loaded.size) >= INT8_MIN_SIDE)
 
     def _int8_copy(self, target: _Target) -> Path | None:
         if target.spec is not None and target.spec.size < INT8_MIN_SIDE:

@@ -38,7 +38,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ def sample_photos() -> dict[str, np.ndarray]:
     return {name: np.ascontiguousarray(np.asarray(image)[..., 2::-1]) for name, image in rgb.items()}
 
 
-def _crops(image: np.ndarray) -> np.ndarray:
+def _crop(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     return np.ascontiguousarray(image[h // 8 : h - h // 8, w // 6 : w - w // 6])
 
@@ -127,7 +127,7 @@ def calibration_and_check(photos: dict[str, np.ndarray]) -> tuple[list[np.ndarra
     crops of the calibration photos, which the model sees at another scale)."""
     calibrate = [photos[n] for n in CALIBRATION_PHOTOS]
     calibrate += [np.ascontiguousarray(p[:, ::-1]) for p in calibrate]
-    check = [photos[n] for n in CHECK_PHOTOS] + [_crops(photos[n]) for n in CALIBRATION_PHOTOS]
+    check = [photos[n] for n in CHECK_PHOTOS] + [_crop(photos[n]) for n in CALIBRATION_PHOTOS]
     return calibrate, check
 
 
@@ -160,12 +160,6 @@ def _mask_convolutions(model: Any) -> list[str]:
         if weight is not None and numpy_helper.to_array(weight).shape[0] == 1:
             names.append(node.name)
     return names
-
-
-@contextlib.contextmanager
-def _scratch(folder: Path) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="int8-", dir=folder) as tmp:
-        yield Path(tmp)
 
 
 def _session(path: Path, threads: int) -> Any:
@@ -262,7 +256,8 @@ def _build(
 
     reference = _session(model, threads)
     input_name = reference.get_inputs()[0].name
-    with _scratch(dest.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix="int8-", dir=dest.parent) as scratch:
+        tmp = Path(scratch)
         prepared = tmp / "prepared.onnx"
         quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
         proto = onnx.load(str(prepared))
@@ -333,6 +328,7 @@ class Copies:
         self._ready: dict[str, Path | None] = {}
         self._verdicts: dict[str, Verdict] = {}
         self._jobs: dict[str, threading.Thread] = {}
+        self._looked: set[str] = set()
         self._closed = False
         #: How much faster a copy must be to be used (None: MIN_SPEEDUP).
         self.min_speedup: float | None = None
@@ -362,8 +358,9 @@ class Copies:
         model; never hashes or builds."""
         name = str(model)
         with self._lock:
-            if name in self._ready:
-                return self._ready[name]
+            if name in self._ready or name in self._looked:
+                return self._ready.get(name)
+            self._looked.add(name)  # a miss is not looked up again: start() makes the copy
         try:
             key = self._index().get(self._stamp(model))
         except OSError:
