@@ -28,6 +28,11 @@ Sections (all by default):
 - live frames per second on 640x480 frames (one over the median time per frame), the same two calls;
 - the IoU of the two masks (``predict_mask`` against ``remove(..., only_mask=True)``).
 
+With ``--int8`` each installed model also runs from its checked 8-bit copy (made and checked first;
+a model the check refuses is left out), and with ``--model-file PATH`` a model file runs both ways.
+The summary's ``warm_ratio_vs_rembg`` and ``mask_iou_vs_rembg`` are the worst of the models as they
+are, ``int8_warm_ratio_vs_rembg`` and ``int8_mask_iou_vs_rembg`` of their copies.
+
 Both sides run one after the other in each round (A, B, A, B...), so that a busy machine slows
 both alike. Nothing is downloaded: a model whose file is absent is skipped.
 
@@ -522,6 +527,21 @@ def bench_quality(store: ModelStore, model: str, device: str, images: Path | Non
 SECTIONS = ("first", "live", "quality", "compare")
 
 
+def copy_engine(store: ModelStore, model: str, label: str, device: str) -> list[tuple[str, MattingEngine]]:
+    """The engine of ``model``'s checked 8-bit copy (made and checked first), or none when the check
+    refused it."""
+    engine = MattingEngine(store, MattingOptions(model=model, int8=True), device=device)
+    engine.load()
+    engine.wait_int8()
+    engine.load()  # the copy takes over once made
+    verdict = engine.int8_verdict()
+    print(f"  8-bit copy of {label}: {verdict.reason if verdict else 'not tried'}", file=sys.stderr)
+    if engine.precision != "int8":
+        engine.close()
+        return []
+    return [(f"{label} 8-bit", engine)]
+
+
 def run_compare(args: argparse.Namespace, store: ModelStore) -> list[dict]:
     from matting_fixtures import build_u2net_like, subject_image
 
@@ -541,19 +561,13 @@ def run_compare(args: argparse.Namespace, store: ModelStore) -> list[dict]:
         models: list[tuple[str, MattingEngine]] = []
         for model_id in installed_models(store) if not args.model_file else []:
             models.append((model_id, MattingEngine(store, MattingOptions(model=model_id), device=args.device)))
+            if args.int8:
+                models += copy_engine(store, model_id, model_id, args.device)
         for path in args.model_file:
             # A model file (IS-Net, say): as it is, and from its 8-bit copy (made and checked first).
-            for int8 in (False, True):
-                engine = MattingEngine(store, MattingOptions(model=str(path.resolve()), int8=int8), device=args.device)
-                if int8:
-                    engine.load()
-                    engine.wait_int8()
-                    engine.load()  # the copy takes over once made
-                    verdict = engine.int8_verdict()
-                    print(f"  8-bit copy of {path.name}: {verdict.reason if verdict else 'not tried'}", file=sys.stderr)
-                    if engine.precision != "int8":
-                        continue
-                models.append((f"{path.name}{' 8-bit' if int8 else ''}", engine))
+            model = str(path.resolve())
+            models.append((path.name, MattingEngine(store, MattingOptions(model=model), device=args.device)))
+            models += copy_engine(store, model, path.name, args.device)
         if not models:
             print("No matting model is installed; measuring stand-in models built for this run.", file=sys.stderr)
             stand_store = ModelStore(Path(tmp) / "store")
@@ -654,9 +668,13 @@ def summarize(data: dict) -> dict:
             r["model"]: {"image": r["image_speedup"], "live": r["live_speedup"], "folder": r["folder_speedup"]}
             for r in compare
         }
-        # The figures the speed issue tracks: the same model against rembg, warm; masks alike.
-        summary["warm_ratio_vs_rembg"] = min(min(r["image_speedup"], r["folder_speedup"]) for r in compare)
-        summary["mask_iou_vs_rembg"] = min(min(r["mask_iou_vs_rembg"].values()) for r in compare)
+        # The figures the speed issue tracks: the same model against rembg, warm; masks alike. The
+        # models as they are, and (--int8, --model-file) from their checked 8-bit copies.
+        for key, rows in (("", [r for r in compare if r["precision"] != "int8"]),
+                          ("int8_", [r for r in compare if r["precision"] == "int8"])):
+            if rows:
+                summary[f"{key}warm_ratio_vs_rembg"] = min(min(r["image_speedup"], r["folder_speedup"]) for r in rows)
+                summary[f"{key}mask_iou_vs_rembg"] = min(min(r["mask_iou_vs_rembg"].values()) for r in rows)
     if first:
         summary["cold_first_image_s"] = first["cold"]["wall_s"]
     return summary
@@ -678,6 +696,8 @@ def main() -> int:
     parser.add_argument("--model-file", type=Path, action="append", default=[],
                         help="compare: an .onnx model file instead of the installed models, as it is and "
                         "from its checked 8-bit copy (repeatable)")
+    parser.add_argument("--int8", action="store_true",
+                        help="compare: each installed model also from its checked 8-bit copy")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.frames, args.files, args.warm_runs = 6, 20, 4, 1

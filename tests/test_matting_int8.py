@@ -46,6 +46,9 @@ def test_a_copy_that_holds_is_written_with_its_verdict(tmp_path: Path, large_mod
     dest = tmp_path / "copies" / "large.onnx"
     verdict = int8.build_copy(large_model, dest, _prepare(large_model, tmp_path / "s"), photos=photos, min_speedup=0)
     assert verdict.used, verdict.reason
+    assert verdict.share in int8.SHARES and verdict.tries == int8.SHARES.index(verdict.share) + 1
+    assert len(verdict.ious) == len(verdict.required) == 6
+    assert all(iou >= need for iou, need in zip(verdict.ious, verdict.required, strict=True))
     assert verdict.iou_mean >= 0.99 and verdict.iou_min >= 0.95
     assert 0 <= verdict.alpha_diff_mean <= verdict.alpha_diff_max < 0.01
     assert verdict.float_ms > 0 and verdict.int8_ms > 0
@@ -67,14 +70,47 @@ def test_a_slower_copy_is_not_kept(tmp_path: Path, large_model: Path, photos) ->
     assert not dest.exists() and dest.with_suffix(".json").exists()
 
 
-def test_u2net_lite_falls_apart_at_8_bits_and_is_refused(tmp_path: Path, photos) -> None:
+def test_u2net_lite_holds_only_with_its_heaviest_convolutions_in_8_bits(tmp_path: Path, photos) -> None:
+    """The shipped U²-Net lite falls apart with every convolution in 8 bits (IoU 0.29 at worst); the
+    steps go on to fewer, heavier convolutions until the masks match the model's."""
     model = next(wheel_members_dir().rglob("u2netp.onnx"))
     dest = tmp_path / "u2netp-int8.onnx"
     verdict = int8.build_copy(model, dest, _prepare(model, tmp_path / "s"), photos=photos, min_speedup=0)
-    assert not verdict.used
-    assert verdict.reason.startswith("its masks differ") and verdict.iou_min < int8.MIN_IOU
-    assert verdict.alpha_diff_mean > 0.05  # whole regions change, not only unsure edges
-    assert not dest.exists()
+    assert verdict.used, verdict.reason
+    assert verdict.tries >= 2 and verdict.share in int8.SHARES[1:]
+    assert all(iou >= need for iou, need in zip(verdict.ious, verdict.required, strict=True)), verdict
+    assert verdict.iou_mean >= 0.98 and verdict.alpha_diff_mean < 0.01
+    import onnx
+
+    nodes = onnx.load(str(dest)).graph.node
+    dequantized = {out for n in nodes if n.op_type == "DequantizeLinear" for out in n.output}
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    quantized = [n for n in convs if n.input[0] in dequantized]
+    assert 0 < len(quantized) < len(convs)  # some convolutions in 8 bits, the rest float32
+    saved = json.loads(dest.with_suffix(".json").read_text())
+    assert saved["share"] == verdict.share and saved["required"] == verdict.required
+
+
+def test_the_masks_must_match_as_closely_as_the_model_matches_itself() -> None:
+    square = np.zeros((100, 100), np.float32)
+    square[20:80, 20:80] = 1.0
+    moved = np.roll(square, 1, axis=1)  # one column off: IoU 60/61 per row
+    steady, unsure = int8.required_ious([square, square], [square, moved])
+    assert steady == int8.EQUAL_IOU  # where noise does not move the model's mask: 0.99
+    own = int8.mask_iou(square > 0.5, moved > 0.5)
+    assert own < int8.EQUAL_IOU and unsure == pytest.approx(1 - int8.NOISE_FACTOR * (1 - own), abs=1e-4)
+    nothing = np.zeros_like(square)
+    assert int8.required_ious([square], [nothing]) == [int8.MIN_IOU]  # a floor where the model is lost
+    noisy = int8._noisy(np.full((8, 8, 3), 128, np.uint8), seed=1)
+    assert set(np.unique(noisy)) <= {127, 128, 129} and int8._noisy(noisy, 1).dtype == np.uint8
+
+
+def test_the_heaviest_convolutions_are_chosen_first() -> None:
+    costs = {"a": 50.0, "b": 30.0, "c": 15.0, "d": 5.0}
+    assert int8.heaviest(costs, 1.0) == {"a", "b", "c", "d"}
+    assert int8.heaviest(costs, 0.75) == {"a", "b"}
+    assert int8.heaviest(costs, 0.6) == {"a", "b"}
+    assert int8.heaviest(costs, 0.4) == {"a"}
 
 
 def test_float16_models_are_refused_in_a_sentence(tmp_path: Path, photos) -> None:
@@ -128,7 +164,7 @@ def test_the_engine_switches_to_the_copy_and_finds_it_next_time(
 
 def test_small_models_and_the_default_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(int8, "build_copy", lambda *a, **k: pytest.fail("a copy was made"))
-    small = build_u2net_like(tmp_path / "small.onnx", size=320)
+    small = build_u2net_like(tmp_path / "small.onnx", size=256)
     image, _ = subject_image(240, 320, seed=1)
     for options in (MattingOptions(model=str(small), int8=True), MattingOptions(model=str(tmp_path / "small.onnx"))):
         engine = MattingEngine(ModelStore(tmp_path / "store"), options, threads=2)
@@ -169,8 +205,8 @@ def test_the_cli_makes_the_copy_first_and_says_what_it_uses(
     photo = tmp_path / "in" / "photo.jpg"
     photo.parent.mkdir()
     cv2.imwrite(str(photo), subject_image(240, 320, seed=4)[0])
-    small = build_u2net_like(tmp_path / "small.onnx", size=320)
-    for model, said in ((large_model, "Using the 8-bit copy: "), (small, "This model is small")):
+    small = build_u2net_like(tmp_path / "small.onnx", size=256)
+    for model, said in ((large_model, "Using the 8-bit copy: "), (small, "too small to gain")):
         code = cli.main(["remove-bg", str(photo), "-o", str(tmp_path / "out"), "--model", str(model), "--int8"])
         captured = capsys.readouterr()
         err = captured.err
