@@ -85,6 +85,7 @@ class ApiServer:
 def server_env(home: Path, settings_file: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNOWAI_")}
     env.update(SNOWAI_HOME=str(home), SNOWAI_SETTINGS_FILE=str(settings_file), HF_HUB_OFFLINE="1")
+    env["SNOWAI_INT8_COPIES"] = "0"  # no 8-bit copy made in the background while requests are measured
     env.pop("QT_QPA_PLATFORM", None)
     return env
 

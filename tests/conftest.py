@@ -21,6 +21,9 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for var in ("SNOWAI_CONFIG_DIR", "SNOWAI_DATA_DIR", "SNOWAI_MODELS_DIR", "SNOWAI_LOG_DIR", "SNOWAI_SETTINGS_FILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # Each test's fresh model store would otherwise have the 8-bit copy of every matting model it
+    # loads made in the background; the tests of the copies ask for them (MattingOptions(int8=True)).
+    monkeypatch.setenv("SNOWAI_INT8_COPIES", "0")
     return home
 
 

@@ -11,7 +11,7 @@ from matting_fixtures import build_u2net_like, iou, subject_image
 
 from workers.matting import int8
 from workers.matting.engine import MattingEngine
-from workers.matting.options import MattingOptions, coerce_option
+from workers.matting.options import INT8_ENV, MattingOptions, coerce_option
 from workers.models.store import ModelStore
 from workers.paths import wheel_members_dir
 
@@ -172,8 +172,47 @@ def test_small_models_and_the_default_are_left_alone(tmp_path: Path, monkeypatch
         engine.wait_int8()
         assert engine.precision == "float32" and engine.int8_verdict() is None
         engine.close()
-    assert MattingOptions().int8 is False
+    assert MattingOptions().int8 is False  # the tests' default (SNOWAI_INT8_COPIES=0)
     assert coerce_option("int8", "on") is True
+
+
+def test_copies_are_on_by_default_unless_the_environment_says_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(INT8_ENV, raising=False)
+    assert MattingOptions().int8 is True
+    for off in ("0", "off", "False"):
+        monkeypatch.setenv(INT8_ENV, off)
+        assert MattingOptions().int8 is False
+    assert MattingOptions(int8=True).int8 is True
+
+
+def test_engines_of_one_store_share_one_copy_in_the_making(
+    tmp_path: Path, large_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image page, live and the local API each have an engine: the copy is made once for all."""
+    monkeypatch.setattr(int8, "MIN_SPEEDUP", 0.0)
+    made: list[Path] = []
+    real = int8.build_copy
+
+    def counted(model: Path, *args, **kwargs):
+        made.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(int8, "build_copy", counted)
+    store = ModelStore(tmp_path / "store")
+    image, _ = subject_image(240, 320, seed=5)
+    first, second = (MattingEngine(store, MattingOptions(model=str(large_model), int8=True), threads=2) for _ in "ab")
+    first.predict_mask(image)
+    second.predict_mask(image)
+    first.close()  # one engine closing does not stop the copy the other still waits for
+    second.wait_int8()
+    second.predict_mask(image)
+    assert made == [large_model] and second.precision == "int8"
+    second.close()
+    third = MattingEngine(store, MattingOptions(model=str(large_model), int8=True), threads=2)
+    third.predict_mask(image)
+    assert third.precision == "int8" and made == [large_model]
+    third.close()
+    third.close()  # closing twice gives the copies back once
 
 
 def test_a_failing_copy_leaves_the_float32_model_working(
@@ -214,6 +253,34 @@ def test_the_cli_makes_the_copy_first_and_says_what_it_uses(
         assert said in err
         assert ("(8-bit copy)" in captured.out) == (model == large_model), captured.out
         assert (tmp_path / "out" / "photo-nobg.png").is_file()
+
+
+def test_the_cli_uses_a_copy_made_earlier_and_makes_none_unasked(
+    tmp_path: Path, large_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    from snowai_studio import cli
+    from workers.settings import Settings
+
+    monkeypatch.setattr(int8, "MIN_SPEEDUP", 0.0)
+    monkeypatch.delenv(INT8_ENV, raising=False)  # the studio's own default: copies on
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), subject_image(240, 320, seed=6)[0])
+    args = ["remove-bg", str(photo), "-o", str(tmp_path / "out"), "--model", str(large_model)]
+    real = int8.build_copy
+    monkeypatch.setattr(int8, "build_copy", lambda *a, **k: pytest.fail("a short run made a copy"))
+    assert cli.main(args) == 0
+    assert "(8-bit copy)" not in capsys.readouterr().out  # none made yet: the model as it is
+    monkeypatch.setattr(int8, "build_copy", real)
+    studio = MattingEngine(ModelStore(Settings.load().models_dir()), MattingOptions(model=str(large_model)))
+    studio.predict_mask(subject_image(240, 320, seed=6)[0])  # the studio makes the copy in the background
+    studio.wait_int8()
+    studio.close()
+    assert cli.main(args) == 0
+    assert "(8-bit copy)" in capsys.readouterr().out
+    assert cli.main([*args, "--no-int8"]) == 0
+    assert "(8-bit copy)" not in capsys.readouterr().out
 
 
 def test_a_cancelled_copy_leaves_nothing_and_is_made_next_time(tmp_path: Path, large_model: Path, photos) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from workers.cli import EXIT_FAILED, EXIT_OK, add_store_argument, open_store, run_reporting
-from workers.matting.options import DEFAULT_MODEL, MattingOptions
+from workers.matting.options import DEFAULT_MODEL, MattingOptions, int8_default
 from workers.progress import ProgressBar
 
 FORMATS = ("png", "webp", "jpg")
@@ -55,9 +55,11 @@ def _fill(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-process", action="store_true", help="smooth the mask's edges")
     parser.add_argument(
         "--int8",
-        action="store_true",
-        help="run from a checked 8-bit copy of the model, faster on a CPU (U2-Net lite about 1.5x, IS-Net "
-        "about 3x), used only if its masks match the model's (made once per model, up to a minute)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--int8: make the model's checked 8-bit copy first if there is none (once per model, up to a "
+        "minute) and run from it; faster on a CPU (U2-Net lite about 1.5x, IS-Net about 3x), used only if "
+        "its masks match the model's. --no-int8: the model as it is. Neither: a copy made earlier is used",
     )
     parser.add_argument("--mask-only", action="store_true", help="save the mask itself (white subject on black)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
@@ -94,11 +96,12 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         erode_size=coerce_option("erode_size", args.erode_size),
         post_process=args.post_process,
         mask_only=args.mask_only,
-        int8=args.int8,
+        int8=int8_default() if args.int8 is None else args.int8,
     )
     from workers.matting.engine import MattingEngine  # the model runtime loads only here
 
-    engine = MattingEngine(open_store(args), options, device=args.device)
+    # A copy is made only when asked for: a short run would end before it is ready.
+    engine = MattingEngine(open_store(args), options, device=args.device, make_int8=bool(args.int8))
     started = time.perf_counter()
     engine.load()
     if args.int8:

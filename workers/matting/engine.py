@@ -159,8 +159,12 @@ class MattingEngine:
         *,
         device: str = "auto",
         threads: int | None = None,
+        make_int8: bool = True,
     ) -> None:
+        """``make_int8``: with ``options.int8``, a model without a checked 8-bit copy gets one made in
+        the background (False: a copy made earlier is used, none is made; a short command line run)."""
         self.store = store
+        self.make_int8 = make_int8
         self.options = options.copy() if options is not None else MattingOptions()
         self.device = (device or "auto").lower()
         if self.device not in ("auto", "cpu", "cuda", "gpu"):
@@ -172,7 +176,8 @@ class MattingEngine:
         self._targets: dict[str, _Target] = {}
         self._lock = threading.RLock()
         self._ort: Any = None
-        self._copies = Copies(store.root / CONVERTED_DIR / INT8_FOLDER)
+        self._copies = Copies.acquire(store.root / CONVERTED_DIR / INT8_FOLDER)
+        self._closed = False
         self._cpu_only: bool | None = None  # whether the sessions run on the CPU alone (8-bit copies)
         #: Milliseconds spent in each stage of the last image: "pre", "model", "post", "matting".
         self.timings: dict[str, float] = {}
@@ -196,7 +201,9 @@ class MattingEngine:
         return cutout(foreground if foreground is not None else _bgr(bgr), alpha)
 
     def close(self) -> None:
-        self._copies.close()
+        if not self._closed:
+            self._closed = True
+            self._copies.release()
         with self._lock:
             self._sessions.clear()
             self._targets.clear()
@@ -366,7 +373,7 @@ class MattingEngine:
         else:
             self._sessions.move_to_end(key)
         self._targets[model] = target
-        if copy is None and self._int8_wanted(loaded):
+        if copy is None and self.make_int8 and self._int8_wanted(loaded):
             self._copies.start(target.path, loaded.fresh_input, self.threads)
         return loaded
 

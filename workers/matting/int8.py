@@ -230,8 +230,8 @@ def build_copy(
     os.replace(tmp, verdict_path)
     if verdict.used:
         log.info("the 8-bit copy of %s is used: %s", model.name, verdict.reason)
-    else:  # a warning reaches the studio's notifications: the user asked for the copy
-        log.warning("The 8-bit copy of %s is not used: %s; the model runs as it is.", model.name, verdict.reason)
+    else:  # no notification: the model runs as it is, and the result line does not name a copy
+        log.info("The 8-bit copy of %s is not used: %s; the model runs as it is.", model.name, verdict.reason)
     return verdict
 
 
@@ -397,11 +397,49 @@ def _build(
     return verdict
 
 
+def _lower_priority() -> None:
+    """The calling thread (and the onnxruntime threads it starts) yields the CPU to the studio's own
+    work: a copy is made while the model serves pictures or a live camera."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: per thread
+
+
+_shared_lock = threading.Lock()
+_shared: dict[str, tuple[Copies, int]] = {}
+
+
 class Copies:
-    """The 8-bit copies one engine uses: found through the folder's index, or made and checked on a
-    background thread while the float32 model serves (it then takes over on the next picture)."""
+    """The 8-bit copies of one folder: found through the folder's index, or made and checked on a
+    background thread while the float32 model serves (it then takes over on the next picture).
+
+    Engines share one per folder (:meth:`acquire`, :meth:`release`): the image page, live and the
+    local API never make the same copy twice at once."""
 
     INDEX = "index.json"
+
+    @classmethod
+    def acquire(cls, folder: Path) -> Copies:
+        """The folder's shared copies (made on first use); give it back with :meth:`release`."""
+        key = str(folder)
+        with _shared_lock:
+            copies, users = _shared.get(key, (None, 0))
+            if copies is None or copies._closed:
+                copies, users = cls(folder), 0
+            _shared[key] = (copies, users + 1)
+            return copies
+
+    def release(self) -> None:
+        """One engine is done with these copies; the last one stops a copy being made."""
+        key = str(self.folder)
+        with _shared_lock:
+            copies, users = _shared.get(key, (None, 0))
+            if copies is not self:
+                return
+            if users > 1:
+                _shared[key] = (self, users - 1)
+                return
+            del _shared[key]
+        self.close()
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -474,6 +512,7 @@ class Copies:
         job.start()
 
     def _make(self, model: Path, prepare: Prepare, threads: int) -> None:
+        _lower_priority()
         name = str(model)
         copy: Path | None = None
         verdict: Verdict | None = None

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,14 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "u2netp"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Set to 0 (or off) to make the models run as they are unless a run asks for the 8-bit copy.
+INT8_ENV = "SNOWAI_INT8_COPIES"
+
+
+def int8_default() -> bool:
+    """Whether runs use the checked 8-bit copy unless told otherwise: yes, unless ``SNOWAI_INT8_COPIES``
+    says 0, off, no or false."""
+    return os.environ.get(INT8_ENV, "1").strip().lower() not in ("0", "off", "no", "false")
 
 
 @dataclass
@@ -42,7 +51,7 @@ class MattingOptions:
     steady: bool = True
     #: The model runs from its checked 8-bit copy when the check finds its masks match the model's
     #: (U²-Net lite about 1.5x, IS-Net about 3x as fast on a CPU; see :mod:`workers.matting.int8`).
-    int8: bool = False
+    int8: bool = field(default_factory=int8_default)
 
     def copy(self) -> MattingOptions:
         return dataclasses.replace(self)
