@@ -112,9 +112,10 @@ class _Loaded:
     precision: str = "float32"  # "int8": the checked 8-bit copy
 
     def fill(self, image: np.ndarray, blob: np.ndarray | None = None) -> np.ndarray:
-        """The model's input for a BGR image, as rembg prepares it: resized, scaled by the image's own
-        maximum, then mean/std per channel (RGB order). Written into ``blob`` (the session's own one
-        when None)."""
+        """The model's input for a BGR image, as rembg prepares it: resized with Pillow's Lanczos filter
+        (the masks of these models move with small changes of their input, so only the same resize
+        gives rembg's masks), scaled by the image's own maximum, then mean/std per channel (RGB
+        order). Written into ``blob`` (the session's own one when None)."""
         blob = self.blob if blob is None else blob
         mh, mw = self.size
         small = _resize_to(image, mw, mh)
@@ -596,23 +597,14 @@ class MattingEngine:
 
 
 def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize to the model's input size, fast and without aliasing.
-
-    Shrinking: Gaussian halvings while the image is four times the target or more, one gentle linear
-    step to twice the target, then OpenCV's exact 2x2 area average (its fast integer path).
-    Enlarging: linear interpolation.
-    """
+    """``image`` (HxWx3 uint8, any channel order) at ``width`` x ``height``, resized as rembg resizes
+    its input: Pillow's Lanczos filter (antialiased when shrinking)."""
     h, w = image.shape[:2]
     if (w, h) == (width, height):
         return image
-    if w < width or h < height:
-        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-    while w >= 4 * width and h >= 4 * height:
-        image = cv2.pyrDown(image)
-        h, w = image.shape[:2]
-    if (w, h) != (2 * width, 2 * height):
-        image = cv2.resize(image, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.Resampling.LANCZOS))
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:
