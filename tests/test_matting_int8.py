@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,21 @@ def test_a_cancelled_copy_leaves_nothing_and_is_made_next_time(tmp_path: Path, l
     assert not verdict.used and verdict.reason == "cancelled"
     assert not dest.exists() and not dest.with_suffix(".json").exists()
     assert int8.build_copy(large_model, dest, prepare, photos=photos, min_speedup=0).used
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are set on Linux")
+def test_copies_are_made_at_low_priority() -> None:
+    """The copy is made while the model serves pictures or a live camera: its thread (and the
+    onnxruntime threads it starts) yields the CPU."""
+    import threading
+
+    seen: dict[str, int] = {}
+
+    def job() -> None:
+        int8._lower_priority()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join()
+    assert seen["nice"] > os.getpriority(os.PRIO_PROCESS, 0)

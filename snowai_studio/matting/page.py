@@ -200,8 +200,8 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
         self.int8_copy = QCheckBox("Fast 8-bit copy of the model")
         self.int8_copy.setObjectName("mattingInt8")
         self.int8_copy.setToolTip(
-            "Faster on a CPU (U²-Net lite about 1.5x, IS-Net about 3x). The copy is made and checked once "
-            "per model in the background (half a minute to a minute) and used only if its masks match "
+            "Faster on a CPU (U²-Net lite and IS-Net about 1.5x). The copy is made and checked once "
+            "per model in the background (half a minute to two minutes) and used only if its masks match "
             "the model's."
         )
         self.int8_copy.toggled.connect(self._on_int8)

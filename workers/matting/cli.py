@@ -57,8 +57,8 @@ def _fill(parser: argparse.ArgumentParser) -> None:
         "--int8",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="--int8: make the model's checked 8-bit copy first if there is none (once per model, up to a "
-        "minute) and run from it; faster on a CPU (U2-Net lite about 1.5x, IS-Net about 3x), used only if "
+        help="--int8: make the model's checked 8-bit copy first if there is none (once per model, up to "
+        "two minutes) and run from it; faster on a CPU (U2-Net lite and IS-Net about 1.5x), used only if "
         "its masks match the model's. --no-int8: the model as it is. Neither: a copy made earlier is used",
     )
     parser.add_argument("--mask-only", action="store_true", help="save the mask itself (white subject on black)")

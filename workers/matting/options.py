@@ -50,7 +50,7 @@ class MattingOptions:
     #: Live pictures and videos: the mask is steadied between frames (see :mod:`workers.matting.steady`).
     steady: bool = True
     #: The model runs from its checked 8-bit copy when the check finds its masks match the model's
-    #: (U²-Net lite about 1.5x, IS-Net about 3x as fast on a CPU; see :mod:`workers.matting.int8`).
+    #: (U²-Net lite and IS-Net about 1.5x as fast on a CPU; see :mod:`workers.matting.int8`).
     int8: bool = field(default_factory=int8_default)
 
     def copy(self) -> MattingOptions:
