@@ -79,6 +79,8 @@ def test_u2net_lite_holds_only_with_its_heaviest_convolutions_in_8_bits(tmp_path
     verdict = int8.build_copy(model, dest, _prepare(model, tmp_path / "s"), photos=photos, min_speedup=0)
     assert verdict.used, verdict.reason
     assert verdict.tries >= 2 and verdict.share in int8.SHARES[1:]
+    assert [step["share"] for step in verdict.steps] == list(int8.SHARES[: verdict.tries])
+    assert min(verdict.steps[0]["ious"]) < 0.9  # every convolution in 8 bits: the masks fell apart
     assert all(iou >= need for iou, need in zip(verdict.ious, verdict.required, strict=True)), verdict
     assert verdict.iou_mean >= 0.98 and verdict.alpha_diff_mean < 0.01
     import onnx

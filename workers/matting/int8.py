@@ -93,6 +93,8 @@ class Verdict:
     #: IoU at 0.5 on each check picture, and what each had to reach (see required_ious).
     ious: list[float] = field(default_factory=list)
     required: list[float] = field(default_factory=list)
+    #: Every step tried: its share in 8 bits, milliseconds and IoU on each check picture.
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def speedup(self) -> float:
@@ -329,6 +331,7 @@ def _build(
     if cancelled():
         return Verdict(False, "cancelled")
     verdict = Verdict(False, "", float_ms=round(float_ms, 1), required=required)
+    steps: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="int8-", dir=dest.parent) as scratch:
         tmp = Path(scratch)
         prepared = tmp / "prepared.onnx"
@@ -377,8 +380,9 @@ def _build(
             verdict = Verdict(
                 False, "", round(statistics.fmean(ious), 4), min(ious), round(float_ms, 1), round(int8_ms, 1),
                 alpha_diff_mean=round(statistics.fmean(diffs), 4), alpha_diff_max=round(max(diffs), 4),
-                share=share, tries=verdict.tries + 1, ious=ious, required=required,
+                share=share, tries=verdict.tries + 1, ious=ious, required=required, steps=steps,
             )
+            steps.append({"share": share, "int8_ms": verdict.int8_ms, "ious": ious})
             if any(iou < need for iou, need in zip(ious, required, strict=True)):
                 verdict.reason = (
                     f"its masks differ from the model's own (IoU {verdict.iou_min:.3f} at worst with "
