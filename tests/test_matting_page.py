@@ -975,6 +975,15 @@ def test_the_live_model_sentences() -> None:
     assert say("quick") == ("", "", "") and say("isnet", gpu=True) == ("", "", "")
 
 
+def test_the_8_bit_box_is_ticked_by_default(make_dock: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers.matting import int8
+
+    monkeypatch.delenv("SNOWAI_INT8_COPIES", raising=False)  # the studio's default (tests turn it off)
+    monkeypatch.setattr(int8, "build_copy", lambda *a, **k: int8.Verdict(False, "not made in this test"))
+    dock = make_dock()
+    assert dock.int8_copy.isChecked() and dock.options.int8 is True
+
+
 def test_the_8_bit_box_makes_the_copy_and_the_result_line_names_it(
     make_dock: Any, qtbot: Any, store: ModelStore, tmp_path: Path, subject_png: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -204,6 +204,7 @@ class MattingPage(ImagesMixin, OutputMixin, LongJobsMixin, LiveMixin, JobsMixin,
             "per model in the background (half a minute to two minutes) and used only if its masks match "
             "the model's."
         )
+        self.int8_copy.setChecked(self.options.int8)  # on unless SNOWAI_INT8_COPIES=0
         self.int8_copy.toggled.connect(self._on_int8)
         manage = push_button("Manage models…", "models", tip="Download a model or import your own")
         manage.clicked.connect(self.open_model_manager)
