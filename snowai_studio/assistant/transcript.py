@@ -303,14 +303,12 @@ class ChatView(QScrollArea):
     # ---- reading it back (tests, copy) ------------------------------------------------------------------
     def bubbles(self) -> list[ChatBubble]:
         """Every bubble, top to bottom."""
-        by_row = {id(b.row): b for b in self._all_bubbles()}
-        out = []
-        for i in range(self._column.count()):
-            widget = self._column.itemAt(i).widget()
-            bubble = by_row.get(id(widget)) if widget is not None else None
-            if bubble is not None:
-                out.append(bubble)
-        return out
+        # Ordered by each row's place in the column (QLayout.indexOf). Not by walking the column's
+        # items: a QLayoutItem is no QObject, so when a removed row's item is deleted its Python
+        # wrapper is not told, and a new Qt object made at the same address was later handed out as
+        # that stale wrapper (a scroll bar came back as a QWidgetItem).
+        placed = [(self._column.indexOf(b.row), n, b) for n, b in enumerate(self._all_bubbles())]
+        return [b for index, _n, b in sorted(placed, key=lambda p: (p[0], p[1])) if index >= 0]
 
     def _all_bubbles(self) -> list[ChatBubble]:
         return list(self._bubbles)
