@@ -51,14 +51,14 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the way copies are made or checked changes: older copies are then made again.
-RECIPE = 2
+RECIPE = 4
 FOLDER = "matting-int8"
 MIN_SIDE = 320
 #: The IoU at 0.5 a copy's mask must reach against the model's own on each check picture...
 EQUAL_IOU = 0.99
 #: ...unless one level of noise in the picture moves the model's own mask further: then the copy's
 #: mask may be at most this many times as far from the model's (1 - IoU), and IoU at least MIN_IOU.
-NOISE_FACTOR = 2.0
+NOISE_FACTOR = 1.5
 MIN_IOU = 0.5
 MIN_SPEEDUP = 1.25
 #: How much of the model's convolution work is tried in 8 bits, heaviest convolutions first: the
