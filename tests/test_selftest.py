@@ -230,3 +230,13 @@ def test_insightface_check_runs_when_its_models_are_installed(tmp_path: Path) ->
     (check,) = report.checks
     assert check.status == selftest.PASS, check.message
     assert check.timings.keys() >= {"load", "detect", "swap"}
+
+
+def test_whisper_may_mishear_one_word_of_the_phrase() -> None:
+    """One misheard word passes (with a note; the language model is then asked the phrase itself), two fail."""
+    assert selftest.missed_words(selftest.PHRASE, "What is the capital of France?") == []
+    assert selftest.missed_words(selftest.PHRASE, "what is the CAPITAL of france") == []
+    assert selftest.missed_words(selftest.PHRASE, "What is the capital of friends?") == ["france"]
+    assert selftest.missed_words(selftest.PHRASE, "What is the capital of friends, then?") == ["france"]
+    assert selftest.missed_words(selftest.PHRASE, "What was the capitol of France?") == ["is", "capital"]
+    assert selftest.missed_words(selftest.PHRASE, "") == ["what", "is", "the", "capital", "of", "france"]

@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -50,9 +51,12 @@ log = logging.getLogger(__name__)
 __all__ = ["CHECKS", "CheckResult", "Report", "format_report", "main", "run_self_test"]
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
-#: The question the Piper voice speaks, and the words Whisper must hear in it.
+#: The question the Piper voice speaks; Whisper must hear all its words but one at most.
 PHRASE = "What is the capital of France?"
-PHRASE_WORDS = ("capital", "france")
+#: The Whisper check's beam: a wider search than the assistant's live one (speed is not the point here), so
+#: that one take of the phrase decides less (greedy Whisper base heard "capital of friends" in 2 of 24 takes
+#: with faint noise added, a beam of five in none).
+CHECK_BEAM = 5
 #: The voice changer's shift (semitones) and the tone it shifts (Hz).
 SHIFT_SEMITONES = 4.0
 TONE_HZ = 140.0
@@ -258,13 +262,17 @@ def build_test_matting_model(path: Path, size: int = 320, *, deep: bool = False)
         for i in range(2):
             data = (rng.standard_normal((16, cin, 3, 3)) * (2.0 / (cin * 9)) ** 0.5).astype(np.float32)
             inits.append(helper.make_tensor(f"cw{i}", TensorProto.FLOAT, data.shape, data.flatten()))
-            nodes += [helper.make_node("Conv", [x, f"cw{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
-                      helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+            nodes += [
+                helper.make_node("Conv", [x, f"cw{i}"], [f"c{i}"], pads=[1, 1, 1, 1]),
+                helper.make_node("Relu", [f"c{i}"], [f"r{i}"]),
+            ]
             x, cin = f"r{i}", 16
         out = np.full((1, 16, 1, 1), 1e-4, np.float32)
         inits.append(helper.make_tensor("cwo", TensorProto.FLOAT, out.shape, out.flatten()))
-        nodes += [helper.make_node("Conv", [x, "cwo"], ["branch"]),
-                  helper.make_node("Add", ["logits", "branch"], ["summed"])]
+        nodes += [
+            helper.make_node("Conv", [x, "cwo"], ["branch"]),
+            helper.make_node("Add", ["logits", "branch"], ["summed"]),
+        ]
     nodes.append(helper.make_node("Sigmoid", ["summed" if deep else "logits"], ["d0"]))
     graph = helper.make_graph(
         nodes,
@@ -372,6 +380,7 @@ def check_piper(ctx: _Context) -> str:
 
     with ctx.timed("load"):
         voice = PiperTTS(store=ctx.store, device="cpu")
+    voice.varied = False  # the same sound on every run, so that the checks after it hear the same phrase
     with ctx.timed("speak"):
         audio = render(voice, PHRASE)
     seconds = len(audio) / voice.sample_rate
@@ -402,6 +411,16 @@ def check_vad(ctx: _Context) -> str:
     return f"speech found {start * 1000:+.0f} ms from where it starts ({len(voiced)} of {len(probs)} frames voiced)."
 
 
+def missed_words(said: str, heard: str) -> list[str]:
+    """The words of ``said`` that ``heard`` lacks (case and punctuation aside)."""
+
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9']+", text.lower())
+
+    got = set(words(heard))
+    return [word for word in words(said) if word not in got]
+
+
 def check_whisper(ctx: _Context) -> str:
     from workers.assistant.asr import Transcriber
 
@@ -410,13 +429,16 @@ def check_whisper(ctx: _Context) -> str:
     if speech is None:
         speech = _to_16k(audio, rate)
     with ctx.timed("load"):
-        transcriber = Transcriber(store=ctx.store, warmup=False)
+        transcriber = Transcriber(store=ctx.store, warmup=False, beam_size=CHECK_BEAM)
     with ctx.timed("run"):
         text = transcriber.transcribe(np.concatenate([np.zeros(4000, np.float32), speech])).text.strip()
-    heard = text.lower()
-    if not all(word in heard for word in PHRASE_WORDS):
+    missed = missed_words(PHRASE, text)
+    if len(missed) > 1:
         raise CheckFailed(f"Whisper heard {text!r} instead of {PHRASE!r}.")
-    ctx.values["heard"] = text
+    if missed:
+        ctx.note = f"One word was misheard ({missed[0]!r}); the language model is asked the phrase itself."
+    else:
+        ctx.values["heard"] = text
     return f"{transcriber.name} on {transcriber.device} ({transcriber.compute_type}) heard {text!r}."
 
 
