@@ -40,7 +40,7 @@ def test_sample_photos_calibrate_and_check_apart(photos: dict[str, np.ndarray]) 
     for picture in calibrate + check:
         assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
     # The crops are other pictures than the calibration ones, not the same shape.
-    assert {p.shape for p in check[len(int8.CHECK_PHOTOS):]}.isdisjoint({p.shape for p in calibrate})
+    assert {p.shape for p in check[len(int8.CHECK_PHOTOS) :]}.isdisjoint({p.shape for p in calibrate})
 
 
 def test_a_copy_that_holds_is_written_with_its_verdict(tmp_path: Path, large_model: Path, photos) -> None:
@@ -122,9 +122,11 @@ def test_float16_models_are_refused_in_a_sentence(tmp_path: Path, photos) -> Non
 
     weight = helper.make_tensor("w16", TensorProto.FLOAT16, (1, 3, 1, 1), np.ones(3, np.float16).view(np.uint16))
     graph = helper.make_graph(
-        [helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT),
-         helper.make_node("Conv", ["input", "w"], ["logits"]),
-         helper.make_node("Sigmoid", ["logits"], ["mask"])],
+        [
+            helper.make_node("Cast", ["w16"], ["w"], to=TensorProto.FLOAT),
+            helper.make_node("Conv", ["input", "w"], ["logits"]),
+            helper.make_node("Sigmoid", ["logits"], ["mask"]),
+        ],
         "half",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])],
         [helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 512, 512])],
@@ -311,3 +313,52 @@ def test_copies_are_made_at_low_priority() -> None:
     thread.start()
     thread.join()
     assert seen["nice"] > os.getpriority(os.PRIO_PROCESS, 0)
+
+
+EXIT_WHILE_COPYING = """
+import sys, threading
+from pathlib import Path
+
+import onnxruntime
+
+from workers.matting.engine import MattingEngine
+from workers.matting.options import MattingOptions
+from workers.models.store import ModelStore
+
+inside = threading.Event()
+run = onnxruntime.InferenceSession.run
+
+
+def watched_run(self, *args, **kwargs):
+    if threading.current_thread().name == "matting-int8":
+        inside.set()  # the copy's thread is about to run a model in onnxruntime
+    return run(self, *args, **kwargs)
+
+
+onnxruntime.InferenceSession.run = watched_run
+engine = MattingEngine(ModelStore(Path(sys.argv[1])), MattingOptions(int8=True))
+engine.load()
+assert inside.wait(300), "the copy never ran the model"
+print("leaving while the copy is made", flush=True)
+"""
+
+
+def test_leaving_while_a_copy_is_made_ends_the_process_cleanly(tmp_path: Path) -> None:
+    """The copy's thread stops at its next picture when the program ends; a daemon thread ended by the
+    interpreter inside onnxruntime aborted the process ("terminate called without an active exception")."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, INT8_ENV: "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_WHILE_COPYING, str(tmp_path / "models")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "leaving while the copy is made" in done.stdout
+    assert "terminate called" not in done.stderr
+    assert not list((tmp_path / "models").rglob("*.json.tmp"))

@@ -318,6 +318,7 @@ def check_matting(ctx: _Context) -> str:
             "No matting model is installed (u2netp comes with setup: run scripts/setup.sh or "
             "snowai-studio models download rembg-u2netp); a tiny test model proved onnxruntime and the engine."
         )
+    options.int8 = False  # the model itself; its 8-bit copy has a check of its own (below)
     engine = MattingEngine(ctx.store, options)
     image, truth = _subject()
     with ctx.timed("load"):

@@ -130,8 +130,14 @@ def sample_photos() -> dict[str, np.ndarray]:
     from skimage import data
 
     left, right, _ = data.stereo_motorcycle()
-    rgb = {"astronaut": data.astronaut(), "chelsea": data.chelsea(), "coffee": data.coffee(),
-           "rocket": data.rocket(), "motorcycle left": left, "motorcycle right": right}
+    rgb = {
+        "astronaut": data.astronaut(),
+        "chelsea": data.chelsea(),
+        "coffee": data.coffee(),
+        "rocket": data.rocket(),
+        "motorcycle left": left,
+        "motorcycle right": right,
+    }
     return {name: np.ascontiguousarray(np.asarray(image)[..., 2::-1]) for name, image in rgb.items()}
 
 
@@ -191,16 +197,28 @@ def _session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def _run_all(session: Any, blobs: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
-    """Soft masks of every blob and the median milliseconds of a run (each blob run once more, timed)."""
+def _run_all(
+    session: Any, blobs: list[np.ndarray], cancelled: Callable[[], bool] = lambda: False
+) -> tuple[list[np.ndarray], float]:
+    """Soft masks of every blob and the median milliseconds of a run (each blob run once more, timed);
+    InterruptedError as soon as ``cancelled()`` between two runs."""
     name = session.get_inputs()[0].name
-    masks = [_soft(session.run(None, {name: blob})[0]) for blob in blobs]
+    masks = []
+    for blob in blobs:
+        _stop_if(cancelled)
+        masks.append(_soft(session.run(None, {name: blob})[0]))
     times = []
     for blob in blobs:
+        _stop_if(cancelled)
         started = time.perf_counter()
         session.run(None, {name: blob})
         times.append((time.perf_counter() - started) * 1000)
     return masks, statistics.median(times)
+
+
+def _stop_if(cancelled: Callable[[], bool]) -> None:
+    if cancelled():
+        raise InterruptedError
 
 
 def build_copy(
@@ -221,7 +239,10 @@ def build_copy(
     dest.parent.mkdir(parents=True, exist_ok=True)
     calibrate, check = calibration_and_check(photos or sample_photos())
     speedup = MIN_SPEEDUP if min_speedup is None else min_speedup
-    verdict = _build(model, dest, prepare, calibrate, check, threads, cancelled, speedup)
+    try:
+        verdict = _build(model, dest, prepare, calibrate, check, threads, cancelled, speedup)
+    except InterruptedError:
+        verdict = Verdict(False, "cancelled")
     verdict.build_s = round(time.perf_counter() - started, 1)
     if not verdict.used:
         with contextlib.suppress(OSError):
@@ -324,8 +345,8 @@ def _build(
     reference = _session(model, threads)
     input_name = reference.get_inputs()[0].name
     blobs = [prepare(p) for p in check]
-    float_masks, float_ms = _run_all(reference, blobs)
-    noise_masks = [_soft(reference.run(None, {input_name: prepare(_noisy(p, i))})[0]) for i, p in enumerate(check)]
+    float_masks, float_ms = _run_all(reference, blobs, cancelled)
+    noise_masks = _run_all(reference, [prepare(_noisy(p, i)) for i, p in enumerate(check)], cancelled)[0]
     required = required_ious(float_masks, noise_masks)
     del reference
     if cancelled():
@@ -374,13 +395,23 @@ def _build(
                 return Verdict(False, "cancelled")
             if cancelled():
                 return Verdict(False, "cancelled")
-            int8_masks, int8_ms = _run_all(_session(quantized, threads), blobs)
+            int8_masks, int8_ms = _run_all(_session(quantized, threads), blobs, cancelled)
             ious = [round(mask_iou(a > 0.5, b > 0.5), 4) for a, b in zip(float_masks, int8_masks, strict=True)]
             diffs = [float(np.abs(a - b).mean()) for a, b in zip(float_masks, int8_masks, strict=True)]
             verdict = Verdict(
-                False, "", round(statistics.fmean(ious), 4), min(ious), round(float_ms, 1), round(int8_ms, 1),
-                alpha_diff_mean=round(statistics.fmean(diffs), 4), alpha_diff_max=round(max(diffs), 4),
-                share=share, tries=verdict.tries + 1, ious=ious, required=required, steps=steps,
+                False,
+                "",
+                round(statistics.fmean(ious), 4),
+                min(ious),
+                round(float_ms, 1),
+                round(int8_ms, 1),
+                alpha_diff_mean=round(statistics.fmean(diffs), 4),
+                alpha_diff_max=round(max(diffs), 4),
+                share=share,
+                tries=verdict.tries + 1,
+                ious=ious,
+                required=required,
+                steps=steps,
             )
             steps.append({"share": share, "int8_ms": verdict.int8_ms, "ious": ious})
             if any(iou < need for iou, need in zip(ious, required, strict=True)):
@@ -510,9 +541,10 @@ class Copies:
         with self._lock:
             if self._closed or name in self._ready or name in self._jobs:
                 return
-            job = threading.Thread(
-                target=self._make, args=(model, prepare, threads), name="matting-int8", daemon=True
-            )
+            # Not a daemon: one ended by the interpreter's exit inside onnxruntime aborts the process
+            # ("terminate called without an active exception"). The copy stops at its next picture
+            # once the main thread ends (or close() is called), and the exit waits for that.
+            job = threading.Thread(target=self._make, args=(model, prepare, threads), name="matting-int8")
             self._jobs[name] = job
         job.start()
 
@@ -529,7 +561,7 @@ class Copies:
             verdict = read_verdict(verdict_path)
             if verdict is None or (verdict.used and not path.is_file()):
                 verdict = build_copy(
-                    model, path, prepare, threads=threads, cancelled=lambda: self._closed, min_speedup=self.min_speedup
+                    model, path, prepare, threads=threads, cancelled=self._stopping, min_speedup=self.min_speedup
                 )
             if verdict.reason != "cancelled":
                 self._remember(stamp, key)
@@ -541,6 +573,9 @@ class Copies:
             self._ready[name] = copy
             self._verdicts[name] = verdict
             self._jobs.pop(name, None)
+
+    def _stopping(self) -> bool:
+        return self._closed or not threading.main_thread().is_alive()
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the copies being made (tests and benchmarks)."""
