@@ -15,10 +15,14 @@ from workers.assistant.vad import Endpointer, SileroVAD
 from workers.errors import UserError
 
 RATE = 16000
-#: Questions whose end the model hears as finished, and whose middle (a gap between two words) as
-#: unfinished, with a clear margin (the shipped voice, the same take every run). It is not right
-#: about every question: benchmarks/turn_taking.py measures how often.
-FINISHED = ("Which planet is the largest in our solar system?", "Could you set a timer for ten minutes?")
+#: A question whose end the model hears as finished, and whose middle (the quietest gap between two
+#: words, 45-70% in) as unfinished, with a clear margin on every take: the deterministic one, and five
+#: with Piper's random timing and timbre, gave 0.81-0.98 at the end and 0.02-0.06 in the middle. A
+#: take's sound differs a little between CPUs (AVX2 or AVX-512 kernels), so a question that passes on
+#: one take only is no test: "Could you set a timer for ten minutes?", cut after "timer", read 0.44-0.95
+#: (that part is a finished request). The model is not right about every question: benchmarks/
+#: turn_taking.py measures how often.
+FINISHED = ("Which planet is the largest in our solar system?",)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from matting_fixtures import build_u2net_like, iou, subject_image
+from PySide6.QtCore import Qt
 
 from workers.base import Worker
 from workers.matting.compose import Background
@@ -73,6 +74,20 @@ def collect(worker: MattingWorker) -> list[StreamResult]:
 
     worker.result_ready.connect(take)
     return results
+
+
+def every_seq(worker: MattingWorker) -> list[int]:
+    """The frame number of every stream result, in order: each is taken from the mailbox on the
+    worker's thread as it is posted, so none is replaced by a newer one first."""
+    seqs: list[int] = []
+
+    def take() -> None:
+        result = worker.take_result()
+        if result is not None:
+            seqs.append(result.seq)
+
+    worker.result_ready.connect(take, Qt.ConnectionType.DirectConnection)
+    return seqs
 
 
 class SlowEngine:
@@ -273,6 +288,7 @@ def test_recording_the_composited_stream(qtbot: Any, workers: list, store, brigh
     matting = MattingWorker(store, MattingOptions(model=bright))
     matting.set_param("background", GREEN)
     saved = watch(matting.recording_saved)
+    seqs = every_seq(matting)
     total = 20
     path = tmp_path / "out" / "live.mp4"
     matting.start_recording(path)
@@ -290,7 +306,10 @@ def test_recording_the_composited_stream(qtbot: Any, workers: list, store, brigh
     with av.open(str(path)) as c:
         first = next(iter(c.decode(video=0))).to_ndarray(format="bgr24")
         assert c.streams.video[0].codec_context.name == "h264"
-    dark, _ = regions(pattern_frame(0))
+    assert len(seqs) == matting.processed
+    # The first frame recorded is the first one processed (frames that came while the worker was busy
+    # were dropped as stale, so it need not be the camera's first).
+    dark, _ = regions(pattern_frame(seqs[0]))
     assert np.abs(first[dark].astype(int) - (0, 255, 0)).mean() < 20  # the composited frames were recorded
     assert [p.name for p in path.parent.iterdir()] == ["live.mp4"]
     assert matting.stop_recording() is None
