@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from model_server import FileServer
+from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop
+from pytestqt.qtbot import QtBot
 
 # Offscreen unless a test opts into a real X server (see tests/test_window_xvfb.py).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _wait(self: QtBot, ms: int) -> None:
+    """``qtbot.wait`` (and so ``waitUntil``, which calls it every 10 ms) without a timer connected and
+    disconnected on each call, as Qt's own QTest::qWait does it. A disconnect() on this thread holds a
+    Qt connection lock while PySide waits for the GIL; a worker thread that holds the GIL and wants the
+    same lock (a queued signal, a connect) then hangs both threads for good, and waitUntil never returns."""
+    deadline = time.monotonic() + max(0, ms) / 1000
+    while True:
+        remaining = deadline - time.monotonic()
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, max(0, int(remaining * 1000)))
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        time.sleep(min(0.005, remaining))
+
+
+QtBot.wait = _wait  # type: ignore[method-assign]
 
 
 @pytest.fixture(autouse=True)

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from workers.engine import Engine
 from workers.errors import Cancelled, UserError, describe_exception
@@ -178,7 +178,7 @@ class Worker(QObject):
     _submit_requested = Signal(int, int, object)
     _wake_requested = Signal()
     _param_requested = Signal(str, object)
-    _stop_requested = Signal()
+    _loop_requested = Signal()
 
     #: Shown in messages ("Camera: the device is busy.").
     name: ClassVar[str] = "Worker"
@@ -226,7 +226,11 @@ class Worker(QObject):
         self._submit_requested.connect(self._run_job)
         self._wake_requested.connect(self._drain)
         self._param_requested.connect(self._apply_param)
-        self._stop_requested.connect(self._shutdown)
+        # Every connection is made here, on the thread that makes the worker, never on the worker's own
+        # thread: PySide holds the GIL while Qt's connect() takes a lock that a disconnect() on the UI
+        # thread holds while it waits for the GIL (to ask Python for a disconnectNotify override), so a
+        # connect() on a worker thread can hang both threads for good.
+        self._loop_requested.connect(self._loop_step, Qt.ConnectionType.QueuedConnection)
 
     # ---- overridables (run on the worker's thread) -------------------------------------------
     def load(self) -> None:
@@ -277,6 +281,12 @@ class Worker(QObject):
         thread = QThread()
         thread.setObjectName(self.name)
         self._thread = thread
+        watches = type(self).watched_files is not Worker.watched_files
+        if watches and self.watch_interval > 0 and self._watch_timer is None:
+            timer = QTimer(self)  # a child: it moves to the worker's thread with the worker
+            timer.setInterval(max(50, int(self.watch_interval * 1000)))
+            timer.timeout.connect(self._watch_tick)
+            self._watch_timer = timer
         self.moveToThread(thread)
         thread.started.connect(self._on_started)
         with _live_lock:
@@ -299,7 +309,9 @@ class Worker(QObject):
         except Exception as exc:  # waking a device must never keep the window from closing
             log.debug("%s: interrupt failed: %s", self.name, exc)
         if thread.isRunning():
-            self._stop_requested.emit()
+            # Posted as a call, not emitted: it reaches the worker even when its signals are blocked
+            # (an owner that stops listening to a worker blocks them instead of disconnecting).
+            QMetaObject.invokeMethod(self, "_shutdown", Qt.ConnectionType.QueuedConnection)
             finished = thread.wait(timeout_ms)
         else:
             finished = True
@@ -416,7 +428,7 @@ class Worker(QObject):
         if len(self._queue):
             self._request_wake()
         if self._looping:
-            QTimer.singleShot(0, self._loop_step)
+            self._loop_requested.emit()
 
     @Slot()
     def _loop_step(self) -> None:
@@ -434,7 +446,7 @@ class Worker(QObject):
             more = False
         self._maybe_emit_stats()
         if more and not self._stopping:
-            QTimer.singleShot(0, self._loop_step)
+            self._loop_requested.emit()
         elif not self._stopping:
             self._set_state("ended")
 
@@ -557,13 +569,13 @@ class Worker(QObject):
 
     def _start_watch(self) -> None:
         self.remember_model_files()
-        watches = type(self).watched_files is not Worker.watched_files
-        if watches and self.watch_interval > 0 and self._watch_timer is None:
-            timer = QTimer(self)
-            timer.setInterval(max(50, int(self.watch_interval * 1000)))
-            timer.timeout.connect(lambda: self.check_model_files())
+        timer = self._watch_timer
+        if timer is not None and not timer.isActive():
             timer.start()
-            self._watch_timer = timer
+
+    @Slot()
+    def _watch_tick(self) -> None:
+        self.check_model_files()
 
     def remember_model_files(self) -> None:
         """Take the current state of :meth:`watched_files` as the loaded one (after a load)."""
@@ -661,7 +673,6 @@ class Worker(QObject):
     def _shutdown(self) -> None:
         if self._watch_timer is not None:
             self._watch_timer.stop()
-            self._watch_timer = None
         try:
             self.unload()
         except BaseException as exc:

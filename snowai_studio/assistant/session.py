@@ -8,7 +8,6 @@ The session only keeps the worker's life cycle; the page shows what it reports t
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -200,10 +199,11 @@ class AssistantSession(QObject):
             self._conversation = worker.conversation
         except Exception:
             self._conversation = None
-        for signal in (worker.event, worker.loaded, worker.ready, worker.progress, worker.error, worker.warning,
-                       worker.stream_halted, worker.state_changed):
-            with contextlib.suppress(RuntimeError, TypeError):
-                signal.disconnect()
+        # Nothing more from the old worker reaches the session. Its signals are blocked rather than
+        # disconnected: a disconnect() here, while the worker's thread emits, can hang both threads for
+        # good (Qt holds a connection lock while PySide waits for the GIL, which the emitting thread holds
+        # while it waits for that lock).
+        worker.blockSignals(True)
         if not worker.stop(wait_ms):
             self._retired.append(worker)
 

@@ -315,7 +315,10 @@ class VoiceConversionWorker(Worker):
         self._sink: Any = None
         self._stats_lock = threading.Lock()
         self._last_stats: dict[str, Any] = {}
-        self._watch: QTimer | None = None
+        # Made and connected here, not on the worker's thread (see Worker.__init__); it moves there with us.
+        self._watch = QTimer(self)
+        self._watch.setInterval(200)
+        self._watch.timeout.connect(self._check_session)
         self._running = False
         self._realtime_requested.connect(self._start_realtime_here)
         self._realtime_stop_requested.connect(self._stop_realtime_here)
@@ -526,10 +529,6 @@ class VoiceConversionWorker(Worker):
             self.realtime_changed.emit(False, _strip(message, f"{self.name} could not start"), "error")
             return
         self._running = True
-        if self._watch is None:
-            self._watch = QTimer(self)
-            self._watch.setInterval(200)
-            self._watch.timeout.connect(self._check_session)
         self._watch.start()
         rate = int(getattr(self._source, "samplerate", 0) or 0)
         self.realtime_changed.emit(
@@ -627,8 +626,7 @@ class VoiceConversionWorker(Worker):
             self.realtime_changed.emit(False, text, level)
 
     def _close_session(self) -> None:
-        if self._watch is not None:
-            self._watch.stop()
+        self._watch.stop()
         session, self._session = self._session, None
         source, self._source = self._source, None
         sink, self._sink = self._sink, None
