@@ -290,3 +290,49 @@ def test_many_signal_emissions_do_not_corrupt_the_interpreter(qtbot) -> None:
         w.progress.emit(1, 2)
     after = sys.getrefcount(None), sys.getrefcount(True)
     assert after[0] >= before[0] - 100 and after[1] >= before[1] - 100
+
+
+def test_a_worker_whose_signals_are_blocked_still_stops(qtbot, started) -> None:
+    """An owner that stops listening to a worker blocks its signals (a disconnect while the worker's
+    thread emits can hang both threads); stop() reaches the worker all the same."""
+    worker = started(Doubler())
+    qtbot.waitUntil(lambda: worker.state == "ready", timeout=5000)
+    states: list[str] = []
+    worker.state_changed.connect(states.append)
+    worker.blockSignals(True)
+    assert worker.stop(5000)
+    assert worker.state == "stopped" and not worker.thread_running
+    qtbot.wait(50)
+    assert states == []  # nothing reached the owner
+
+
+class Watching(Doubler):
+    name = "Watching"
+    watch_interval = 0.05
+
+    def __init__(self, path) -> None:
+        super().__init__()
+        self.path = path
+        self.checks = 0
+
+    def watched_files(self):
+        return [self.path]
+
+    def check_model_files(self, force: bool = False) -> bool:
+        self.checks += 1
+        return super().check_model_files(force)
+
+
+def test_the_model_file_watch_is_connected_before_the_thread_starts(qtbot, started, tmp_path) -> None:
+    """The watch timer is made and connected on the thread that starts the worker and moves with it;
+    on the worker's thread it is only started (no connect() there: see Worker.__init__)."""
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"x")
+    worker = Watching(model)
+    main = QThread.currentThread()
+    assert worker._watch_timer is None
+    started(worker)
+    timer = worker._watch_timer
+    assert timer is not None and timer.thread() is not main
+    qtbot.waitUntil(lambda: worker.checks >= 2, timeout=10000)
+    assert worker.loaded_on is timer.thread()
