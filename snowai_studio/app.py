@@ -80,6 +80,7 @@ def run_gui(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from snowai_studio import theme
+    from snowai_studio.main_window import CLOSE_GRACE_MS
     from workers import base, paths
 
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
@@ -96,7 +97,7 @@ def run_gui(argv: list[str] | None = None) -> int:
     _close_on_signals(app)
     log.info("SnowAI Studio started (log: %s)", log_path)
     code = app.exec()
-    stuck = base.shutdown_all()
+    stuck = base.shutdown_all(grace_ms=CLOSE_GRACE_MS)
     window.notifications.uninstall_hooks()
     if stuck:
         # A worker still inside a model load or a driver call cannot be joined; letting the interpreter

@@ -520,10 +520,17 @@ class MainWindow(QMainWindow):
                 if callable(shutdown):
                     shutdown()
             self.local_api.stop()
-            stuck = base.shutdown_all()
+            stuck = base.shutdown_all(grace_ms=CLOSE_GRACE_MS)
             if stuck:
                 log.warning("These workers did not stop in time: %s", ", ".join(stuck))
         event.accept()
+
+
+#: How long closing waits for a worker busy in a call that cannot be cancelled (a start-up probe importing
+#: torch from a cold disk) once it missed its 3 s to stop. The window is gone by then; a worker still
+#: busy after this is left running and the process ends without tearing its thread down
+#: (snowai_studio/app.py), so nothing aborts and settings are already saved.
+CLOSE_GRACE_MS = 5000
 
 
 def _parse_sections(text: str) -> dict[str, bool]:
