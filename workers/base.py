@@ -53,36 +53,14 @@ from workers.errors import Cancelled, UserError, describe_exception
 from workers.files import disk_full_sentence, is_disk_full
 from workers.media.openmp import release_openmp_threads
 from workers.queues import DropOldestQueue, LatestValue, StreamItem, StreamResult
+from workers.stage_timer import StageTimer
+from workers.thread_state import ThreadStateHold
 
 log = logging.getLogger(__name__)
 
 _job_ids = itertools.count(1)
 _live: list[Worker] = []
 _live_lock = threading.Lock()
-
-
-class _ThreadStateHold:
-    """Keeps the worker thread's Python thread state alive from start to stop.
-
-    Qt enters Python for each slot call with a thread state made for that call and dropped after
-    it. Native extensions that remember the thread state they first ran on (dlib does) then crash
-    when a model loaded in one slot is used in the next; one reference held for the thread's whole
-    life keeps the state, and ``threading.current_thread()``, the same for every slot.
-    """
-
-    def __init__(self) -> None:
-        import ctypes
-
-        self._api = ctypes.pythonapi
-        self._api.PyGILState_Ensure.restype = ctypes.c_int
-        self._api.PyGILState_Release.argtypes = [ctypes.c_int]
-        self._state: int | None = int(self._api.PyGILState_Ensure())
-        self._thread = threading.get_ident()
-
-    def release(self) -> None:
-        if self._state is not None and threading.get_ident() == self._thread:
-            self._api.PyGILState_Release(self._state)
-        self._state = None
 
 
 class JobContext:
@@ -123,37 +101,6 @@ class JobContext:
             if left <= 0:
                 return
             time.sleep(min(left, 0.01))
-
-
-class StageTimer:
-    """Collects per-stage milliseconds and items per second for the ``stats`` signal."""
-
-    def __init__(self, window: int = 30) -> None:
-        self._stamps: deque[float] = deque(maxlen=window)
-        self._stages: dict[str, deque[float]] = {}
-        self._latency: deque[float] = deque(maxlen=window)
-        self._window = window
-
-    def add_stage(self, name: str, ms: float) -> None:
-        self._stages.setdefault(name, deque(maxlen=self._window)).append(ms)
-
-    def add_item(self, latency_ms: float | None = None) -> None:
-        self._stamps.append(time.monotonic())
-        if latency_ms is not None:
-            self._latency.append(latency_ms)
-
-    def snapshot(self) -> dict[str, Any]:
-        fps = 0.0
-        if len(self._stamps) >= 2:
-            span = self._stamps[-1] - self._stamps[0]
-            fps = (len(self._stamps) - 1) / span if span > 0 else 0.0
-        out: dict[str, Any] = {
-            "fps": round(fps, 2),
-            "stages_ms": {k: round(sum(v) / len(v), 2) for k, v in self._stages.items() if v},
-        }
-        if self._latency:
-            out["latency_ms"] = round(sum(self._latency) / len(self._latency), 2)
-        return out
 
 
 class Worker(QObject):
@@ -206,7 +153,7 @@ class Worker(QObject):
         self.latest: LatestValue[Any] = LatestValue()
         self._queue: DropOldestQueue[StreamItem] = DropOldestQueue(self.queue_size)
         self._thread: QThread | None = None
-        self._thread_state: _ThreadStateHold | None = None
+        self._thread_state: ThreadStateHold | None = None
         self._cancel_generation = 0
         self._stopping = False
         self._load_error: str | None = None
@@ -226,10 +173,8 @@ class Worker(QObject):
         self._submit_requested.connect(self._run_job)
         self._wake_requested.connect(self._drain)
         self._param_requested.connect(self._apply_param)
-        # Every connection is made here, on the thread that makes the worker, never on the worker's own
-        # thread: PySide holds the GIL while Qt's connect() takes a lock that a disconnect() on the UI
-        # thread holds while it waits for the GIL (to ask Python for a disconnectNotify override), so a
-        # connect() on a worker thread can hang both threads for good.
+        # Every connection is made here, never on the worker's thread: a connect() there (GIL held, waiting for
+        # Qt's lock) and a disconnect() on the UI thread (lock held, waiting for the GIL) hang both for good.
         self._loop_requested.connect(self._loop_step, Qt.ConnectionType.QueuedConnection)
 
     # ---- overridables (run on the worker's thread) -------------------------------------------
@@ -309,8 +254,7 @@ class Worker(QObject):
         except Exception as exc:  # waking a device must never keep the window from closing
             log.debug("%s: interrupt failed: %s", self.name, exc)
         if thread.isRunning():
-            # Posted as a call, not emitted: it reaches the worker even when its signals are blocked
-            # (an owner that stops listening to a worker blocks them instead of disconnecting).
+            # A posted call, not a signal: it reaches a worker whose owner blocked its signals.
             QMetaObject.invokeMethod(self, "_shutdown", Qt.ConnectionType.QueuedConnection)
             finished = thread.wait(timeout_ms)
         else:
@@ -408,7 +352,7 @@ class Worker(QObject):
 
     @Slot()
     def _on_started(self) -> None:
-        self._thread_state = _ThreadStateHold()
+        self._thread_state = ThreadStateHold()
         threading.current_thread().name = self.name  # readable thread names in the log
         self._set_state("loading")
         try:
