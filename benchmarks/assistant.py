@@ -18,7 +18,10 @@ Reported, per question and as medians:
   silence wait, ASR, the language model up to the first sentence, the voice up to the first audio);
 - the anchor: when the language model runs on the studio's lean forward pass, each question is asked
   again right after with the same model through transformers' own forward pass (``anchor_*`` in the
-  summary; ``--no-anchor`` skips it).
+  summary; ``--no-anchor`` skips it);
+- the output head: greedy decoding with the whole float16 head and with the 4-bit shortlist scored by
+  each kernel (torch's int4, ONNX Runtime's MatMulNBits), in turn on the same prompts: milliseconds a
+  token and answers equal to the whole head's (``head_kernels``; ``--no-head-kernels`` skips it).
 
 Target on a 2-core CPU: first audio within 0.6 s of the end of a one-sentence question (median),
 without cutting off questions spoken with a pause in the middle (``false_cutoffs``: Smart Turn with
@@ -28,6 +31,7 @@ the words' check, as the pipeline runs; ``false_cutoffs_voice_only``: Smart Turn
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import threading
@@ -189,6 +193,55 @@ def false_cutoffs(
     return with_words, voice_only
 
 
+def head_kernels(components: Any, options: AssistantOptions, questions: list[str]) -> dict[str, Any] | None:
+    """Greedy decoding with each way of picking a token from Gemma's output head, turn about on the
+    same prompts: the whole float16 head, and the 4-bit shortlist scored by each kernel
+    (workers/assistant/short_head.py). Median milliseconds per token after the first, and whether the
+    answers equal the whole head's; None when the language model has no float16 head."""
+    from workers.assistant.conversation import Conversation
+    from workers.assistant.short_head import KERNELS, ShortlistHead
+
+    llm = components.llm
+    fast = getattr(llm, "_fast", None)
+    weight = getattr(getattr(fast, "head", None), "weight", None)
+    if weight is None or not hasattr(llm, "_short"):
+        return None
+    kept = llm._short
+    heads: dict[str, Any] = {"whole": None}
+    for kernel in KERNELS:
+        try:
+            heads[kernel] = ShortlistHead(weight, kernel)
+        except Exception as exc:  # a kernel this torch or onnxruntime lacks
+            print(f"the {kernel} 4-bit kernel is unavailable: {exc}", file=sys.stderr)
+    steps: dict[str, list[float]] = {name: [] for name in heads}
+    answers: dict[str, list[str]] = {name: [] for name in heads}
+    try:
+        for _round in range(2):
+            for q in questions:
+                conversation = Conversation(system_prompt=options.system_prompt)
+                conversation.new_turn(q, source="text")
+                messages = conversation.messages(budget=options.memory_tokens, count=llm.count_tokens)
+                for name, head in heads.items():
+                    llm._short = head
+                    stamps = []
+                    parts = []
+                    for delta in llm.stream(messages, max_new_tokens=options.max_new_tokens, temperature=0.0):
+                        stamps.append(time.perf_counter())
+                        parts.append(delta)
+                    steps[name] += [1000 * (b - a) for a, b in itertools.pairwise(stamps)]
+                    if _round == 0:
+                        answers[name].append("".join(parts))
+    finally:
+        llm._short = kept
+    out: dict[str, Any] = {}
+    for name in heads:
+        out[f"{name}_ms_per_token"] = median(steps[name])
+        out[f"{name}_same_answers"] = sum(a == b for a, b in zip(answers[name], answers["whole"], strict=True))
+    out["questions"] = len(questions)
+    out["default_kernel"] = getattr(kept, "kernel", None)
+    return out
+
+
 def table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
     def f(v: Any, fmt: str = "{:.0f}") -> str:
         return "–" if v is None else fmt.format(v)
@@ -225,10 +278,18 @@ def main() -> int:
         "--turn", choices=("learned", "silence"), default="learned", help="how a turn ends (default: learned)"
     )
     parser.add_argument(
-        "--no-anchor", dest="anchor", action="store_false",
+        "--no-anchor",
+        dest="anchor",
+        action="store_false",
         help="skip the anchor (the same model through transformers' own forward pass, question by question)",
     )
     parser.add_argument("--quick", action="store_true", help="4 questions (about 2 minutes here)")
+    parser.add_argument(
+        "--no-head-kernels",
+        dest="head_kernels",
+        action="store_false",
+        help="skip timing the output head's ways of picking a token (whole float16, each 4-bit kernel)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.questions = min(args.questions, 4)
@@ -300,11 +361,22 @@ def main() -> int:
             row["anchor_first_token_ms"] = got_anchor.get("timings", {}).get("first_token_ms")
             row["anchor_answer"] = got_anchor.get("answer", "")
         rows.append(row)
-        print(f"  {q!r} → heard {row['heard']!r}, said {row['answer'][:60]!r}, first audio {audio_ms} ms",
-              file=sys.stderr)
+        print(
+            f"  {q!r} → heard {row['heard']!r}, said {row['answer'][:60]!r}, first audio {audio_ms} ms", file=sys.stderr
+        )
 
-    keys = ("asr_rtf", "first_token_ms", "tokens_per_s", "tts_rtf", "tts_first_chunk_ms", "share_vad_ms",
-            "share_asr_ms", "share_llm_ms", "share_tts_ms", "first_audio_ms")
+    keys = (
+        "asr_rtf",
+        "first_token_ms",
+        "tokens_per_s",
+        "tts_rtf",
+        "tts_first_chunk_ms",
+        "share_vad_ms",
+        "share_asr_ms",
+        "share_llm_ms",
+        "share_tts_ms",
+        "first_audio_ms",
+    )
     summary = {k: median([r[k] for r in rows]) for k in keys}
     hits = [r["first_audio_ms"] for r in rows if r["first_audio_ms"] is not None]
     summary["max_first_audio_ms"] = max(hits) if hits else None
@@ -317,13 +389,17 @@ def main() -> int:
         summary["anchor_first_audio_max_ms"] = max(anchor_hits) if anchor_hits else None
         summary["anchor_first_token_median_ms"] = median([r.get("anchor_first_token_ms") for r in rows])
         summary["same_answers_as_anchor"] = sum(1 for r in rows if r["answer"] == r.get("anchor_answer"))
+    kernels = head_kernels(components, options, questions) if args.head_kernels else None
+    if kernels is not None:
+        summary["head_kernels"] = kernels
     summary["false_cutoffs"], summary["false_cutoffs_voice_only"] = false_cutoffs(components, options, list(QUESTIONS))
     summary["false_cutoff_questions"] = len(QUESTIONS)
     print(table(rows, summary))
     print(
         f"\nfirst audio within {TARGET_MS:.0f} ms of the end of speech: {summary['within_target']}/{len(rows)} "
         f"(median {summary['first_audio_ms']:.0f} ms, max {summary['max_first_audio_ms']:.0f} ms)"
-        if hits else "\nno first audio was measured"
+        if hits
+        else "\nno first audio was measured"
     )
     if anchor is not None and summary.get("anchor_first_audio_median_ms") is not None:
         print(
@@ -335,6 +411,16 @@ def main() -> int:
         f"false cut-offs (a {0.7:.1f} s pause mid-question): {summary['false_cutoffs']} of {len(QUESTIONS)} "
         f"(voice alone, without the words' check: {summary['false_cutoffs_voice_only']})"
     )
+    if kernels is not None:
+        names = [n[: -len("_ms_per_token")] for n in kernels if n.endswith("_ms_per_token")]
+        print(
+            "greedy step with the output head (ms a token, median; same answers as the whole head): "
+            + ", ".join(
+                f"{n} {kernels[n + '_ms_per_token']:.1f} ({kernels[n + '_same_answers']}/{kernels['questions']})"
+                for n in names
+            )
+            + f"; the pipeline used {kernels['default_kernel'] or 'the whole head'}"
+        )
     result = {
         "machine": machine(),
         "components": components.describe(),
