@@ -18,7 +18,10 @@ Policies: the fixed silence (300 ms, the setting's default, and 800 ms), learned
 (Smart Turn v3.2 asked once after 160 ms of silence; a turn it hears as unfinished ends after
 1.2 s), and learned detection with the words' check, as the assistant runs it (a turn Smart Turn
 calls finished whose transcript breaks off waits through the pause; here Whisper base transcribes
-the words on the spot, where the assistant has its early transcript by then). A synthetic voice cut
+the words on the spot, where the assistant has its early transcript by then), and with the language
+model's reading too, as the assistant runs it (the shipped Gemma's probability that the sentence ends
+where the transcript's words stop, their closing mark taken off; under ``TEXT_END_MIN`` the turn
+waits through the pause; the assistant reads it in the same pass that begins the answer). A synthetic voice cut
 between two words keeps its flowing prosody, unlike a person who hesitates, so the cut-offs counted
 here are a harsh test of the model.
 """
@@ -41,7 +44,7 @@ from assistant_fixtures import shipped_store, speech_16k  # noqa: E402
 from common import machine, write_results  # noqa: E402
 
 from workers.assistant.turn import load_turn_detector  # noqa: E402
-from workers.assistant.turn_words import sounds_unfinished  # noqa: E402
+from workers.assistant.turn_words import TEXT_END_MIN, sounds_unfinished  # noqa: E402
 from workers.assistant.vad import Endpointer, SileroVAD  # noqa: E402
 
 RATE = 16000
@@ -101,12 +104,29 @@ def main() -> int:
         transcript = transcriber.transcribe(audio, "en")
         return sounds_unfinished(transcript.text, transcript.language)
 
+    from workers.assistant.llm import ChatMessage, load_language_model
+    from workers.assistant.options import AssistantOptions
+
+    options = AssistantOptions()
+    llm = load_language_model(options, store=store)
+    readings: list[tuple[str, float | None]] = []
+
+    def words_or_model_unfinished(audio: np.ndarray) -> bool:
+        transcript = transcriber.transcribe(audio, "en")
+        if sounds_unfinished(transcript.text, transcript.language):
+            return True
+        messages = [ChatMessage("system", options.system_prompt), ChatMessage("user", transcript.text)]
+        probability = llm.turn_end_probability(messages)
+        readings.append((transcript.text, probability))
+        return probability is not None and probability < TEXT_END_MIN
+
     learned = {"min_silence_ms": 1200, "turn": detector, "turn_silence_ms": 160}
     policies: dict[str, dict[str, Any]] = {
         "fixed silence 300 ms": {"min_silence_ms": 300},
         "fixed silence 800 ms": {"min_silence_ms": 800},
         "learned (ask at 160 ms, else 1.2 s)": learned,
-        "learned + words (the assistant)": {**learned, "words_unfinished": words_unfinished},
+        "learned + words": {**learned, "words_unfinished": words_unfinished},
+        "learned + words + model (the assistant)": {**learned, "words_unfinished": words_or_model_unfinished},
     }
     lead, tail = np.zeros(RATE // 2, np.float32), np.zeros(RATE * 2, np.float32)
 
@@ -145,17 +165,20 @@ def main() -> int:
             "delays_ms": [round(1000 * d) for d in delays],
         })  # fmt: skip
     header = (
-        f"{'policy':<38} {'end after last word: median':>28} {'max':>7} {'cut-offs with a pause':>22} "
+        f"{'policy':<42} {'end after last word: median':>28} {'max':>7} {'cut-offs with a pause':>22} "
         f"{'hesitations cut off':>20}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['policy']:<38} {r['median_end_delay_ms']:>25} ms {r['max_end_delay_ms']:>4} ms "
+            f"{r['policy']:<42} {r['median_end_delay_ms']:>25} ms {r['max_end_delay_ms']:>4} ms "
             f"{r['false_cutoffs']:>12} of {r['questions']} {r['hesitation_cutoffs']:>12} of {r['hesitations']}"
         )
-    learned, words, fixed = rows[2], rows[3], rows[0]
+    print("\nthe language model's readings (transcript of the turn so far: probability the sentence ends there):")
+    for text, probability in readings:
+        print(f"  {text!r}: {'-' if probability is None else f'{probability:.3f}'}")
+    learned, words, model, fixed = rows[2], rows[3], rows[4], rows[0]
     write_results(args.json, {
         "machine": machine(),
         "pause_s": args.pause,
@@ -167,6 +190,10 @@ def main() -> int:
             "fixed_300_false_cutoffs": fixed["false_cutoffs"],
             "learned_words_median_end_delay_ms": words["median_end_delay_ms"],
             "learned_words_false_cutoffs": words["false_cutoffs"],
+            "learned_words_model_median_end_delay_ms": model["median_end_delay_ms"],
+            "learned_words_model_false_cutoffs": model["false_cutoffs"],
+            "text_end_min": TEXT_END_MIN,
+            "model_readings": [[text, probability] for text, probability in readings],
             "hesitation_cutoffs": {r["policy"]: r["hesitation_cutoffs"] for r in rows},
             "hesitations": len(HESITATIONS),
             "questions": len(QUESTIONS),

@@ -35,8 +35,9 @@ class AssistantEvent:
       typed question, when that stage was done; None for a stage that did not happen), ``asr_rtf``,
       ``tts_rtf``, ``tokens``, ``tokens_per_s``, ``source``, ``interrupted``, ``asr_early`` /
       ``llm_early`` (transcribed / answer begun before the end of the turn was certain, so ``asr_ms``
-      and ``first_token_ms`` may be below ``speech_end_to_vad_ms``), ``turn_prob`` and
-      ``turn_words_unfinished`` (the voice's and the words' verdicts on the end) and ``stages`` (each stage's own
+      and ``first_token_ms`` may be below ``speech_end_to_vad_ms``), ``turn_prob``,
+      ``turn_words_unfinished`` and ``turn_text_prob`` (the voice's and the words' verdicts on the end,
+      and the language model's probability that the sentence ended there) and ``stages`` (each stage's own
       milliseconds: endpoint, asr, llm_first_token, first_sentence, tts_first_chunk, playback_start);
     - ``barge_in``: the user spoke over the assistant (``turn`` is the interrupted turn);
     - ``echo``: a sound the echo guard did not take as a turn (``data["seconds"]``);

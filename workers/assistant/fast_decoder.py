@@ -237,9 +237,10 @@ class FastGemma3:
             return self.head(self.hidden_state(ids, cache).unsqueeze(0))[0, -1].float()
 
     @torch.inference_mode()
-    def hidden_state(self, ids: Sequence[int], cache: FastCache) -> torch.Tensor:
+    def hidden_state(self, ids: Sequence[int], cache: FastCache, also: int | None = None) -> torch.Tensor:
         """Feed ``ids`` after what ``cache`` holds (it is updated); the last position's normalised hidden
-        state ``[1, hidden]``, what the output head reads."""
+        state ``[1, hidden]``, what the output head reads. With ``also`` (an index into ``ids``), that
+        position's state too, first: ``[2, hidden]``."""
         t = len(ids)
         if t == 0:
             raise ValueError("no tokens to feed")
@@ -277,7 +278,8 @@ class FastGemma3:
             h = _linear(F.gelu(gate, approximate="tanh") * up, w["down"])
             x = x + self._norm(h, layer["post_ffn_norm"])
         cache.length = end
-        return self._norm(x[-1:], self.final_norm)
+        rows = x[-1:] if also is None else x[[also % t, t - 1]]
+        return self._norm(rows, self.final_norm)
 
 
 def _fuse(linears: Sequence[Any]) -> torch.Tensor:

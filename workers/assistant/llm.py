@@ -339,6 +339,10 @@ class _Tokenizer:
         vocab = self.hf.get_vocab()
         return vocab.get(token)
 
+    def vocab(self) -> dict[str, int]:
+        """Token pieces to ids."""
+        return dict(self.raw.get_vocab() if self.raw is not None else self.hf.get_vocab())
+
     def encode(self, text: str, *, special: bool) -> list[int]:
         if self.raw is not None:
             return list(self.raw.encode(text, add_special_tokens=special).ids)
@@ -459,6 +463,8 @@ class TransformersLM:
         self._lock = threading.Lock()
         self._prefix: tuple[tuple[int, ...], Any, str] | None = None  # (ids, cache, key)
         self._last: tuple[tuple[int, ...], Any] | None = None  # prompt ids + cache after its prefill
+        self._end_ids: Any = None  # the tokens that end a sentence (turn_end_probability), once found
+        self._probed: Any = None  # the logits _forward kept at probe_at
         self.last_stats: dict[str, float] = {}
         self._closed = False
         try:
@@ -605,7 +611,7 @@ class TransformersLM:
     def prompt_ids(self, messages: Sequence[ChatMessage]) -> list[int]:
         if self.chat:
             return self.tokenizer.encode(self.tokenizer.render_chat(messages), special=False)
-        return self.tokenizer.encode(dialogue_prompt(messages, self.examples), special=True)
+        return self.prompt_ids_of(dialogue_prompt(messages, self.examples))
 
     def _fixed_prefix_ids(self, system: str) -> list[int]:
         """The tokens every prompt with this system prompt starts with, whatever is said next."""
@@ -622,6 +628,7 @@ class TransformersLM:
         messages.append(ChatMessage("user", "Hello."))
         for _ in self.stream(messages, max_new_tokens=3, temperature=0):
             pass
+        self.turn_end_probability(messages)  # finds the sentence-ending tokens once
         self._last = None
         self.last_stats = {}
 
@@ -637,31 +644,74 @@ class TransformersLM:
             _logits, cache = self._forward(ids, None, None)
         self._prefix = (tuple(ids), cache, key)
 
-    def _forward(self, ids: Sequence[int], cache: Any, cancel: CancelCheck | None) -> tuple[Any, Any]:
+    def _forward(
+        self, ids: Sequence[int], cache: Any, cancel: CancelCheck | None, probe_at: int | None = None
+    ) -> tuple[Any, Any]:
         """Feed ``ids`` (in chunks) after ``cache``; the last position's logits (on the lean path its
-        hidden state, a :class:`_Hidden`, which :meth:`_pick` turns into a token) and the cache."""
+        hidden state, a :class:`_Hidden`, which :meth:`_pick` turns into a token) and the cache.
+        With ``probe_at`` (an index into ``ids``), that position's logits (float32) are kept in
+        ``self._probed`` as well."""
         torch = self._torch
         logits = None
+        self._probed = None
         if self._fast is not None:
             if cache is None:
                 cache = self._fast.new_cache()
             for start in range(0, len(ids), PREFILL_CHUNK):
                 if start and cancel is not None and cancel():
                     raise Cancelled()
-                logits = _Hidden(self._fast.hidden_state(ids[start : start + PREFILL_CHUNK], cache))
+                chunk = ids[start : start + PREFILL_CHUNK]
+                inside = probe_at is not None and start <= probe_at < start + len(chunk)
+                states = self._fast.hidden_state(chunk, cache, also=probe_at - start if inside else None)
+                if inside:
+                    with torch.inference_mode():
+                        self._probed = self._fast.head(states[:1].unsqueeze(0))[0, -1].float()
+                logits = _Hidden(states[-1:])
             return logits, cache
         for start in range(0, len(ids), PREFILL_CHUNK):
             if start and cancel is not None and cancel():
                 raise Cancelled()
-            chunk = torch.tensor([list(ids[start : start + PREFILL_CHUNK])], device=self.model.device)
+            part = list(ids[start : start + PREFILL_CHUNK])
+            keep = (
+                len(part) - (probe_at - start) if probe_at is not None and start <= probe_at < start + len(part) else 1
+            )
+            chunk = torch.tensor([part], device=self.model.device)
             with torch.inference_mode():
                 try:
-                    out = self.model(input_ids=chunk, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                    out = self.model(input_ids=chunk, past_key_values=cache, use_cache=True, logits_to_keep=keep)
                 except TypeError:
                     out = self.model(input_ids=chunk, past_key_values=cache, use_cache=True)
             cache = out.past_key_values
+            if keep > 1:
+                self._probed = out.logits[0, -keep].float()
             logits = out.logits[0, -1].float()
         return logits, cache
+
+    def _turn_end_ids(self) -> Any:
+        """The tokens that end a sentence or a line (found once), or None."""
+        if self._end_ids is None:
+            from workers.assistant.turn_words import end_token_ids
+
+            found = end_token_ids(self.tokenizer.vocab(), self.tokenizer.decode)
+            self._end_ids = self._torch.tensor(found, dtype=self._torch.long) if found else False
+        return None if self._end_ids is False else self._end_ids
+
+    def _turn_end_prompt(self, messages: Sequence[ChatMessage]) -> list[int] | None:
+        """The tokens of the prompt up to the last message's words, their closing mark taken off (see
+        :meth:`turn_end_probability`), or None when that cannot be asked."""
+        from workers.assistant.turn_words import strip_final_marks
+
+        if self._closed or self.chat or not messages or messages[-1].role != "user":
+            return None
+        words = strip_final_marks(messages[-1].content)
+        if not words or self._turn_end_ids() is None:
+            return None
+        prompt = dialogue_prompt([*messages[:-1], ChatMessage("user", words)], self.examples)
+        ending = "\n" + ASSISTANT_PREFIX
+        return self.prompt_ids_of(prompt[: -len(ending)]) if prompt.endswith(ending) else None
+
+    def _end_probability(self, logits: Any) -> float:
+        return float(self._torch.softmax(logits.float(), -1)[self._end_ids].sum())
 
     def _cache_for(self, ids: list[int], system: str) -> tuple[Any, int]:
         """A private copy of the longest reusable cache for ``ids`` and how many tokens it covers."""
@@ -722,11 +772,18 @@ class TransformersLM:
         max_new_tokens: int = 120,
         temperature: float = 0.7,
         cancel: CancelCheck | None = None,
+        on_turn_end: Callable[[float | None], None] | None = None,
     ) -> Iterator[str]:
+        """The answer to ``messages``, piece by piece. ``on_turn_end`` is called once, before the
+        first piece, with :meth:`turn_end_probability` of the last message (None when it cannot be
+        read), taken from the same pass over the prompt."""
         if self._closed:
             raise UserError("The language model was closed; load it again.")
         system = " ".join(m.content for m in messages if m.role == "system")
         ids = self.prompt_ids(messages)
+        probe = self._turn_end_prompt(messages) if on_turn_end is not None else None
+        if probe is not None and (len(probe) >= len(ids) or ids[: len(probe)] != probe):
+            probe = None  # the words tokenized otherwise before their closing mark: asked on their own
         limit = self.max_context - max_new_tokens - 8
         if limit > 16 and len(ids) > limit:
             # Over the model's context: keep the fixed prefix and the newest tokens.
@@ -734,7 +791,26 @@ class TransformersLM:
             keep = len(self._prefix[0]) if self._prefix is not None else 0
             ids = ids[:keep] + ids[len(ids) - (limit - keep) :]
         stops = () if self.chat else DIALOGUE_STOPS
-        return self._generate(ids, system, max_new_tokens, temperature, cancel, stops)
+        if on_turn_end is not None and probe is None:
+            return self._probed_apart(messages, on_turn_end, ids, system, max_new_tokens, temperature, cancel, stops)
+        probe_at = len(probe) - 1 if probe is not None and len(ids) > len(probe) else None
+        return self._generate(ids, system, max_new_tokens, temperature, cancel, stops, probe_at, on_turn_end)
+
+    def _probed_apart(
+        self,
+        messages: list[ChatMessage],
+        on_turn_end: Callable[[float | None], None],
+        *args: Any,
+    ) -> Iterator[str]:
+        """:meth:`_generate` after asking :meth:`turn_end_probability` on its own (when the prompt's
+        tokens do not begin with the words' own)."""
+        try:
+            probability = self.turn_end_probability(messages)
+        except Exception as exc:  # a second opinion: without it the voice and the words decide
+            log.debug("reading the end of the turn failed: %s", exc)
+            probability = None
+        on_turn_end(probability)
+        yield from self._generate(*args)
 
     def _generate(
         self,
@@ -744,6 +820,8 @@ class TransformersLM:
         temperature: float,
         cancel: CancelCheck | None,
         stops: Sequence[str],
+        probe_at: int | None = None,
+        on_turn_end: Callable[[float | None], None] | None = None,
     ) -> Iterator[str]:
         t0 = time.perf_counter()
         stats: dict[str, float] = {"prompt_tokens": float(len(ids))}
@@ -752,11 +830,20 @@ class TransformersLM:
             return
         cache, cached = self._cache_for(ids, system)
         stats["cached_tokens"] = float(cached)
+        if probe_at is not None and probe_at < cached:
+            probe_at = None  # already in the cache (the same words asked again): read apart below
         try:
             with self._lock:
-                logits, cache = self._forward(ids[cached:], cache, cancel)
+                logits, cache = self._forward(
+                    ids[cached:], cache, cancel, None if probe_at is None else probe_at - cached
+                )
         except Cancelled:
+            if on_turn_end is not None:
+                on_turn_end(None)
             return
+        if on_turn_end is not None:
+            probed = self._probed
+            on_turn_end(self._end_probability(probed) if probed is not None else None)
         snapshot_taken = False
         generated: list[int] = []
         filt = _StopFilter(stops)
@@ -798,6 +885,32 @@ class TransformersLM:
         stats["tokens"] = float(n)
         if n > 1 and t_first:
             stats["tokens_per_s"] = (n - 1) / max(time.perf_counter() - t_first, 1e-6)
+
+    @property
+    def reads_turn_end(self) -> bool:
+        """Whether :meth:`stream` can tell how likely the user's words end a sentence (``on_turn_end``)."""
+        return not self.chat and not self._closed
+
+    def turn_end_probability(self, messages: list[ChatMessage]) -> float | None:
+        """How likely the user's sentence ends where its words stop: the probability of a closing
+        mark or a line end right after the last message's words, their own closing mark taken off
+        (Whisper punctuates broken-off sentences too). None when it cannot be asked (a chat
+        template's prompt, no such tokens, a closed model). :meth:`stream` reads the same number
+        while it reads the prompt (``on_turn_end``), at no extra cost."""
+        ids = self._turn_end_prompt(messages)
+        if ids is None:
+            return None
+        system = " ".join(m.content for m in messages if m.role == "system")
+        cache, cached = self._cache_for(ids, system)
+        with self._lock:
+            out, cache = self._forward(ids[cached:], cache, None)
+        if self.reuse_cache:
+            self._last = (tuple(ids), _Prefix(cache, len(ids)) if hasattr(cache, "prefix_copy") else cache)
+        return self._end_probability(self._logits(out))
+
+    def prompt_ids_of(self, text: str) -> list[int]:
+        """The tokens of a completion-style prompt's text (as :meth:`prompt_ids` encodes them)."""
+        return self.tokenizer.encode(text, special=True)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, special=False)) if text else 0

@@ -240,6 +240,10 @@ class _Speculation:
     stream: Any = None
     pieces: list[tuple[float, str]] = field(default_factory=list)
     t_llm_start: float | None = None
+    #: The language model's reading of the words: how likely the sentence ends where they stop (None:
+    #: not read), and whether that reading is over (set also when it cannot be had).
+    end_prob: float | None = None
+    end_read: bool = False
 
 
 @dataclass
@@ -594,6 +598,9 @@ class VoicePipeline:
             "llm_early": t.llm_early,
             "turn_prob": round(t.turn_prob, 3) if t.turn_prob is not None else None,
             "turn_words_unfinished": t.words_unfinished,
+            "turn_text_prob": (
+                round(t.spec.end_prob, 4) if t.spec is not None and t.spec.end_prob is not None else None
+            ),
             "interrupted": t.interrupted,
             "stages": {
                 "endpoint": span(t.t0, t.t_detected) if voice else None,
@@ -670,7 +677,7 @@ class VoicePipeline:
         turn detection."""
         if self._turn() is None:
             return None
-        from workers.assistant.turn_words import sounds_unfinished
+        from workers.assistant.turn_words import TEXT_END_MIN, sounds_unfinished
 
         def unfinished(_audio: np.ndarray) -> bool | None:
             spec = cap.spec
@@ -678,7 +685,11 @@ class VoicePipeline:
                 return False  # no early transcript of this pause: the voice decides
             if spec.done_at is None:
                 return None  # still being transcribed
-            return sounds_unfinished(spec.text, getattr(spec.transcript, "language", None))
+            if sounds_unfinished(spec.text, getattr(spec.transcript, "language", None)):
+                return True
+            if not spec.end_read:
+                return None  # the language model is reading the words (as it begins the answer)
+            return spec.end_prob is not None and spec.end_prob < TEXT_END_MIN
 
         return unfinished
 
@@ -1030,6 +1041,7 @@ class VoicePipeline:
         spec.seconds = float(getattr(spec.transcript, "seconds", 0.0) or (spec.done_at - start))
         spec.text = clean_user_text(spec.transcript.text)
         if not spec.text or spec.cancelled.is_set() or self._stop_evt.is_set():
+            spec.end_read = True
             return spec.request if spec.confirmed.is_set() else None
 
         def cancelled() -> bool:
@@ -1048,8 +1060,17 @@ class VoicePipeline:
                 budget = max(0, opts.memory_tokens - int(count(spec.text)))
                 messages = [*self.conversation.messages(budget=budget, count=count), ChatMessage("user", spec.text)]
             spec.t_llm_start = time.monotonic()
+            reading: dict[str, Any] = {}
+            if self._turn() is not None and getattr(comps.llm, "reads_turn_end", False):
+
+                def read(probability: float | None) -> None:
+                    spec.end_prob, spec.end_read = probability, True
+
+                reading["on_turn_end"] = read  # the words' reading, from the pass over the prompt
+            else:
+                spec.end_read = True
             stream = comps.llm.stream(
-                messages, max_new_tokens=opts.max_new_tokens, temperature=opts.temperature, cancel=cancelled
+                messages, max_new_tokens=opts.max_new_tokens, temperature=opts.temperature, cancel=cancelled, **reading
             )
             spec.stream = stream
             said, finished = "", False
@@ -1070,6 +1091,8 @@ class VoicePipeline:
         except Exception as exc:  # the turn itself will ask again and report
             log.debug("early answer failed: %s", exc)
             self._drop_early(spec)
+        finally:
+            spec.end_read = True  # whatever happened, the endpointer waits no longer for the reading
         return spec.request if spec.confirmed.is_set() else None
 
     def _drop_early(self, spec: _Speculation | None) -> None:

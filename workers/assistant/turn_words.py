@@ -8,11 +8,19 @@ endpointer (:mod:`workers.assistant.vad`) then waits through the pause as it doe
 itself hears an unfinished sentence.
 
 The function words are English; in other languages only the punctuation counts.
+
+Whisper often punctuates a broken-off sentence as a whole one ("What is the capital?"), so the
+words get a third reader: the assistant's own language model, asked how likely the sentence ends
+where the words stop (:func:`strip_final_marks` takes Whisper's closing mark off, :func:`end_token_ids`
+finds the tokens that end a sentence). Gemma 3 270M put 0.06-0.98 on 33 finished questions and
+under 0.03 on 105 of 123 word-prefixes of them; the rest were questions in their own right ("What
+colour is the sky"). Below ``TEXT_END_MIN`` the turn waits through the pause.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 #: Words a sentence hardly ever ends on: articles, conjunctions, possessives that need a noun,
 #: hesitations. Words that can end one are left out: prepositions ("What is it made of?"), verbs
@@ -46,3 +54,34 @@ def sounds_unfinished(text: str, language: str | None = "en") -> bool:
         return False
     last = _LAST_WORD.search(words)
     return last is not None and last.group(1).lower() in CONTINUING_WORDS
+
+
+#: Below this probability of the sentence ending where the words stop (the language model's
+#: reading), a turn the voice calls finished waits through the pause.
+TEXT_END_MIN = 0.03
+
+#: Characters a sentence-ending token may be made of, besides blanks and line ends.
+_END_CHARS = frozenset(".?!…。？！؟।")
+
+
+def strip_final_marks(text: str) -> str:
+    """``text`` without the marks Whisper closes a sentence with (and blanks at the end)."""
+    return " ".join(str(text).split()).rstrip(_FINAL + "\"'” ").rstrip()
+
+
+def end_token_ids(vocab: dict[str, int], decode: Callable[[list[int]], str]) -> list[int]:
+    """The ids of tokens that end a sentence or a line: a closing mark ("?", ".", "!", "…", ...) or
+    line ends, with or without blanks around them. ``vocab`` maps token pieces to ids (its pieces are
+    filtered cheaply first), ``decode`` turns ids into text (checked for each candidate)."""
+    out = []
+    for piece, token in vocab.items():
+        bare = piece.replace("\u2581", "").replace("\u0120", "").replace("\u010a", "\n")
+        if bare == "<0x0A>":
+            bare = "\n"
+        if not bare or not set(bare.strip(" \t\r\n")) <= _END_CHARS:
+            continue
+        text = decode([token])
+        core = text.strip(" \t\r\n")
+        if (core and set(core) <= _END_CHARS) or (not core and "\n" in text):
+            out.append(int(token))
+    return sorted(out)
