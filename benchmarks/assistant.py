@@ -25,7 +25,8 @@ Reported, per question and as medians:
 
 Target on a 2-core CPU: first audio within 0.6 s of the end of a one-sentence question (median),
 without cutting off questions spoken with a pause in the middle (``false_cutoffs``: Smart Turn with
-the words' check, as the pipeline runs; ``false_cutoffs_voice_only``: Smart Turn alone).
+the words' check and the language model's reading, as the pipeline runs; ``false_cutoffs_words_only``:
+without the reading; ``false_cutoffs_voice_only``: Smart Turn alone).
 """
 
 from __future__ import annotations
@@ -154,43 +155,48 @@ def through_pipeline(components: Any, options: AssistantOptions, audio: np.ndarr
 
 def false_cutoffs(
     components: Any, options: AssistantOptions, questions: list[str], pause_s: float = 0.7
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """How many questions, spoken with a pause of ``pause_s`` in the middle (at the quietest gap
     between two words, as benchmarks/turn_taking.py does), the pipeline's own endpointer (the default
     settings: Smart Turn asked after a short silence) ends in that pause: false cut-offs, as
-    (with the words' check, as the pipeline runs: a turn Smart Turn calls finished is checked against
-    the words heard so far, here transcribed on the spot where the pipeline has its early transcript;
-    the voice alone), both on the same take of each question."""
+    (as the pipeline runs: a turn Smart Turn calls finished is checked against the words heard so far
+    and the language model's reading of them, here transcribed and read on the spot where the
+    pipeline has its early transcript and reads it as it begins the answer; with the words' list
+    alone; the voice alone), all on the same take of each question."""
     from turn_taking import voiced, word_gap
 
+    from workers.assistant.llm import ChatMessage
     from workers.assistant.pipeline import VoicePipeline
-    from workers.assistant.turn_words import sounds_unfinished
+    from workers.assistant.turn_words import TEXT_END_MIN, sounds_unfinished
 
     endpointer_of = VoicePipeline(components, options, source=None, sink=None, on_event=lambda _e: None)
     lead, tail = np.zeros(8000, np.float32), np.zeros(32000, np.float32)
+    read = getattr(components.llm, "turn_end_probability", None)
 
-    def heard_unfinished(audio: np.ndarray) -> bool:
+    def heard_unfinished(audio: np.ndarray, model: bool) -> bool:
         transcript = components.asr.transcribe(audio, options.language)
-        return sounds_unfinished(transcript.text, transcript.language)
+        if sounds_unfinished(transcript.text, transcript.language):
+            return True
+        if not model or read is None:
+            return False
+        probability = read([ChatMessage("system", options.system_prompt), ChatMessage("user", transcript.text)])
+        return probability is not None and probability < TEXT_END_MIN
 
-    with_words = voice_only = 0
+    counts = {"model": 0, "words": 0, "voice": 0}
     for text in questions:
         audio, rate = spoken(components.voice, text)
         speech = voiced(resample(audio[:, None], rate, 16000)[:, 0])
         cut = word_gap(speech)
         paused = np.concatenate([lead, speech[:cut], np.zeros(int(16000 * pause_s), np.float32), speech[cut:], tail])
-        for words in (True, False):
+        for how in counts:
             components.vad.reset()
             endpointer = endpointer_of._make_endpointer()
-            if words and endpointer.turn is not None:
-                endpointer.words_unfinished = heard_unfinished
+            if how != "voice" and endpointer.turn is not None:
+                endpointer.words_unfinished = lambda a, model=(how == "model"): heard_unfinished(a, model)
             events = endpointer.feed(paused) + endpointer.flush()
             if sum(1 for e in events if e.kind == "end") > 1:  # the question was cut in two
-                if words:
-                    with_words += 1
-                else:
-                    voice_only += 1
-    return with_words, voice_only
+                counts[how] += 1
+    return counts["model"], counts["words"], counts["voice"]
 
 
 def head_kernels(components: Any, options: AssistantOptions, questions: list[str]) -> dict[str, Any] | None:
@@ -392,7 +398,9 @@ def main() -> int:
     kernels = head_kernels(components, options, questions) if args.head_kernels else None
     if kernels is not None:
         summary["head_kernels"] = kernels
-    summary["false_cutoffs"], summary["false_cutoffs_voice_only"] = false_cutoffs(components, options, list(QUESTIONS))
+    summary["false_cutoffs"], summary["false_cutoffs_words_only"], summary["false_cutoffs_voice_only"] = false_cutoffs(
+        components, options, list(QUESTIONS)
+    )
     summary["false_cutoff_questions"] = len(QUESTIONS)
     print(table(rows, summary))
     print(
@@ -409,7 +417,8 @@ def main() -> int:
         )
     print(
         f"false cut-offs (a {0.7:.1f} s pause mid-question): {summary['false_cutoffs']} of {len(QUESTIONS)} "
-        f"(voice alone, without the words' check: {summary['false_cutoffs_voice_only']})"
+        f"(without the language model's reading: {summary['false_cutoffs_words_only']}; "
+        f"the voice alone: {summary['false_cutoffs_voice_only']})"
     )
     if kernels is not None:
         names = [n[: -len("_ms_per_token")] for n in kernels if n.endswith("_ms_per_token")]

@@ -14,7 +14,7 @@ words get a third reader: the assistant's own language model, asked how likely t
 where the words stop (:func:`strip_final_marks` takes Whisper's closing mark off, :func:`end_token_ids`
 finds the tokens that end a sentence). Gemma 3 270M put 0.06-0.98 on 33 finished questions and
 under 0.03 on 105 of 123 word-prefixes of them; the rest were questions in their own right ("What
-colour is the sky"). Below ``TEXT_END_MIN`` the turn waits through the pause.
+color is the sky"). Below ``TEXT_END_MIN`` the turn waits through the pause.
 """
 
 from __future__ import annotations
