@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from llm_fixtures import gemma_llm, gemma_store_dir, tiny_base_llm_dir, tiny_chat_llm_dir  # noqa: F401
 from test_assistant_pipeline import serve  # noqa: F401  (the fixture: a local chat server)
@@ -114,9 +113,8 @@ def test_the_live_pipeline_waits_when_the_model_reads_a_broken_off_question(serv
     stand-in turn model) and Whisper writing "What is the capital of?" ("of" may end a sentence, so
     the word list lets it pass): a language model that reads the words as broken off keeps the turn
     open, and the whole question is one turn, answered once. Without its reading the question is cut."""
-    from assistant_fixtures import speech_16k
-    from test_assistant_pipeline import Live, assert_turn, components
-    from test_assistant_turn import RATE, voiced
+    from test_assistant_pipeline import components
+    from test_assistant_turn_words import ask_with_a_pause
 
     served = serve("Paris.")
     readings: list[str] = []
@@ -139,18 +137,9 @@ def test_the_live_pipeline_waits_when_the_model_reads_a_broken_off_question(serv
                 on_turn_end(0.001 if words.lower().endswith(" of") else 0.9)
             return self.llm.stream(messages, **kw)
 
-    first, rest = voiced(speech_16k("What is the capital of")), voiced(speech_16k("France?"))
-    question = np.concatenate([first, np.zeros(int(RATE * 0.9), np.float32), rest])
-    parts = components(Reading(served.llm))
-    parts.turn = lambda _audio: 0.95
-    with Live(parts, AssistantOptions()) as live:
-        live.wait_state("listening")
-        live.mic.say(question * 0.7, RATE)
-        done, timings = assert_turn(live, 1, None)
-        heard = live.of("user")[0].text.lower()
-        assert "capital" in heard and "france" in heard, heard
-        assert done.text == "Paris."
-        assert timings.data["turn_text_prob"] == 0.9  # the end itself: the whole question read as whole
-        assert any(w.lower().endswith(" of") for w in readings), readings
-        live.wait(lambda: live.pipeline.state == "listening", what="listening again")
-        assert len(live.of("user")) == 1, [e.text for e in live.of("user")]
+    heard, done, timings, turns = ask_with_a_pause(components(Reading(served.llm)), "What is the capital of", "France?")
+    assert "capital" in heard and "france" in heard, heard
+    assert done.text == "Paris."
+    assert timings.data["turn_text_prob"] == 0.9  # the end itself: the whole question read as whole
+    assert any(w.lower().endswith(" of") for w in readings), readings
+    assert turns == 1

@@ -4,6 +4,8 @@ for ever; the live pipeline waits through such a pause and answers the whole que
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from assistant_fixtures import shipped_store, speech_16k
@@ -127,26 +129,34 @@ def test_the_words_arrive_a_few_frames_late() -> None:
     assert end - words_end < 0.45 + 0.15
 
 
+def ask_with_a_pause(parts: Any, first: str, rest: str, pause_s: float = 0.9) -> tuple[str, Any, Any, int]:
+    """Say ``first``, pause, say ``rest`` into a live pipeline on ``parts`` whose voice is judged
+    finished at every pause (a stand-in turn model); wait for one answered turn and for listening
+    again: (what was heard, the done event, the timings event, how many turns were heard)."""
+    from test_assistant_pipeline import Live, assert_turn
+
+    parts.turn = lambda _audio: 0.95
+    said = [voiced(speech_16k(first)), np.zeros(int(RATE * pause_s), np.float32), voiced(speech_16k(rest))]
+    with Live(parts, AssistantOptions()) as live:
+        live.wait_state("listening")
+        live.mic.say(np.concatenate(said) * 0.7, RATE)
+        done, timings = assert_turn(live, 1, None)
+        heard = live.of("user")[0].text.lower()
+        live.wait(lambda: live.pipeline.state == "listening", what="listening again")
+        return heard, done, timings, len(live.of("user"))
+
+
 def test_the_live_pipeline_waits_when_the_words_break_off(serve) -> None:  # noqa: F811
     """A question with a 0.9 s pause after "and", the voice judged finished at every pause (a stand-in
     turn model): the early transcript ("… of France and") keeps the turn open, and the whole question
     is one turn, answered once."""
-    from test_assistant_pipeline import Live, assert_turn, components
+    from test_assistant_pipeline import components
 
     served = serve("Paris, and they speak French.")
-    parts = components(served.llm)
-    parts.turn = lambda _audio: 0.95
-    first, rest = speech_16k("What is the capital of France and"), speech_16k("which language do they speak?")
-    first, rest = voiced(first), voiced(rest)
-    pause = np.zeros(int(RATE * 0.9), np.float32)
-    question = np.concatenate([first, pause, rest])
-    with Live(parts, AssistantOptions()) as live:
-        live.wait_state("listening")
-        live.mic.say(question * 0.7, RATE)
-        done, timings = assert_turn(live, 1, None)
-        heard = live.of("user")[0].text.lower()
-        assert "france" in heard and "speak" in heard, heard
-        assert done.text == "Paris, and they speak French."
-        assert timings.data["turn_words_unfinished"] is False  # the end itself: words and voice agree
-        live.wait(lambda: live.pipeline.state == "listening", what="listening again")
-        assert len(live.of("user")) == 1, [e.text for e in live.of("user")]
+    heard, done, timings, turns = ask_with_a_pause(
+        components(served.llm), "What is the capital of France and", "which language do they speak?"
+    )
+    assert "france" in heard and "speak" in heard, heard
+    assert done.text == "Paris, and they speak French."
+    assert timings.data["turn_words_unfinished"] is False  # the end itself: words and voice agree
+    assert turns == 1
