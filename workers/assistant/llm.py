@@ -837,12 +837,12 @@ class TransformersLM:
                 logits, cache = self._forward(
                     ids[cached:], cache, cancel, None if probe_at is None else probe_at - cached
                 )
+                probed, self._probed = self._probed, None  # taken under the lock another stream may want
         except Cancelled:
             if on_turn_end is not None:
                 on_turn_end(None)
             return
         if on_turn_end is not None:
-            probed = self._probed
             on_turn_end(self._end_probability(probed) if probed is not None else None)
         snapshot_taken = False
         generated: list[int] = []
