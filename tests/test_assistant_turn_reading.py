@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from llm_fixtures import gemma_llm, gemma_store_dir, tiny_base_llm_dir, tiny_chat_llm_dir  # noqa: F401
 from test_assistant_pipeline import serve  # noqa: F401  (the fixture: a local chat server)
@@ -145,3 +146,29 @@ def test_the_live_pipeline_waits_when_the_model_reads_a_broken_off_question(serv
     assert timings.data["turn_text_prob"] == 0.9  # the end itself: the whole question read as whole
     assert any(w.lower().endswith(" of") for w in readings), readings
     assert turns == 1
+
+
+def test_the_reading_counts_for_english_only() -> None:
+    """The endpointer's second opinion reads the model's probability for an English transcript, waits
+    while it is being read, and leaves other languages to the voice and the punctuation."""
+    from types import SimpleNamespace
+
+    from workers.assistant.pipeline import VoicePipeline, _Speculation
+
+    parts = SimpleNamespace(turn=lambda _audio: 0.9)
+    pipeline = VoicePipeline(parts, AssistantOptions(), source=None, sink=None, on_event=lambda _e: None)
+    spec = _Speculation(np.zeros(1600, np.float32))
+    unfinished = pipeline._words_check(SimpleNamespace(spec=spec))
+    spec.done_at, spec.text = 1.0, "What is the capital?"
+    spec.transcript = SimpleNamespace(language="en")
+    assert unfinished(None) is None  # the model is still reading the words
+    spec.end_prob, spec.end_read = 0.001, True
+    assert unfinished(None) is True
+    spec.end_prob = 0.9
+    assert unfinished(None) is False
+    spec.end_prob = None  # no reading could be had: the voice decides
+    assert unfinished(None) is False
+    spec.text, spec.transcript, spec.end_prob = "Quelle est la capitale ?", SimpleNamespace(language="fr"), 0.001
+    assert unfinished(None) is False
+    spec.end_read = False
+    assert unfinished(None) is False  # nor is it waited for

@@ -677,7 +677,7 @@ class VoicePipeline:
         turn detection."""
         if self._turn() is None:
             return None
-        from workers.assistant.turn_words import TEXT_END_MIN, sounds_unfinished
+        from workers.assistant.turn_words import TEXT_END_MIN, is_english, sounds_unfinished
 
         def unfinished(_audio: np.ndarray) -> bool | None:
             spec = cap.spec
@@ -685,8 +685,11 @@ class VoicePipeline:
                 return False  # no early transcript of this pause: the voice decides
             if spec.done_at is None:
                 return None  # still being transcribed
-            if sounds_unfinished(spec.text, getattr(spec.transcript, "language", None)):
+            language = getattr(spec.transcript, "language", None)
+            if sounds_unfinished(spec.text, language):
                 return True
+            if not is_english(spec.text, language):
+                return False  # the reading was measured on English only
             if not spec.end_read:
                 return None  # the language model is reading the words (as it begins the answer)
             return spec.end_prob is not None and spec.end_prob < TEXT_END_MIN

@@ -14,7 +14,8 @@ words get a third reader: the assistant's own language model, asked how likely t
 where the words stop (:func:`strip_final_marks` takes Whisper's closing mark off, :func:`end_token_ids`
 finds the tokens that end a sentence). Gemma 3 270M put 0.06-0.98 on 33 finished questions and
 under 0.03 on 105 of 123 word-prefixes of them; the rest were questions in their own right ("What
-color is the sky"). Below ``TEXT_END_MIN`` the turn waits through the pause.
+color is the sky"). Below ``TEXT_END_MIN`` the turn waits through the pause. Like the word list,
+the reading counts for English only (it was measured on English questions).
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ _TRAILING_OFF = re.compile(r"(\.\.\.|…|[-–—,;:])\s*$")
 _LAST_WORD = re.compile(r"([^\W\d_]+(?:'[^\W\d_]+)?)[^\w]*$")
 
 
+def is_english(text: str, language: str | None) -> bool:
+    """Whether the word list (and the language model's reading, measured on English) applies: an
+    English transcript, or one of unknown language in plain ASCII."""
+    return (language or "").lower().startswith("en") or (language is None and str(text).isascii())
+
+
 def sounds_unfinished(text: str, language: str | None = "en") -> bool:
     """True when ``text`` (Whisper's transcript of the turn so far) reads as a sentence broken off.
 
@@ -49,8 +56,7 @@ def sounds_unfinished(text: str, language: str | None = "en") -> bool:
         return True
     if words[-1] not in _FINAL and not words[-1].isdigit() and not words.endswith(('"', "'", ")")):
         return True  # Whisper punctuates a finished sentence; a broken-off one often is left open
-    english = (language or "").lower().startswith("en") or (language is None and words.isascii())
-    if not english:
+    if not is_english(words, language):
         return False
     last = _LAST_WORD.search(words)
     return last is not None and last.group(1).lower() in CONTINUING_WORDS
