@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from workers.assistant.turn_reading import TurnEndReading
 from workers.errors import Cancelled, UserError
 
 if TYPE_CHECKING:
@@ -424,7 +425,7 @@ def _half_head(model: Any, torch: Any, min_elements: int) -> bool:
     return True
 
 
-class TransformersLM:
+class TransformersLM(TurnEndReading):
     """A transformers causal language model folder (see the module docstring)."""
 
     backend = "transformers"
@@ -687,32 +688,6 @@ class TransformersLM:
             logits = out.logits[0, -1].float()
         return logits, cache
 
-    def _turn_end_ids(self) -> Any:
-        """The tokens that end a sentence or a line (found once), or None."""
-        if self._end_ids is None:
-            from workers.assistant.turn_words import end_token_ids
-
-            found = end_token_ids(self.tokenizer.vocab(), self.tokenizer.decode)
-            self._end_ids = self._torch.tensor(found, dtype=self._torch.long) if found else False
-        return None if self._end_ids is False else self._end_ids
-
-    def _turn_end_prompt(self, messages: Sequence[ChatMessage]) -> list[int] | None:
-        """The tokens of the prompt up to the last message's words, their closing mark taken off (see
-        :meth:`turn_end_probability`), or None when that cannot be asked."""
-        from workers.assistant.turn_words import strip_final_marks
-
-        if self._closed or self.chat or not messages or messages[-1].role != "user":
-            return None
-        words = strip_final_marks(messages[-1].content)
-        if not words or self._turn_end_ids() is None:
-            return None
-        prompt = dialogue_prompt([*messages[:-1], ChatMessage("user", words)], self.examples)
-        ending = "\n" + ASSISTANT_PREFIX
-        return self.prompt_ids_of(prompt[: -len(ending)]) if prompt.endswith(ending) else None
-
-    def _end_probability(self, logits: Any) -> float:
-        return float(self._torch.softmax(logits.float(), -1)[self._end_ids].sum())
-
     def _cache_for(self, ids: list[int], system: str) -> tuple[Any, int]:
         """A private copy of the longest reusable cache for ``ids`` and how many tokens it covers."""
         if not self.reuse_cache:
@@ -781,9 +756,6 @@ class TransformersLM:
             raise UserError("The language model was closed; load it again.")
         system = " ".join(m.content for m in messages if m.role == "system")
         ids = self.prompt_ids(messages)
-        probe = self._turn_end_prompt(messages) if on_turn_end is not None else None
-        if probe is not None and (len(probe) >= len(ids) or ids[: len(probe)] != probe):
-            probe = None  # the words tokenized otherwise before their closing mark: asked on their own
         limit = self.max_context - max_new_tokens - 8
         if limit > 16 and len(ids) > limit:
             # Over the model's context: keep the fixed prefix and the newest tokens.
@@ -791,26 +763,12 @@ class TransformersLM:
             keep = len(self._prefix[0]) if self._prefix is not None else 0
             ids = ids[:keep] + ids[len(ids) - (limit - keep) :]
         stops = () if self.chat else DIALOGUE_STOPS
-        if on_turn_end is not None and probe is None:
-            return self._probed_apart(messages, on_turn_end, ids, system, max_new_tokens, temperature, cancel, stops)
-        probe_at = len(probe) - 1 if probe is not None and len(ids) > len(probe) else None
+        probe = self._turn_end_prompt(messages) if on_turn_end is not None else None
+        if probe is not None and (len(probe) >= len(ids) or ids[: len(probe)] != probe):
+            # The words tokenized otherwise before their closing mark, or the prompt was cut: read apart.
+            return self._read_apart(probe, on_turn_end, ids, system, max_new_tokens, temperature, cancel, stops)
+        probe_at = len(probe) - 1 if probe is not None else None
         return self._generate(ids, system, max_new_tokens, temperature, cancel, stops, probe_at, on_turn_end)
-
-    def _probed_apart(
-        self,
-        messages: list[ChatMessage],
-        on_turn_end: Callable[[float | None], None],
-        *args: Any,
-    ) -> Iterator[str]:
-        """:meth:`_generate` after asking :meth:`turn_end_probability` on its own (when the prompt's
-        tokens do not begin with the words' own)."""
-        try:
-            probability = self.turn_end_probability(messages)
-        except Exception as exc:  # a second opinion: without it the voice and the words decide
-            log.debug("reading the end of the turn failed: %s", exc)
-            probability = None
-        on_turn_end(probability)
-        yield from self._generate(*args)
 
     def _generate(
         self,
@@ -886,27 +844,10 @@ class TransformersLM:
         if n > 1 and t_first:
             stats["tokens_per_s"] = (n - 1) / max(time.perf_counter() - t_first, 1e-6)
 
-    @property
-    def reads_turn_end(self) -> bool:
-        """Whether :meth:`stream` can tell how likely the user's words end a sentence (``on_turn_end``)."""
-        return not self.chat and not self._closed
-
-    def turn_end_probability(self, messages: list[ChatMessage]) -> float | None:
-        """How likely the user's sentence ends where its words stop: the probability of a closing
-        mark or a line end right after the last message's words, their own closing mark taken off
-        (Whisper punctuates broken-off sentences too). None when it cannot be asked (a chat
-        template's prompt, no such tokens, a closed model). :meth:`stream` reads the same number
-        while it reads the prompt (``on_turn_end``), at no extra cost."""
-        ids = self._turn_end_prompt(messages)
-        if ids is None:
-            return None
-        system = " ".join(m.content for m in messages if m.role == "system")
-        cache, cached = self._cache_for(ids, system)
-        with self._lock:
-            out, cache = self._forward(ids[cached:], cache, None)
+    def _remember(self, ids: list[int], cache: Any) -> None:
+        """Keep ``cache`` (after the prompt ``ids``) for a prompt that continues it."""
         if self.reuse_cache:
             self._last = (tuple(ids), _Prefix(cache, len(ids)) if hasattr(cache, "prefix_copy") else cache)
-        return self._end_probability(self._logits(out))
 
     def prompt_ids_of(self, text: str) -> list[int]:
         """The tokens of a completion-style prompt's text (as :meth:`prompt_ids` encodes them)."""
