@@ -334,16 +334,33 @@ cleanup() {
 }
 trap cleanup EXIT
 display=""
-for n in $(seq 91 140); do
-  [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] && continue
-  Xvfb ":$n" -screen 0 1600x1000x24 -nolisten tcp > "$work/xvfb.log" 2>&1 &
-  xvfb_pid=$!
-  for _ in $(seq 100); do [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.1; done
-  if [ -e "/tmp/.X11-unix/X$n" ] && kill -0 "$xvfb_pid" 2>/dev/null; then display=":$n"; break; fi
-  kill "$xvfb_pid" 2>/dev/null || true
+# -noreset: the server must not reset when the last client (a closed studio) disconnects, or the
+# next start can find no display while it does.
+start_xvfb() {
+  local n
+  display=""
+  for n in $(seq 91 140); do
+    [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ] && continue
+    Xvfb ":$n" -screen 0 1600x1000x24 -nolisten tcp -noreset > "$work/xvfb.log" 2>&1 &
+    xvfb_pid=$!
+    for _ in $(seq 100); do [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.1; done
+    if [ -e "/tmp/.X11-unix/X$n" ] && kill -0 "$xvfb_pid" 2>/dev/null; then display=":$n"; return 0; fi
+    kill "$xvfb_pid" 2>/dev/null || true
+    xvfb_pid=""
+  done
+  die "Xvfb did not start"
+}
+# The virtual screen is the test's, not the studio's: if it went away, say so and start another.
+ensure_xvfb() {
+  if [ -n "$xvfb_pid" ] && kill -0 "$xvfb_pid" 2>/dev/null && DISPLAY="$display" xdpyinfo > /dev/null 2>&1; then
+    return 0
+  fi
+  note "the virtual screen $display stopped answering (its log: $(tail -n 3 "$work/xvfb.log" | tr '\n' ' ')); starting another"
+  [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null || true
   xvfb_pid=""
-done
-[ -n "$display" ] || die "Xvfb did not start"
+  start_xvfb
+}
+start_xvfb
 window_home="$work/window-home"
 rm -rf "$window_home" && mkdir -p "$window_home"
 
@@ -351,6 +368,7 @@ rm -rf "$window_home" && mkdir -p "$window_home"
 last_ms=0
 open_window() {
   local label="$1" t0 t1
+  ensure_xvfb
   t0=$(date +%s%N)
   "${clean_env[@]}" "HOME=$window_home" "DISPLAY=$display" QT_QPA_PLATFORM=xcb "$bundle/$exe" \
     > "$work/window-$label.log" 2>&1 &
@@ -358,6 +376,8 @@ open_window() {
   while ! DISPLAY="$display" xdotool search --onlyvisible --name '^SnowAI Studio' > /dev/null 2>&1; do
     if ! kill -0 "$app_pid" 2>/dev/null; then
       cat "$work/window-$label.log" >&2
+      echo "Xvfb log ($display):" >&2
+      tail -n 20 "$work/xvfb.log" >&2
       die "the studio exited before its window appeared ($label)"
     fi
     if [ $(( ($(date +%s%N) - t0) / 1000000000 )) -ge 180 ]; then die "no window after 180 s ($label)"; fi
