@@ -21,7 +21,9 @@ calls finished whose transcript breaks off waits through the pause; here Whisper
 the words on the spot, where the assistant has its early transcript by then), and with the language
 model's reading too, as the assistant runs it (the shipped Gemma's probability that the sentence ends
 where the transcript's words stop, their closing mark taken off; under ``TEXT_END_MIN`` the turn
-waits through the pause; the assistant reads it in the same pass that begins the answer). A synthetic voice cut
+waits through the pause; the assistant reads it in the same pass that begins the answer), and last
+as the assistant runs it now: a turn Smart Turn calls unfinished also ends at once when that reading
+is ``TEXT_END_SURE`` or more (the words plainly close a sentence). A synthetic voice cut
 between two words keeps its flowing prosody, unlike a person who hesitates, so the cut-offs counted
 here are a harsh test of the model.
 """
@@ -44,7 +46,7 @@ from assistant_fixtures import shipped_store, speech_16k  # noqa: E402
 from common import machine, write_results  # noqa: E402
 
 from workers.assistant.turn import load_turn_detector  # noqa: E402
-from workers.assistant.turn_words import TEXT_END_MIN, sounds_unfinished  # noqa: E402
+from workers.assistant.turn_words import TEXT_END_MIN, TEXT_END_SURE, sounds_unfinished  # noqa: E402
 from workers.assistant.vad import Endpointer, SileroVAD  # noqa: E402
 
 RATE = 16000
@@ -111,14 +113,29 @@ def main() -> int:
     llm = load_language_model(options, store=store)
     readings: list[tuple[str, float | None]] = []
 
+    read: dict[bytes, tuple[str, bool, float | None]] = {}
+
+    def reading(audio: np.ndarray) -> tuple[str, bool, float | None]:
+        """The transcript of ``audio``, whether the word list hears it break off, and the model's reading."""
+        key = audio.tobytes()
+        if key not in read:
+            transcript = transcriber.transcribe(audio, "en")
+            broken = sounds_unfinished(transcript.text, transcript.language)
+            probability = None
+            if not broken:
+                messages = [ChatMessage("system", options.system_prompt), ChatMessage("user", transcript.text)]
+                probability = llm.turn_end_probability(messages)
+                readings.append((transcript.text, probability))
+            read[key] = (transcript.text, broken, probability)
+        return read[key]
+
     def words_or_model_unfinished(audio: np.ndarray) -> bool:
-        transcript = transcriber.transcribe(audio, "en")
-        if sounds_unfinished(transcript.text, transcript.language):
-            return True
-        messages = [ChatMessage("system", options.system_prompt), ChatMessage("user", transcript.text)]
-        probability = llm.turn_end_probability(messages)
-        readings.append((transcript.text, probability))
-        return probability is not None and probability < TEXT_END_MIN
+        _text, broken, probability = reading(audio)
+        return broken or (probability is not None and probability < TEXT_END_MIN)
+
+    def model_finished(audio: np.ndarray) -> bool:
+        _text, broken, probability = reading(audio)
+        return not broken and probability is not None and probability >= TEXT_END_SURE
 
     learned = {"min_silence_ms": 1200, "turn": detector, "turn_silence_ms": 160}
     policies: dict[str, dict[str, Any]] = {
@@ -126,7 +143,12 @@ def main() -> int:
         "fixed silence 800 ms": {"min_silence_ms": 800},
         "learned (ask at 160 ms, else 1.2 s)": learned,
         "learned + words": {**learned, "words_unfinished": words_unfinished},
-        "learned + words + model (the assistant)": {**learned, "words_unfinished": words_or_model_unfinished},
+        "learned + words + model": {**learned, "words_unfinished": words_or_model_unfinished},
+        "... + model ends unsure (the assistant)": {
+            **learned,
+            "words_unfinished": words_or_model_unfinished,
+            "words_finished": model_finished,
+        },
     }
     lead, tail = np.zeros(RATE // 2, np.float32), np.zeros(RATE * 2, np.float32)
 
@@ -178,7 +200,7 @@ def main() -> int:
     print("\nthe language model's readings (transcript of the turn so far: probability the sentence ends there):")
     for text, probability in readings:
         print(f"  {text!r}: {'-' if probability is None else f'{probability:.3f}'}")
-    learned, words, model, fixed = rows[2], rows[3], rows[4], rows[0]
+    learned, words, model, fixed, assistant = rows[2], rows[3], rows[4], rows[0], rows[5]
     write_results(args.json, {
         "machine": machine(),
         "pause_s": args.pause,
@@ -192,6 +214,10 @@ def main() -> int:
             "learned_words_false_cutoffs": words["false_cutoffs"],
             "learned_words_model_median_end_delay_ms": model["median_end_delay_ms"],
             "learned_words_model_false_cutoffs": model["false_cutoffs"],
+            "assistant_median_end_delay_ms": assistant["median_end_delay_ms"],
+            "assistant_max_end_delay_ms": assistant["max_end_delay_ms"],
+            "assistant_false_cutoffs": assistant["false_cutoffs"],
+            "text_end_sure": TEXT_END_SURE,
             "text_end_min": TEXT_END_MIN,
             "model_readings": [[text, probability] for text, probability in readings],
             "hesitation_cutoffs": {r["policy"]: r["hesitation_cutoffs"] for r in rows},

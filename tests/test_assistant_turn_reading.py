@@ -172,3 +172,47 @@ def test_the_reading_counts_for_english_only() -> None:
     assert unfinished(None) is False
     spec.end_read = False
     assert unfinished(None) is False  # nor is it waited for
+
+
+def test_a_plainly_closed_sentence_ends_a_turn_the_voice_calls_unfinished() -> None:
+    """The endpointer's second opinion on a turn the voice calls unfinished: the words close a sentence
+    when the model reads its end as likely (from ``TEXT_END_SURE``), in English, and never while they
+    are being transcribed or read, nor when the word list hears them break off."""
+    from types import SimpleNamespace
+
+    from workers.assistant.pipeline import VoicePipeline, _Speculation
+    from workers.assistant.turn_words import TEXT_END_SURE
+
+    parts = SimpleNamespace(turn=lambda _audio: 0.1)
+    pipeline = VoicePipeline(parts, AssistantOptions(), source=None, sink=None, on_event=lambda _e: None)
+    cap = SimpleNamespace(spec=None, endpointer=SimpleNamespace())
+    pipeline._attach_words(cap)
+    closed = cap.endpointer.words_finished
+    assert closed is not None and cap.endpointer.words_unfinished is not None
+    assert closed(None) is False  # no early transcript: the pause decides
+    cap.spec = spec = _Speculation(np.zeros(1600, np.float32))
+    assert closed(None) is None  # still being transcribed
+    spec.done_at, spec.text = 1.0, "How many minutes are there in one hour?"
+    spec.transcript = SimpleNamespace(language="en")
+    assert closed(None) is None  # the model is still reading the words
+    spec.end_prob, spec.end_read = TEXT_END_SURE + 0.1, True
+    assert closed(None) is True
+    spec.end_prob = TEXT_END_SURE - 0.1
+    assert closed(None) is False
+    spec.end_prob = None  # no reading could be had
+    assert closed(None) is False
+    spec.text, spec.end_prob = "How many minutes are there in the", 0.99
+    assert closed(None) is False  # the word list hears it break off
+    spec.text, spec.transcript = "Combien de minutes dans une heure ?", SimpleNamespace(language="fr")
+    assert closed(None) is False  # measured on English only
+    spec.cancelled.set()
+    assert closed(None) is False
+
+    # Without learned turn detection there is no second opinion either way.
+    silence_only = VoicePipeline(
+        SimpleNamespace(turn=None), AssistantOptions(turn_detection="silence"), source=None, sink=None,
+        on_event=lambda _e: None,
+    )
+    cap = SimpleNamespace(spec=None, endpointer=SimpleNamespace())
+    silence_only._attach_words(cap)
+    assert cap.endpointer.words_unfinished is None and cap.endpointer.words_finished is None

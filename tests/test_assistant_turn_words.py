@@ -114,6 +114,55 @@ def test_the_endpointer_asks_the_words_when_the_voice_sounds_finished() -> None:
     assert end - words_end < 0.45 and ep.words_unfinished is None
 
 
+def test_the_endpointer_asks_the_words_when_the_voice_sounds_unfinished() -> None:
+    """A turn the voice calls unfinished ends at once when the words plainly close a sentence, and
+    waits through the pause when they do not, are not known in time, or cannot be had."""
+    vad = SileroVAD(store=shipped_store())
+    stream, words_end = stream_of("How many minutes are there in one hour?")
+    asked: list[int] = []
+
+    def unsure_voice(_audio: np.ndarray) -> float:
+        return 0.1
+
+    def words(verdict: bool | None):
+        def check(audio: np.ndarray) -> bool | None:
+            asked.append(len(audio))
+            return verdict
+
+        return check
+
+    ep = Endpointer(vad, min_silence_ms=1200, turn=unsure_voice, words_finished=words(True))
+    (end,) = ends(ep, stream)
+    assert end - words_end < 0.45 and ep.last_words_finished is True and ep.last_turn_prob == 0.1
+    assert len(asked) == 1 and asked[0] > RATE  # given the utterance so far
+
+    vad.reset()
+    asked.clear()
+    ep = Endpointer(vad, min_silence_ms=1200, turn=unsure_voice, words_finished=words(False))
+    (end,) = ends(ep, stream)
+    assert end - words_end > 1.1 and ep.last_words_finished is False
+    assert len(asked) == 1  # asked once per silence
+
+    vad.reset()
+    asked.clear()
+    ep = Endpointer(vad, min_silence_ms=1200, turn=unsure_voice, words_finished=words(None), words_wait_ms=320)
+    (end,) = ends(ep, stream)
+    assert end - words_end > 1.1 and ep.last_words_finished is None
+    assert len(asked) == 320 // (FRAME_SAMPLES * 1000 // RATE) + 1
+
+    vad.reset()
+    ep = Endpointer(vad, min_silence_ms=1200, turn=unsure_voice, words_finished=lambda _a: 1 / 0)
+    (end,) = ends(ep, stream)
+    assert end - words_end > 1.1 and ep.words_finished is None
+
+    # A voice that calls the turn finished is not second-guessed by this check.
+    vad.reset()
+    asked.clear()
+    ep = Endpointer(vad, min_silence_ms=1200, turn=lambda _a: 0.9, words_finished=words(False))
+    (end,) = ends(ep, stream)
+    assert end - words_end < 0.45 and asked == []
+
+
 def test_the_words_arrive_a_few_frames_late() -> None:
     vad = SileroVAD(store=shipped_store())
     stream, words_end = stream_of("Which planet is the largest in our solar system?")

@@ -201,6 +201,8 @@ class _Turn:
     turn_prob: float | None = None
     #: The words' verdict on a turn the voice called finished (True: they read as broken off).
     words_unfinished: bool | None = None
+    #: The words' verdict on a turn the voice called unfinished (True: they closed a sentence).
+    words_finished: bool | None = None
     t_llm_start: float | None = None
     t_first_token: float | None = None
     t_first_sentence: float | None = None
@@ -598,6 +600,7 @@ class VoicePipeline:
             "llm_early": t.llm_early,
             "turn_prob": round(t.turn_prob, 3) if t.turn_prob is not None else None,
             "turn_words_unfinished": t.words_unfinished,
+            "turn_words_finished": t.words_finished,
             "turn_text_prob": (
                 round(t.spec.end_prob, 4) if t.spec is not None and t.spec.end_prob is not None else None
             ),
@@ -671,6 +674,32 @@ class VoicePipeline:
             return None
         return getattr(self.components, "turn", None)
 
+    def _attach_words(self, cap: _Capture) -> None:
+        """Give the endpointer the words' second opinions (none without learned turn detection)."""
+        ep = cap.endpointer
+        ep.words_unfinished = self._words_check(cap)
+        ep.words_finished = self._words_close(cap) if ep.words_unfinished is not None else None
+
+    def _words_close(self, cap: _Capture) -> Callable[[np.ndarray], bool | None]:
+        """The endpointer's second opinion on a turn that sounds unfinished: do the words of the early
+        transcript plainly close a sentence (the language model's reading, English only)?"""
+        from workers.assistant.turn_words import TEXT_END_SURE, is_english, sounds_unfinished
+
+        def closed(_audio: np.ndarray) -> bool | None:
+            spec = cap.spec
+            if spec is None or spec.cancelled.is_set():
+                return False  # no early transcript of this pause: the pause decides
+            if spec.done_at is None:
+                return None  # still being transcribed
+            language = getattr(spec.transcript, "language", None)
+            if sounds_unfinished(spec.text, language) or not is_english(spec.text, language):
+                return False
+            if not spec.end_read:
+                return None  # the language model is reading the words (as it begins the answer)
+            return spec.end_prob is not None and spec.end_prob >= TEXT_END_SURE
+
+        return closed
+
     def _words_check(self, cap: _Capture) -> Callable[[np.ndarray], bool | None] | None:
         """The endpointer's second opinion on a turn that sounds finished: do the words of the early
         transcript (made from the first silent frame on) read as a sentence broken off? None without learned
@@ -709,7 +738,7 @@ class VoicePipeline:
             if rate <= 0:
                 raise UserError("The microphone reports no sample rate.")
             cap = _Capture(self._make_endpointer())
-            cap.endpointer.words_unfinished = self._words_check(cap)
+            self._attach_words(cap)
             cap.mode = self.options.mode
         except BaseException as exc:
             self._capturing = False
@@ -771,7 +800,7 @@ class VoicePipeline:
                     turn_silence_ms=opts.turn_silence_ms,
                 )
                 ep.turn = self._turn()
-                ep.words_unfinished = self._words_check(cap)
+                self._attach_words(cap)
             except (TypeError, ValueError) as exc:
                 self._warn(f"The listening settings were not applied: {exc}.")
         if opts.mode != cap.mode:
@@ -918,7 +947,8 @@ class VoicePipeline:
                 ep = cap.endpointer
                 request.turn_prob = ep.last_turn_prob if ep.turn is not None else None
                 request.words_unfinished = ep.last_words_unfinished
-                ep.last_turn_prob = ep.last_words_unfinished = None
+                request.words_finished = ep.last_words_finished
+                ep.last_turn_prob = ep.last_words_unfinished = ep.last_words_finished = None
                 request.spec = spec if spec is not None and not spec.cancelled.is_set() else None
                 if request.spec is not None:
                     request.spec.request = request

@@ -166,6 +166,7 @@ class Endpointer:
         turn_silence_ms: int = 160,
         words_unfinished: Callable[[np.ndarray], bool | None] | None = None,
         words_wait_ms: int = WORDS_WAIT_MS,
+        words_finished: Callable[[np.ndarray], bool | None] | None = None,
     ) -> None:
         """``turn``: learned end-of-turn detection (the probability that the utterance it is given is
         a finished turn). With it, after ``turn_silence_ms`` of silence the utterance so far is judged:
@@ -174,7 +175,12 @@ class Endpointer:
         ``words_unfinished``: a second opinion on a turn ``turn`` calls finished, from the words (given
         the utterance so far): True when they read as a sentence broken off (the turn then waits through
         the pause as for an unfinished voice), False when not, None while they are not known yet (asked
-        again each frame, for at most ``words_wait_ms``; after that the voice's verdict stands)."""
+        again each frame, for at most ``words_wait_ms``; after that the voice's verdict stands).
+
+        ``words_finished``: a second opinion on a turn ``turn`` calls unfinished: True when the words
+        plainly close a sentence (the turn then ends there), False when not, None while they are not
+        known yet (asked again each frame, for at most ``words_wait_ms``; after that the turn waits
+        through the pause)."""
         self.vad = vad
         self.threshold = 0.5
         self.min_silence_ms = 400
@@ -184,6 +190,7 @@ class Endpointer:
         self.turn = turn
         self.turn_silence_ms = 160
         self.words_unfinished = words_unfinished
+        self.words_finished = words_finished
         self.words_wait_ms = int(words_wait_ms)
         self.configure(
             threshold=threshold,
@@ -240,8 +247,11 @@ class Endpointer:
         self.last_turn_prob: float | None = None
         self._turn_said_at: int | None = None  # sample index where the turn model heard a finished turn
         self._turn_audio: np.ndarray | None = None  # the utterance it heard then
+        self._unsure_at: int | None = None  # where it heard an unfinished turn (-1: the words had their say)
         #: The words' last verdict on a turn the voice called finished (True: they sounded unfinished).
         self.last_words_unfinished: bool | None = None
+        #: The words' last verdict on a turn the voice called unfinished (True: they closed a sentence).
+        self.last_words_finished: bool | None = None
 
     @property
     def in_speech(self) -> bool:
@@ -313,6 +323,7 @@ class Endpointer:
             self._silence_from = None
             self._turn_asked = 0
             self._turn_said_at = None
+            self._unsure_at = None
         elif p < self.neg_threshold and self._state != _IDLE and self._silence_from is None:
             self._silence_from = now - FRAME_SAMPLES
 
@@ -335,7 +346,7 @@ class Endpointer:
         """The turn model heard a finished turn and the words, once known, do not contradict it."""
         if self._turn_said_at is None:
             if not self._turn_finished(now):
-                return False
+                return self._words_close_it(now)
             self._turn_said_at = now
             # What the voice was judged on, taken once: the words are asked about it each frame
             # until they are known.
@@ -358,6 +369,25 @@ class Endpointer:
             return False
         return True
 
+    def _words_close_it(self, now: int) -> bool:
+        """The turn model heard an unfinished turn, and the words, once known, plainly close a sentence."""
+        if self.words_finished is None or self._unsure_at is None or self._unsure_at < 0:
+            return False
+        try:
+            verdict = self.words_finished(self._turn_audio)
+        except Exception as exc:  # a second opinion: without it the pause decides
+            log.warning("checking the words for the end of a turn failed: %s", exc)
+            self.words_finished = None
+            return False
+        if verdict is None:
+            if now - self._unsure_at >= self._ms(self.words_wait_ms):
+                self._unsure_at = -1
+            return False
+        self.last_words_finished = bool(verdict)
+        if not verdict:
+            self._unsure_at = -1
+        return bool(verdict)
+
     def _turn_finished(self, now: int) -> bool:
         """Ask the turn model once per silence, after ``turn_silence_ms`` (the words and the silence
         so far): True when it hears a finished turn. Asking again later in the same silence made it
@@ -375,6 +405,9 @@ class Endpointer:
             self.turn = None
             return False
         self.last_turn_prob = prob
+        if prob < TURN_COMPLETE and self.words_finished is not None:
+            self._unsure_at = now
+            self._turn_audio = audio
         return prob >= TURN_COMPLETE
 
     def _candidate_gap(self) -> int:
@@ -403,6 +436,7 @@ class Endpointer:
         self._state = _IDLE
         self._silence_from = None
         self._turn_said_at = None
+        self._unsure_at = None
 
     def _slice(self, a: int, b: int) -> np.ndarray:
         a = max(a, self._frames_start)
