@@ -45,7 +45,8 @@ class ListeningSettings(QWidget):
             TURN_CHOICES,
             "When you sound finished: a small model hears whether your sentence is complete, and the words "
             "heard so far are read too (a sentence that stops on \"and\" or \"the\" is not over; the built-in "
-            "language model also judges whether the words could end there), so a finished question is answered "
+            "language model also judges whether the words could end there, and when they plainly do, a voice that "
+            "sounds unsure does not make you wait), so a finished question is answered "
             "at once and a pause in the middle of one is waited through (up to 1.2 s). "
             "After a fixed pause: the turn ends after the pause set below, whatever it sounds like.",
         )
