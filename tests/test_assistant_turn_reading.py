@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from assistant_fixtures import speech_16k
 from llm_fixtures import gemma_llm, gemma_store_dir, tiny_base_llm_dir, tiny_chat_llm_dir  # noqa: F401
 from test_assistant_pipeline import serve  # noqa: F401  (the fixture: a local chat server)
 
@@ -216,3 +217,50 @@ def test_a_plainly_closed_sentence_ends_a_turn_the_voice_calls_unfinished() -> N
     cap = SimpleNamespace(spec=None, endpointer=SimpleNamespace())
     silence_only._attach_words(cap)
     assert cap.endpointer.words_unfinished is None and cap.endpointer.words_finished is None
+
+
+def test_the_live_pipeline_ends_a_closed_question_the_voice_calls_unfinished(serve, monkeypatch) -> None:  # noqa: F811
+    """A whole question, the voice judged unfinished at every pause (a stand-in turn model): a language
+    model that reads the words as a closed sentence ends the turn without the long pause (the timings
+    say the words closed it), and the question is one turn, answered once."""
+    from test_assistant_pipeline import Live, assert_turn, components
+    from test_assistant_turn import RATE, voiced
+
+    from workers.assistant.pipeline import VoicePipeline
+
+    served = serve("Sixty.")
+    make = VoicePipeline._make_endpointer
+
+    def patient(self: VoicePipeline) -> Any:
+        endpointer = make(self)
+        endpointer.words_wait_ms = 30_000  # however slow this machine transcribes, the words are waited for
+        return endpointer
+
+    monkeypatch.setattr(VoicePipeline, "_make_endpointer", patient)
+
+    class Reading:
+        reads_turn_end = True
+
+        def __init__(self, llm: Any) -> None:
+            self.llm = llm
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.llm, name)
+
+        def stream(self, messages: list[ChatMessage], on_turn_end: Any = None, **kw: Any) -> Any:
+            if on_turn_end is not None:
+                on_turn_end(0.9)
+            return self.llm.stream(messages, **kw)
+
+    parts = components(Reading(served.llm))
+    parts.turn = lambda _audio: 0.1
+    with Live(parts, AssistantOptions()) as live:
+        live.wait_state("listening")
+        live.mic.say(voiced(speech_16k("How many minutes are there in one hour?")) * 0.7, RATE)
+        done, timings = assert_turn(live, 1, None)
+        live.wait(lambda: live.pipeline.state == "listening", what="listening again")
+        assert len(live.of("user")) == 1
+    assert done.text == "Sixty."
+    assert timings.data["turn_prob"] == 0.1
+    assert timings.data["turn_words_finished"] is True
+    assert timings.data["turn_text_prob"] == 0.9
