@@ -112,6 +112,24 @@ def test_no_reading_where_it_cannot_be_had(tiny_chat_llm_dir: Path) -> None:  # 
     assert lm.turn_end_probability([ChatMessage("system", SYSTEM)]) is None  # no user words
 
 
+class Reading:
+    """A served model with a reading of the turn's end: ``read(words)`` gives the probability that a
+    sentence ends after the user's words (their closing mark taken off)."""
+
+    reads_turn_end = True
+
+    def __init__(self, llm: Any, read: Any) -> None:
+        self.llm, self.read = llm, read
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.llm, name)
+
+    def stream(self, messages: list[ChatMessage], on_turn_end: Any = None, **kw: Any) -> Any:
+        if on_turn_end is not None:
+            on_turn_end(self.read(strip_final_marks(messages[-1].content)))
+        return self.llm.stream(messages, **kw)
+
+
 def test_the_live_pipeline_waits_when_the_model_reads_a_broken_off_question(serve) -> None:  # noqa: F811
     """"What is the capital of" + 0.9 s + "France?", the voice judged finished at every pause (a
     stand-in turn model) and Whisper writing "What is the capital of?" ("of" may end a sentence, so
@@ -123,25 +141,13 @@ def test_the_live_pipeline_waits_when_the_model_reads_a_broken_off_question(serv
     served = serve("Paris.")
     readings: list[str] = []
 
-    class Reading:
-        """The served model with a reading of the turn's end: broken off after "of"."""
+    def broken_after_of(words: str) -> float:
+        readings.append(words)
+        return 0.001 if words.lower().endswith(" of") else 0.9
 
-        reads_turn_end = True
-
-        def __init__(self, llm: Any) -> None:
-            self.llm = llm
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.llm, name)
-
-        def stream(self, messages: list[ChatMessage], on_turn_end: Any = None, **kw: Any) -> Any:
-            if on_turn_end is not None:
-                words = strip_final_marks(messages[-1].content)
-                readings.append(words)
-                on_turn_end(0.001 if words.lower().endswith(" of") else 0.9)
-            return self.llm.stream(messages, **kw)
-
-    heard, done, timings, turns = ask_with_a_pause(components(Reading(served.llm)), "What is the capital of", "France?")
+    heard, done, timings, turns = ask_with_a_pause(
+        components(Reading(served.llm, broken_after_of)), "What is the capital of", "France?"
+    )
     assert "capital" in heard and "france" in heard, heard
     assert done.text == "Paris."
     assert timings.data["turn_text_prob"] == 0.9  # the end itself: the whole question read as whole
@@ -237,22 +243,7 @@ def test_the_live_pipeline_ends_a_closed_question_the_voice_calls_unfinished(ser
         return endpointer
 
     monkeypatch.setattr(VoicePipeline, "_make_endpointer", patient)
-
-    class Reading:
-        reads_turn_end = True
-
-        def __init__(self, llm: Any) -> None:
-            self.llm = llm
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.llm, name)
-
-        def stream(self, messages: list[ChatMessage], on_turn_end: Any = None, **kw: Any) -> Any:
-            if on_turn_end is not None:
-                on_turn_end(0.9)
-            return self.llm.stream(messages, **kw)
-
-    parts = components(Reading(served.llm))
+    parts = components(Reading(served.llm, lambda _words: 0.9))
     parts.turn = lambda _audio: 0.1
     with Live(parts, AssistantOptions()) as live:
         live.wait_state("listening")

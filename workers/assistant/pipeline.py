@@ -275,6 +275,27 @@ class _Capture:
     spec: _Speculation | None = None
 
 
+def _early_words(spec: _Speculation | None) -> str | float | None:
+    """What the early transcript of a pause says of the turn's end so far: None while it is being
+    transcribed or read; "none" when there is none (or no reading could be had), "broken" when the word
+    list hears it break off, "other" when it is not English (the reading was measured on English only);
+    else the language model's reading, the probability that a sentence ends where the words stop."""
+    from workers.assistant.turn_words import is_english, sounds_unfinished
+
+    if spec is None or spec.cancelled.is_set():
+        return "none"
+    if spec.done_at is None:
+        return None
+    language = getattr(spec.transcript, "language", None)
+    if sounds_unfinished(spec.text, language):
+        return "broken"
+    if not is_english(spec.text, language):
+        return "other"
+    if not spec.end_read:
+        return None
+    return "none" if spec.end_prob is None else float(spec.end_prob)
+
+
 # ---- the pipeline -------------------------------------------------------------------------------------
 
 
@@ -680,50 +701,32 @@ class VoicePipeline:
         ep.words_unfinished = self._words_check(cap)
         ep.words_finished = self._words_close(cap) if ep.words_unfinished is not None else None
 
-    def _words_close(self, cap: _Capture) -> Callable[[np.ndarray], bool | None]:
-        """The endpointer's second opinion on a turn that sounds unfinished: do the words of the early
-        transcript plainly close a sentence (the language model's reading, English only)?"""
-        from workers.assistant.turn_words import TEXT_END_SURE, is_english, sounds_unfinished
-
-        def closed(_audio: np.ndarray) -> bool | None:
-            spec = cap.spec
-            if spec is None or spec.cancelled.is_set():
-                return False  # no early transcript of this pause: the pause decides
-            if spec.done_at is None:
-                return None  # still being transcribed
-            language = getattr(spec.transcript, "language", None)
-            if sounds_unfinished(spec.text, language) or not is_english(spec.text, language):
-                return False
-            if not spec.end_read:
-                return None  # the language model is reading the words (as it begins the answer)
-            return spec.end_prob is not None and spec.end_prob >= TEXT_END_SURE
-
-        return closed
-
     def _words_check(self, cap: _Capture) -> Callable[[np.ndarray], bool | None] | None:
         """The endpointer's second opinion on a turn that sounds finished: do the words of the early
         transcript (made from the first silent frame on) read as a sentence broken off? None without learned
         turn detection."""
         if self._turn() is None:
             return None
-        from workers.assistant.turn_words import TEXT_END_MIN, is_english, sounds_unfinished
+        from workers.assistant.turn_words import TEXT_END_MIN
 
         def unfinished(_audio: np.ndarray) -> bool | None:
-            spec = cap.spec
-            if spec is None or spec.cancelled.is_set():
-                return False  # no early transcript of this pause: the voice decides
-            if spec.done_at is None:
-                return None  # still being transcribed
-            language = getattr(spec.transcript, "language", None)
-            if sounds_unfinished(spec.text, language):
-                return True
-            if not is_english(spec.text, language):
-                return False  # the reading was measured on English only
-            if not spec.end_read:
-                return None  # the language model is reading the words (as it begins the answer)
-            return spec.end_prob is not None and spec.end_prob < TEXT_END_MIN
+            said = _early_words(cap.spec)
+            if said is None or said == "broken":
+                return None if said is None else True
+            return isinstance(said, float) and said < TEXT_END_MIN
 
         return unfinished
+
+    def _words_close(self, cap: _Capture) -> Callable[[np.ndarray], bool | None]:
+        """The endpointer's second opinion on a turn that sounds unfinished: do the words of the early
+        transcript plainly close a sentence (the language model's reading, English only)?"""
+        from workers.assistant.turn_words import TEXT_END_SURE
+
+        def closed(_audio: np.ndarray) -> bool | None:
+            said = _early_words(cap.spec)
+            return None if said is None else isinstance(said, float) and said >= TEXT_END_SURE
+
+        return closed
 
     def _silence_ms(self) -> int:
         """The silence that ends a turn: the pause waited through when a turn model judges turns,
