@@ -160,27 +160,41 @@ def false_cutoffs(
     between two words, as benchmarks/turn_taking.py does), the pipeline's own endpointer (the default
     settings: Smart Turn asked after a short silence) ends in that pause: false cut-offs, as
     (as the pipeline runs: a turn Smart Turn calls finished is checked against the words heard so far
-    and the language model's reading of them, here transcribed and read on the spot where the
-    pipeline has its early transcript and reads it as it begins the answer; with the words' list
-    alone; the voice alone), all on the same take of each question."""
+    and the language model's reading of them, and a turn it calls unfinished ends when that reading
+    plainly closes a sentence, here transcribed and read on the spot where the pipeline has its early
+    transcript and reads it as it begins the answer; with the words' list alone; the voice alone), all
+    on the same take of each question."""
     from turn_taking import voiced, word_gap
 
     from workers.assistant.llm import ChatMessage
     from workers.assistant.pipeline import VoicePipeline
-    from workers.assistant.turn_words import TEXT_END_MIN, sounds_unfinished
+    from workers.assistant.turn_words import TEXT_END_MIN, TEXT_END_SURE, is_english, sounds_unfinished
 
     endpointer_of = VoicePipeline(components, options, source=None, sink=None, on_event=lambda _e: None)
     lead, tail = np.zeros(8000, np.float32), np.zeros(32000, np.float32)
     read = getattr(components.llm, "turn_end_probability", None)
+    heard: dict[bytes, tuple[bool, float | None]] = {}
+
+    def words_of(audio: np.ndarray) -> tuple[bool, float | None]:
+        """Whether the word list hears the words break off, and the model's reading (English only)."""
+        key = audio.tobytes()
+        if key not in heard:
+            transcript = components.asr.transcribe(audio, options.language)
+            broken = sounds_unfinished(transcript.text, transcript.language)
+            probability = None
+            if not broken and read is not None and is_english(transcript.text, transcript.language):
+                messages = [ChatMessage("system", options.system_prompt), ChatMessage("user", transcript.text)]
+                probability = read(messages)
+            heard[key] = (broken, probability)
+        return heard[key]
 
     def heard_unfinished(audio: np.ndarray, model: bool) -> bool:
-        transcript = components.asr.transcribe(audio, options.language)
-        if sounds_unfinished(transcript.text, transcript.language):
-            return True
-        if not model or read is None:
-            return False
-        probability = read([ChatMessage("system", options.system_prompt), ChatMessage("user", transcript.text)])
-        return probability is not None and probability < TEXT_END_MIN
+        broken, probability = words_of(audio)
+        return broken or (model and probability is not None and probability < TEXT_END_MIN)
+
+    def heard_closed(audio: np.ndarray) -> bool:
+        broken, probability = words_of(audio)
+        return not broken and probability is not None and probability >= TEXT_END_SURE
 
     counts = {"model": 0, "words": 0, "voice": 0}
     for text in questions:
@@ -193,6 +207,8 @@ def false_cutoffs(
             endpointer = endpointer_of._make_endpointer()
             if how != "voice" and endpointer.turn is not None:
                 endpointer.words_unfinished = lambda a, model=(how == "model"): heard_unfinished(a, model)
+                if how == "model":
+                    endpointer.words_finished = heard_closed
             events = endpointer.feed(paused) + endpointer.flush()
             if sum(1 for e in events if e.kind == "end") > 1:  # the question was cut in two
                 counts[how] += 1
