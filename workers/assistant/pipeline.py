@@ -711,9 +711,9 @@ class VoicePipeline:
 
         def unfinished(_audio: np.ndarray) -> bool | None:
             said = _early_words(cap.spec)
-            if said is None or said == "broken":
-                return None if said is None else True
-            return isinstance(said, float) and said < TEXT_END_MIN
+            if said is None:
+                return None
+            return said == "broken" or (isinstance(said, float) and said < TEXT_END_MIN)
 
         return unfinished
 
