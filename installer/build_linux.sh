@@ -386,13 +386,18 @@ open_window() {
   t1=$(date +%s%N)
   last_ms=$(( (t1 - t0) / 1000000 ))
 }
+# Closing waits for workers (up to 3 s to stop, then 5 s of grace twice: snowai_studio/app.py), so the
+# limit is generous; on failure the studio's own log says where it was.
 close_window() {
   local label="$1"
   kill -TERM "$app_pid"
-  for _ in $(seq 200); do kill -0 "$app_pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 600); do kill -0 "$app_pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$app_pid" 2>/dev/null; then
     kill -KILL "$app_pid"
-    die "the studio did not close within 20 s of SIGTERM ($label)"
+    cat "$work/window-$label.log" >&2
+    echo "the studio's log:" >&2
+    find "$window_home" -name 'snowai-studio.log' -exec tail -n 30 {} + >&2
+    die "the studio did not close within 60 s of SIGTERM ($label)"
   fi
   wait "$app_pid" || die "the studio exited with an error after SIGTERM ($label; log: $work/window-$label.log)"
   app_pid=""

@@ -34,4 +34,5 @@ if command -v pulseaudio >/dev/null 2>&1; then
     || echo "the sound server did not start (see $pulse_dir/log); its tests start their own or skip" >&2
 fi
 echo "== tests"
-xvfb-run -a -s "-screen 0 1600x1000x24" python -m pytest "$@"
+# -noreset: the real-window tests start studios one after another; the server must not reset in between.
+xvfb-run -a -s "-screen 0 1600x1000x24 -noreset" python -m pytest "$@"

@@ -57,10 +57,15 @@ def _close_on_signals(app: QApplication) -> None:
 
     from PySide6.QtCore import QTimer
 
-    def close(signum: int, _frame: object) -> None:
-        log.info("signal %d: closing the studio", signum)
+    def close_now() -> None:
         app.closeAllWindows()
         app.quit()
+
+    def close(signum: int, _frame: object) -> None:
+        # The signal can come before the event loop runs (while the window is being built or shown),
+        # when quit() does nothing and the process would stay on with no window: close from the loop.
+        log.info("signal %d: closing the studio", signum)
+        QTimer.singleShot(0, close_now)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, close)
@@ -90,11 +95,11 @@ def run_gui(argv: list[str] | None = None) -> int:
     icon = paths.resources_dir() / "icons" / "snowai.svg"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
+    _close_on_signals(app)
     settings = Settings.load()
     theme.apply_theme(app, settings.theme)
     window = create_window(settings)
     window.show()
-    _close_on_signals(app)
     log.info("SnowAI Studio started (log: %s)", log_path)
     code = app.exec()
     stuck = base.shutdown_all(grace_ms=CLOSE_GRACE_MS)

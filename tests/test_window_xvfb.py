@@ -30,7 +30,7 @@ def x_display():
         if not Path(f"/tmp/.X11-unix/X{number}").exists():
             break
     proc = subprocess.Popen(
-        [xvfb, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        [xvfb, f":{number}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp", "-noreset"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -80,3 +80,52 @@ def test_real_window_opens_with_menus_status_and_dialogs(x_display: str, tmp_pat
         Path(target).mkdir(parents=True, exist_ok=True)
         for name in ("main", "devices", "models"):
             shutil.copy(tmp_path / f"{name}.png", Path(target) / f"{name}.png")
+
+
+# A child that runs the studio's real start-up (snowai_studio.app.run_gui) and signals itself at one
+# moment: while the window is being built, or once it is shown but before the event loop runs.
+_SIGNAL_CHILD = """
+import os, signal, sys
+import snowai_studio.app as app
+
+moment = sys.argv[1]
+build = app.create_window
+
+def create_window(settings=None, extras=None):
+    if moment == "building":
+        os.kill(os.getpid(), signal.SIGTERM)
+    window = build(settings, extras)
+    if moment == "shown":
+        show = window.show
+
+        def show_then_signal():
+            show()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        window.show = show_then_signal
+    return window
+
+app.create_window = create_window
+sys.exit(app.run_gui([]))
+"""
+
+
+@pytest.mark.parametrize("moment", ["building", "shown"])
+def test_sigterm_before_the_event_loop_still_closes_the_studio(
+    x_display: str, isolated_home: Path, moment: str
+) -> None:
+    """A logout's SIGTERM that comes before the event loop runs closes the studio the normal way
+    (window closed, settings saved, exit 0) instead of leaving a process with no window."""
+    env = dict(os.environ, DISPLAY=x_display, QT_QPA_PLATFORM="xcb")
+    env.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _SIGNAL_CHILD, moment], env=env, capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the studio was still running 120 s after SIGTERM ({moment})") from exc
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log_text = "\n".join(p.read_text() for p in isolated_home.rglob("snowai-studio.log"))
+    assert "signal 15: closing the studio" in log_text
+    saved = list(isolated_home.rglob("settings.json"))
+    assert saved, f"the settings were not saved: {sorted(p.name for p in isolated_home.rglob('*'))}"
