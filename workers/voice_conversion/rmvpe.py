@@ -184,9 +184,8 @@ class RMVPEEstimator:
     name = "rmvpe"
 
     def __init__(self, path: str | Path, device: str = "cpu") -> None:
-        from librosa.filters import mel
-
         from workers.voice_conversion.checkpoints import torch_load
+        from workers.voice_conversion.mel_filters import mel_filter_bank
 
         path = Path(path)
         state = torch_load(path)
@@ -205,7 +204,7 @@ class RMVPEEstimator:
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         self.net = net.eval().to(device)
         self.device = device
-        basis = mel(sr=16000, n_fft=WINDOW, n_mels=N_MELS, fmin=30, fmax=8000, htk=True)
+        basis = mel_filter_bank(sr=16000, n_fft=WINDOW, n_mels=N_MELS, fmin=30, fmax=8000, htk=True)
         self.mel_basis = torch.from_numpy(basis).float().to(device)
         self.window = torch.hann_window(WINDOW).to(device)
         self._lock = threading.Lock()

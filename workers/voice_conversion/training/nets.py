@@ -6,7 +6,7 @@ and the decoder on a random segment of ``z``. The arithmetic follows VITS as RVC
 it: mean-only couplings, the posterior sampled with the reparameterisation trick, the segment's F0
 taken at the same frames. The spectrogram and mel transforms are the originals' (reflect padding of
 ``(n_fft - hop) / 2`` on each side, no centring, magnitude with a small floor under the root, Slaney
-mel filters from librosa, natural log clipped at 1e-5).
+mel filters (:mod:`workers.voice_conversion.mel_filters`), natural log clipped at 1e-5).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from workers.voice_conversion.mel_filters import mel_filter_bank
 from workers.voice_conversion.models.layers import (
     CouplingFlow,
     CouplingLayer,
@@ -61,9 +62,7 @@ def spec_to_mel(spec: torch.Tensor, n_fft: int, n_mels: int, rate: int, fmax: fl
     key = (n_fft, n_mels, rate, fmax, str(spec.dtype), str(spec.device))
     basis = _mel_bases.get(key)
     if basis is None:
-        from librosa.filters import mel as librosa_mel
-
-        matrix = librosa_mel(sr=rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=fmax)
+        matrix = mel_filter_bank(sr=rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=fmax)
         basis = _mel_bases[key] = torch.from_numpy(matrix).to(dtype=spec.dtype, device=spec.device)
     return torch.log(torch.clamp(torch.matmul(basis, spec), min=1e-5))
 
