@@ -98,7 +98,7 @@ def _rembg_mask(engine: MattingEngine, bgr: np.ndarray, **kwargs: object) -> np.
 
 def test_the_first_cut_out_does_not_import_rembg(store: ModelStore, tmp_path: Path) -> None:
     """rembg imports pymatting, whose numba functions compile for tens of seconds on first use: the path
-    to a cut-out must not import it (only alpha matting does)."""
+    to a cut-out does not import it (alpha matting is the studio's own: tests/test_matting_closed_form.py)."""
     import subprocess
     import sys
 

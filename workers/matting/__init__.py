@@ -1,5 +1,5 @@
-"""Background removal: rembg model sessions, compositing, image files, batches, video and live.
+"""Background removal: model sessions on onnxruntime, alpha matting, compositing, image files, batches, video and live.
 
-Importing this package is cheap; the model runtimes (rembg, onnxruntime) are imported only by
+Importing this package is cheap; the model runtime (onnxruntime) is imported only by
 :mod:`workers.matting.engine` when an engine loads, on the thread that will use it.
 """

@@ -6,10 +6,10 @@ rembg's normalisation (scaled by the image's own maximum, then mean/std) in floa
 and one OpenCV resize of the mask back to the image. The masks equal rembg's own
 ``remove(..., only_mask=True)`` on the same model up to resampling differences.
 
-rembg itself is imported only for alpha matting: importing it imports pymatting, whose numba
-functions compile on first use (tens of seconds on a small CPU), so it stays off the path to the
-first cut-out. Model files are resolved through the :class:`~workers.models.store.ModelStore`, never
-downloaded. onnxruntime is imported when the first session is built (on the worker's thread).
+Alpha matting is the studio's own closed-form solver (:mod:`workers.matting.closed_form`, numpy
+and SciPy, nothing compiled on first use); rembg itself is not imported. Model files are resolved
+through the :class:`~workers.models.store.ModelStore`, never downloaded. onnxruntime is imported
+when the first session is built (on the worker's thread).
 """
 
 from __future__ import annotations
@@ -84,9 +84,7 @@ class _Target:
 class OnnxSession:
     """One loaded model: the onnxruntime session (``inner_session``, as rembg names it) and its file.
 
-    The studio feeds the model itself (rembg's preprocessing, redone in OpenCV), so rembg, and with it
-    pymatting's numba compilation, stays off the path to the first cut-out; rembg is imported only
-    for alpha matting."""
+    The studio feeds the model itself (rembg's preprocessing, redone in OpenCV); rembg is not imported."""
 
     def __init__(self, inner: Any, path: Path, model_name: str = "") -> None:
         self.inner_session = inner
@@ -572,28 +570,30 @@ class MattingEngine:
     def _alpha_matting(
         self, image: np.ndarray, mask: np.ndarray, opts: MattingOptions
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """rembg's closed-form alpha matting (pymatting) on the trimap the mask gives."""
-        from PIL import Image
-        from rembg.bg import alpha_matting_cutout
+        """Closed-form alpha matting on the trimap the mask gives (rembg's thresholds and erosion),
+        and the foreground colours behind the new alpha (:mod:`workers.matting.closed_form`)."""
+        from workers.matting import closed_form
 
-        rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        trimap = closed_form.trimap_from_mask(
+            mask, opts.foreground_threshold, opts.background_threshold, opts.erode_size
+        )
+        scaled = image.astype(np.float64) / 255.0
         try:
-            rgba = np.asarray(
-                alpha_matting_cutout(
-                    rgb,
-                    Image.fromarray(mask),
-                    opts.foreground_threshold,
-                    opts.background_threshold,
-                    opts.erode_size,
-                )
-            )
-        except (ValueError, np.linalg.LinAlgError) as exc:
+            alpha = closed_form.estimate_alpha(scaled, trimap)
+        except closed_form.NothingToSolve as exc:
             # No unknown region or no sure foreground/background: the plain mask is the answer.
             log.info("alpha matting skipped: %s", exc)
             return mask, None
-        alpha = np.ascontiguousarray(rgba[..., 3])
-        foreground = cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_RGB2BGR)
-        return alpha, foreground
+        except MemoryError as exc:
+            raise UserError(
+                "Alpha matting needs more free memory than there is for an image this large; "
+                "turn alpha matting off or use a smaller image."
+            ) from exc
+        foreground = closed_form.estimate_foreground(scaled, alpha)
+        # Truncated to 8 bits as rembg's cut-out is.
+        alpha8 = np.clip(alpha * 255.0, 0, 255).astype(np.uint8)
+        foreground8 = np.clip(foreground * 255.0, 0, 255).astype(np.uint8)
+        return alpha8, foreground8
 
 
 def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:

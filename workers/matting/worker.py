@@ -1,7 +1,7 @@
 """The Qt worker of background removal: one engine on its own thread, for jobs and a live stream.
 
 :class:`MattingWorker` builds a :class:`~workers.matting.engine.MattingEngine` in :meth:`load` (on
-its thread: rembg and onnxruntime are imported there, never on the UI thread) and then serves
+its thread: onnxruntime is imported there, never on the UI thread) and then serves
 
 - jobs, each returning a job id whose result arrives through ``job_finished``: :meth:`remove`
   (one image, a :class:`~workers.matting.options.MaskResult`), :meth:`batch` (a folder of images, a
