@@ -191,14 +191,6 @@ nice -n 10 "$venv/bin/pyinstaller" --noconfirm --clean --log-level WARN \
 rm -rf "$work/pyinstaller"  # its work files (over 1 GB) are not reused: every build runs with --clean
 pyinstaller_seconds=$(( $(date +%s) - phase_start ))
 note "PyInstaller: $pyinstaller_seconds s"
-# One-time compiles done here, not on the user's first use: pymatting's numba functions (alpha
-# matting), for a generic x86-64 CPU, stored in the bundle (installer/launcher.py --prepare-caches).
-phase_start=$(date +%s)
-prepare_home="$work/prepare-home"
-rm -rf "$prepare_home" && mkdir -p "$prepare_home"
-env -i "PATH=/usr/bin:/bin" "HOME=$prepare_home" SNOWAI_BUILD_NUMBA_CACHE=1 "$bundle/$exe" --prepare-caches \
-  | tee -a "$summary" || die "compiling the numba functions into the bundle failed"
-note "numba cache: $(( $(date +%s) - phase_start )) s"
 bundle_bytes=$(du -sb "$bundle" | cut -f1)
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f MiB", b / 1048576}'; }
 note "bundle:  $bundle  $(mib "$bundle_bytes") ($(find "$bundle" -type f | wc -l) files)"
@@ -313,14 +305,10 @@ set -e
 note "self-test in the bundle: exit $selftest_rc (first run), exit $selftest_json_rc (second run, $work/selftest.json); $(( $(date +%s) - phase_start )) s for both"
 grep -E '^(PASS|FAIL|SKIP) ' "$work/selftest-first.txt" | sed 's/^/  /' >> "$summary"
 grep -E '^Verdict' "$work/selftest-first.txt" | sed 's/^/  /' >> "$summary"
-# Alpha matting's first use in a fresh home: the numba functions compiled at build time load.
-numba_home="$work/numba-home"
-rm -rf "$numba_home" && mkdir -p "$numba_home"
-note "alpha matting, first use in a fresh home: $("${clean_env[@]}" "HOME=$numba_home" "$bundle/$exe" --prepare-caches 2>&1 | tail -1)"
 if [ "$window" = 0 ]; then
   note "total: $(( $(date +%s) - script_start )) s (window start-up not measured)"
   [ "$selftest_rc" = 0 ] && [ "$selftest_json_rc" = 0 ] || die "the bundle's self-test failed (see $work/selftest-first.txt)"
-  rm -rf "$prepare_home" "$test_home" "$numba_home"  # the homes' model stores (over 1 GB), kept only on failure
+  rm -rf "$test_home"  # its model store (over 1 GB), kept only on failure
   say "done: $summary"
   exit 0
 fi
@@ -434,5 +422,5 @@ if [ -x "$(command -v desktop-file-validate)" ]; then
 fi
 note "total: $(( $(date +%s) - script_start )) s"
 [ "$selftest_rc" = 0 ] && [ "$selftest_json_rc" = 0 ] || die "the bundle's self-test failed (see $work/selftest-first.txt)"
-rm -rf "$prepare_home" "$test_home" "$numba_home" "$window_home"  # their model stores, kept only on failure
+rm -rf "$test_home" "$window_home"  # their model stores, kept only on failure
 say "done: $summary"

