@@ -73,5 +73,5 @@ Name: "{autodesktop}\{#AppName}"; Filename: "{app}\{#GuiExe}"; WorkingDir: "{app
 Filename: "{app}\{#GuiExe}"; Description: "{cm:LaunchProgram,{#AppName}}"; Flags: nowait postinstall skipifsilent
 
 [UninstallDelete]
-; Files the programs wrote inside their folder (numba's compile cache beside collected sources).
+; Files the programs wrote inside their folder after installation (Python byte code, caches).
 Type: filesandordirs; Name: "{app}\_internal"
