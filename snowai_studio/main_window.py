@@ -29,6 +29,7 @@ from snowai_studio.panels.live_source import describe_camera, describe_microphon
 from snowai_studio.panels.tool_page import ToolPage
 from snowai_studio.starter_offers import StarterOffers
 from snowai_studio.tools import ToolSpec, registered_tools
+from snowai_studio.window_fit import fit_to_screen
 from workers import base, compute, paths
 from workers.errors import describe_exception
 from workers.logs import log_file
@@ -49,7 +50,7 @@ class MainWindow(QMainWindow):
         icon_path = paths.resources_dir() / "icons" / "snowai.svg"
         if icon_path.is_file():
             self.setWindowIcon(QIcon(str(icon_path)))
-        self.resize(1280, 800)
+        fit_to_screen(self)
         app = QApplication.instance()
         if isinstance(app, QApplication):
             wheel_guard.install(app)

@@ -129,3 +129,53 @@ def test_sigterm_before_the_event_loop_still_closes_the_studio(
     assert "signal 15: closing the studio" in log_text
     saved = list(isolated_home.rglob("settings.json"))
     assert saved, f"the settings were not saved: {sorted(p.name for p in isolated_home.rglob('*'))}"
+
+
+_FIT_CHILD = """
+import json, sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from snowai_studio.app import create_window
+window = create_window()
+window.show()
+for _ in range(20):
+    app.processEvents()
+geometry = window.geometry()
+status = window.statusBar()
+bottom = status.mapTo(window, status.rect().bottomLeft()).y() + geometry.y()
+screen = window.screen().availableGeometry()
+print(json.dumps({"window": [geometry.x(), geometry.y(), geometry.width(), geometry.height()],
+                  "status_bottom": bottom, "screen": [screen.width(), screen.height()]}))
+window.close()
+"""
+
+
+def test_first_start_on_a_1280x720_screen_fits_the_window(isolated_home: Path) -> None:
+    """The first window on a 1280x720 screen (no window manager) lies on the screen, status bar included."""
+    xvfb = shutil.which("Xvfb")
+    if not xvfb:
+        pytest.skip("no Xvfb")
+    for number in range(141, 180):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            break
+    server = subprocess.Popen(
+        [xvfb, f":{number}", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-noreset"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        env = dict(os.environ, DISPLAY=f":{number}", QT_QPA_PLATFORM="xcb")
+        env.pop("QT_QPA_PLATFORM_PLUGIN_PATH", None)
+        done = subprocess.run([sys.executable, "-c", _FIT_CHILD], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    x, y, width, height = report["window"]
+    assert report["screen"] == [1280, 720]
+    assert x >= 0 and y >= 0 and x + width <= 1280 and y + height <= 720, report
+    assert report["status_bottom"] <= 720, report
