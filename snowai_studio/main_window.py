@@ -516,6 +516,9 @@ class MainWindow(QMainWindow):
             self.show_page(current)
             self.save_window_state()
             self._save_settings()
+            # The state is saved: the window goes now, while the workers stop (up to a few seconds
+            # when one is inside a call that cannot be cancelled, such as the start-up probe).
+            self.hide()
             for widget in self.pages.values():
                 shutdown = getattr(widget, "shutdown", None)
                 if callable(shutdown):

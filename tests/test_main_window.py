@@ -334,6 +334,26 @@ def test_closing_the_window_stops_workers_and_releases_devices(make_window, qtbo
     assert base.live_workers() == []
 
 
+def test_the_window_goes_before_the_workers_are_waited_for(make_window, qtbot, monkeypatch) -> None:
+    """Closing saves the state, hides the window, then waits for the workers (a start-up probe can
+    hold that wait for seconds): the window must not stay on screen meanwhile."""
+    import snowai_studio.main_window as main_window
+
+    w = make_window()
+    w.show()
+    qtbot.waitExposed(w)
+    seen = []
+    real = main_window.base.shutdown_all
+
+    def watch(grace_ms: int = 0):
+        seen.append(w.isVisible())
+        return real(grace_ms=grace_ms)
+
+    monkeypatch.setattr(main_window.base, "shutdown_all", watch)
+    w.close()
+    assert seen == [False]
+
+
 def test_settings_dialog_changes_theme_and_store(make_window, qtbot, tmp_path, monkeypatch) -> None:
     from snowai_studio.dialogs import settings_dialog
 
