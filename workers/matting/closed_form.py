@@ -5,19 +5,14 @@ The trimap comes from the model's mask as rembg makes it: sure foreground above 
 background below another, both eroded by a square; the rest is unknown. Only the unknown pixels are
 solved for: the matting Laplacian is built for the 3x3 windows that touch an unknown pixel (all of
 them at once, in blocks, with numpy's batched 3x3 inverse), the known pixels are fixed at 0 or 1, and
-the sparse system ``L_UU a_U = -L_UK a_K`` is solved by conjugate gradients with an incomplete LU
-preconditioner. Nothing is compiled on first use, so the first cut-out with alpha matting costs
-what every later one costs.
+the sparse system ``L_UU a_U = -L_UK a_K`` is solved directly (:func:`_solve`). Nothing is
+compiled on first use, so the first cut-out with alpha matting costs what every later one costs.
 """
 
 from __future__ import annotations
 
-import logging
-
 import cv2
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 #: The Laplacian's regularisation (rembg and pymatting use the same): larger values smooth the alpha.
 EPSILON = 1e-7
